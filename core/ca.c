@@ -1,0 +1,345 @@
+/*
+ * ca.c - the embedded CA: builds and signs X.509 certificates from a validated request and a
+ * certificate profile.
+ *
+ * DESIGN: pure functions over borrowed inputs; thread-safe (the CA key is only read, and
+ * OpenSSL 3 EVP_PKEY signing is safe on a shared key). Policy: subject and public key come
+ * from the request; validity, key usage and extended key usage from the profile, with the
+ * template's validity honoured only under allow_validity_override (and never beyond the
+ * profile's validity) and its key usage only under allow_key_usage_override. A requested
+ * subjectAltName is always copied (it is part of the identity, as the subject is); other
+ * requested extensions only under allow_extension_override. Serials are 16 random bytes,
+ * positive, unique in the store (checked by the caller on insert).
+ */
+#include "cg_err.h"
+#include "core_local.h"
+
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include <string.h>
+#include <time.h>
+
+int ca_random_serial_(uint8_t serial[16])
+{
+    if (RAND_bytes(serial, 16) != 1)
+        return CG_ECRYPTO;
+    serial[0] = (uint8_t)((serial[0] & 0x3f) | 0x40);
+    return CG_OK;
+}
+
+int ca_name_key_(const X509_NAME *name, uint8_t key[32])
+{
+    const unsigned char *der = NULL;
+    size_t len = 0;
+    if (X509_NAME_get0_der((X509_NAME *)name, &der, &len) != 1)
+        return CG_ECRYPTO;
+    if (EVP_Digest(der, len, key, NULL, EVP_sha256(), NULL) != 1)
+        return CG_ECRYPTO;
+    return CG_OK;
+}
+
+char *ca_name_text_(const X509_NAME *name)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *out = NULL;
+    if (b == NULL)
+        return NULL;
+    unsigned long flags = XN_FLAG_SEP_COMMA_PLUS | XN_FLAG_FN_SN | ASN1_STRFLGS_RFC2253;
+    flags &= ~(unsigned long)ASN1_STRFLGS_ESC_MSB;
+    if (X509_NAME_print_ex(b, name, 0, flags) >= 0) {
+        char *p = NULL;
+        long n = BIO_get_mem_data(b, &p);
+        out = OPENSSL_malloc((size_t)n + 1);
+        if (out != NULL) {
+            memcpy(out, p, (size_t)n);
+            out[n] = '\0';
+        }
+    }
+    BIO_free(b);
+    return out;
+}
+
+int ca_check_key_(const struct cg_cert_profile *cp, EVP_PKEY *key, char *detail, size_t dlen)
+{
+    int id = EVP_PKEY_get_base_id(key);
+    switch (id) {
+    case EVP_PKEY_RSA: {
+        if (!(cp->key_algorithms & CG_KEYALG_RSA))
+            goto bad_alg;
+        int bits = EVP_PKEY_get_bits(key);
+        for (size_t i = 0; i < cp->n_rsa_key_sizes; i++)
+            if (cp->rsa_key_sizes[i] == bits)
+                return CG_OK;
+        snprintf(detail, dlen, "RSA key size %d not allowed by certificate profile %s", bits,
+                 cp->name);
+        return CG_ECMP_BADCERTTEMPLATE;
+    }
+    case EVP_PKEY_EC: {
+        if (!(cp->key_algorithms & CG_KEYALG_EC))
+            goto bad_alg;
+        char group[64] = "";
+        size_t glen = 0;
+        EVP_PKEY_get_utf8_string_param(key, "group", group, sizeof(group), &glen);
+        int nid = OBJ_txt2nid(group);
+        if (nid == NID_undef)
+            nid = EC_curve_nist2nid(group);
+        for (size_t i = 0; i < cp->n_ec_curves; i++)
+            if (cp->ec_curve_nids[i] == nid)
+                return CG_OK;
+        snprintf(detail, dlen, "EC curve %s not allowed by certificate profile %s",
+                 group[0] ? group : "(unnamed)", cp->name);
+        return CG_ECMP_BADCERTTEMPLATE;
+    }
+    case EVP_PKEY_ED25519:
+        if (cp->key_algorithms & CG_KEYALG_ED25519)
+            return CG_OK;
+        goto bad_alg;
+    case EVP_PKEY_ED448:
+        if (cp->key_algorithms & CG_KEYALG_ED448)
+            return CG_OK;
+        goto bad_alg;
+    default:
+        break;
+    }
+bad_alg:
+    snprintf(detail, dlen, "key algorithm %s not allowed by certificate profile %s", OBJ_nid2sn(id),
+             cp->name);
+    return CG_ECMP_BADCERTTEMPLATE;
+}
+
+static int add_ext_nid(X509 *x, int nid, int crit, void *value)
+{
+    X509_EXTENSION *ex = X509V3_EXT_i2d(nid, crit, value);
+    int ok = ex != NULL && X509_add_ext(x, ex, -1) == 1;
+    X509_EXTENSION_free(ex);
+    return ok ? CG_OK : CG_ECRYPTO;
+}
+
+static int add_key_ids(X509 *x, X509 *issuer)
+{
+    int rc = CG_ECRYPTO;
+    ASN1_OCTET_STRING *ski = ASN1_OCTET_STRING_new();
+    AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (ski == NULL || akid == NULL)
+        goto out;
+    if (X509_pubkey_digest(x, EVP_sha1(), md, &mdlen) != 1 ||
+        ASN1_OCTET_STRING_set(ski, md, (int)mdlen) != 1)
+        goto out;
+    if (add_ext_nid(x, NID_subject_key_identifier, 0, ski) != CG_OK)
+        goto out;
+    const ASN1_OCTET_STRING *issuer_ski = X509_get0_subject_key_id(issuer);
+    if (issuer_ski != NULL) {
+        akid->keyid = ASN1_OCTET_STRING_dup(issuer_ski);
+    } else {
+        akid->keyid = ASN1_OCTET_STRING_new();
+        if (akid->keyid == NULL || X509_pubkey_digest(issuer, EVP_sha1(), md, &mdlen) != 1 ||
+            ASN1_OCTET_STRING_set(akid->keyid, md, (int)mdlen) != 1)
+            goto out;
+    }
+    if (akid->keyid == NULL || add_ext_nid(x, NID_authority_key_identifier, 0, akid) != CG_OK)
+        goto out;
+    rc = CG_OK;
+out:
+    ASN1_OCTET_STRING_free(ski);
+    AUTHORITY_KEYID_free(akid);
+    return rc;
+}
+
+static int add_key_usage(X509 *x, unsigned bits, int crit)
+{
+    if (bits == 0)
+        return CG_OK;
+    int rc = CG_ECRYPTO;
+    ASN1_BIT_STRING *ku = ASN1_BIT_STRING_new();
+    if (ku == NULL)
+        goto out;
+    /* X.509 bit n is bit (7 - n % 8) of byte n / 8; the KU_* masks are that layout. */
+    for (int n = 0; n < 9; n++) {
+        unsigned mask = n < 8 ? (0x80u >> n) : 0x8000u;
+        if ((bits & mask) && ASN1_BIT_STRING_set_bit(ku, n, 1) != 1)
+            goto out;
+    }
+    rc = add_ext_nid(x, NID_key_usage, crit, ku);
+out:
+    ASN1_BIT_STRING_free(ku);
+    return rc;
+}
+
+static int add_eku(X509 *x, const struct cg_cert_profile *cp)
+{
+    if (cp->n_eku == 0)
+        return CG_OK;
+    int rc = CG_ECRYPTO;
+    EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
+    if (eku == NULL)
+        goto out;
+    for (size_t i = 0; i < cp->n_eku; i++) {
+        ASN1_OBJECT *o = OBJ_nid2obj(cp->eku_nids[i]);
+        if (o == NULL || sk_ASN1_OBJECT_push(eku, OBJ_dup(o)) <= 0)
+            goto out;
+    }
+    rc = add_ext_nid(x, NID_ext_key_usage, cp->eku_critical, eku);
+out:
+    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+    return rc;
+}
+
+/* Copies the requested extensions the profile lets through. Extensions the CA sets itself
+ * (key identifiers, basic constraints, and key usage / EKU unless overridden) are skipped. */
+static int add_requested_exts(X509 *x, const struct cg_cert_profile *cp,
+                              STACK_OF(X509_EXTENSION) * exts, int *ku_done)
+{
+    for (int i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+        X509_EXTENSION *ex = sk_X509_EXTENSION_value(exts, i);
+        int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ex));
+        int take;
+        switch (nid) {
+        case NID_subject_alt_name:
+            take = 1;
+            break;
+        case NID_key_usage:
+            take = cp->allow_key_usage_override;
+            if (take)
+                *ku_done = 1;
+            break;
+        case NID_subject_key_identifier:
+        case NID_authority_key_identifier:
+        case NID_basic_constraints:
+        case NID_ext_key_usage:
+            take = 0;
+            break;
+        default:
+            take = cp->allow_extension_override;
+            break;
+        }
+        if (take && X509_add_ext(x, ex, -1) != 1)
+            return CG_ECRYPTO;
+    }
+    return CG_OK;
+}
+
+static int set_validity(X509 *x, const struct cg_cert_profile *cp, const CG_OPTVALIDITY *v)
+{
+    time_t now = time(NULL);
+    time_t nb = now - 60; /* tolerate clients with slightly slow clocks */
+    time_t max_na = now + (time_t)cp->validity_s;
+    time_t na = max_na;
+    if (cp->allow_validity_override && v != NULL) {
+        struct tm tm;
+        if (v->notBefore != NULL && ASN1_TIME_to_tm(v->notBefore, &tm) == 1)
+            nb = timegm(&tm);
+        if (v->notAfter != NULL && ASN1_TIME_to_tm(v->notAfter, &tm) == 1)
+            na = timegm(&tm);
+        if (na > nb + (time_t)cp->validity_s)
+            na = nb + (time_t)cp->validity_s;
+        if (na <= nb)
+            return CG_ECMP_BADCERTTEMPLATE;
+    }
+    if (X509_time_adj_ex(X509_getm_notBefore(x), 0, 0, &nb) == NULL ||
+        X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &na) == NULL)
+        return CG_ECRYPTO;
+    return CG_OK;
+}
+
+int ca_issue_(const struct cg_ca *ca, const struct cg_cert_profile *cp, const struct ca_request *rq,
+              const uint8_t serial[16], X509 **out, char *detail, size_t dlen)
+{
+    int rc = CG_ECRYPTO;
+    X509 *x = X509_new();
+    BIGNUM *bn = NULL;
+    BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
+    int ku_done = 0;
+    *out = NULL;
+    if (x == NULL || bc == NULL)
+        goto out;
+    if (X509_set_version(x, X509_VERSION_3) != 1)
+        goto out;
+    bn = BN_bin2bn(serial, 16, NULL);
+    if (bn == NULL || BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL)
+        goto out;
+    if (X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) != 1 ||
+        X509_set_subject_name(x, rq->subject) != 1 || X509_set_pubkey(x, rq->pubkey) != 1)
+        goto out;
+    rc = set_validity(x, cp, rq->validity);
+    if (rc != CG_OK) {
+        snprintf(detail, dlen, "requested validity is empty");
+        goto out;
+    }
+    rc = CG_ECRYPTO;
+    bc->ca = 0;
+    if (add_ext_nid(x, NID_basic_constraints, 1, bc) != CG_OK)
+        goto out;
+    if (add_key_ids(x, ca->cert) != CG_OK)
+        goto out;
+    if (add_requested_exts(x, cp, rq->exts, &ku_done) != CG_OK)
+        goto out;
+    if (!ku_done && add_key_usage(x, cp->key_usage, cp->key_usage_critical) != CG_OK)
+        goto out;
+    if (add_eku(x, cp) != CG_OK)
+        goto out;
+    if (X509_sign(x, ca->key, protect_default_md_(ca->key)) <= 0)
+        goto out;
+    *out = x;
+    x = NULL;
+    rc = CG_OK;
+out:
+    X509_free(x);
+    BN_free(bn);
+    BASIC_CONSTRAINTS_free(bc);
+    return rc;
+}
+
+int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
+                      struct cg_cert_rec *rec)
+{
+    int rc = CG_ECRYPTO;
+    unsigned char *der = NULL;
+    int len = i2d_X509(cert, &der);
+    BIGNUM *bn = NULL;
+    if (len <= 0)
+        goto out;
+    rec->der = malloc((size_t)len);
+    if (rec->der == NULL) {
+        rc = CG_ENOMEM;
+        goto out;
+    }
+    memcpy(rec->der, der, (size_t)len);
+    rec->der_len = (size_t)len;
+    if (EVP_Digest(der, (size_t)len, rec->fingerprint, NULL, EVP_sha256(), NULL) != 1)
+        goto out;
+    if (ca_name_key_(X509_get_issuer_name(cert), rec->issuer_key) != CG_OK)
+        goto out;
+    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    if (bn == NULL || BN_num_bytes(bn) > 32 || BN_is_negative(bn))
+        goto out;
+    rec->serial_len = (size_t)BN_bn2bin(bn, rec->serial);
+    char *s = ca_name_text_(X509_get_subject_name(cert));
+    char *i = ca_name_text_(X509_get_issuer_name(cert));
+    rec->subject = s ? strdup(s) : NULL;
+    rec->issuer = i ? strdup(i) : NULL;
+    OPENSSL_free(s);
+    OPENSSL_free(i);
+    rec->ca = ca_name ? strdup(ca_name) : NULL;
+    rec->username = username ? strdup(username) : NULL;
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+        goto out;
+    rec->not_after = timegm(&tm);
+    rec->issued_at = time(NULL);
+    rec->status = CG_CERT_ACTIVE;
+    rec->reason = -1;
+    if (rec->subject == NULL || rec->issuer == NULL || rec->ca == NULL ||
+        (username && rec->username == NULL)) {
+        rc = CG_ENOMEM;
+        goto out;
+    }
+    rc = CG_OK;
+out:
+    OPENSSL_free(der);
+    BN_free(bn);
+    return rc;
+}

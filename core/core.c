@@ -1,0 +1,1368 @@
+/*
+ * core.c - the CMP engine: decode, header checks, authentication, dispatch by body type,
+ * issuance and revocation through the store, response protection, and the one exit that
+ * turns a failure into an unprotected CMP error message.
+ *
+ * DESIGN: cg_core_process() follows the shape of a CMP server dispatch: header checks, then
+ * the operation segment, then authentication by the alias's modules, then a switch on the
+ * body type. Handlers either build a response (ctx->resp, protected at the single exit) or
+ * return a CG_ECMP_* code, which the exit maps to a PKIFailureInfo bit through one table.
+ * Transaction state (our nonce, the issued certificate and its hash) is written to the
+ * store with the certificate in one durable batch, keyed by transactionID, so a certConf can
+ * land on any worker, process or node, and a replayed transactionID is refused.
+ * Every read-check-issue-write sequence for an end entity holds that entity's store lock;
+ * signing happens under the lock but outside any LMDB transaction.
+ * Threading: any number of workers call cg_core_process() concurrently; nothing here is
+ * shared and mutable. The OpenSSL error queue is cleared before returning.
+ */
+#include "cg_core.h"
+#include "cg_err.h"
+#include "cg_log.h"
+#include "core_local.h"
+
+#include <ctype.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NONCE_LEN 16
+#define MAX_RETRIES 3
+
+struct msgctx {
+    struct cg_core *core;
+    const struct cg_config *cfg;
+    const struct cg_alias *alias;
+    const char *op;
+    CG_PKIMESSAGE *req;
+    CG_PKIMESSAGE *resp; /* response built by a handler, protected at the exit */
+    struct cg_core_result *res;
+    const struct cg_ca *ca;   /* the CA answering: issuing, revoking or default */
+    const char *mac_secret;   /* set when the request was authenticated with PBM */
+    uint8_t nonce[NONCE_LEN]; /* our senderNonce in the response */
+    int implicit_confirm;     /* granted in this response */
+    char detail[256];
+};
+
+/* --- small helpers ----------------------------------------------------------------------- */
+
+static void hex(const uint8_t *p, size_t n, char *out, size_t outlen)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 2 < outlen; i++) {
+        out[k++] = digits[p[i] >> 4];
+        out[k++] = digits[p[i] & 15];
+    }
+    out[k] = '\0';
+}
+
+static void set_detail(struct msgctx *ctx, const char *fmt, const char *arg)
+{
+    snprintf(ctx->detail, sizeof(ctx->detail), fmt, arg ? arg : "");
+}
+
+static const char *body_name(int type)
+{
+    static const char *const names[] = {
+        "ir",   "ip",     "cr",    "cp",       "p10cr",   "popdecc", "popdecr",
+        "kur",  "kup",    "krr",   "krp",      "rr",      "rp",      "ccr",
+        "ccp",  "ckuann", "cann",  "rann",     "crlann",  "pkiconf", "nested",
+        "genm", "genp",   "error", "certConf", "pollReq", "pollRep"};
+    return type >= 0 && type <= 26 ? names[type] : "unknown";
+}
+
+/* The value of senderKID as a C string (for KeyId), or NULL. */
+static int sender_kid_text(const struct msgctx *ctx, char *out, size_t n)
+{
+    const ASN1_OCTET_STRING *kid = ctx->req->header->senderKID;
+    if (kid == NULL || ASN1_STRING_length(kid) <= 0 || (size_t)ASN1_STRING_length(kid) >= n)
+        return 0;
+    memcpy(out, ASN1_STRING_get0_data(kid), (size_t)ASN1_STRING_length(kid));
+    out[ASN1_STRING_length(kid)] = '\0';
+    return memchr(out, '\0', (size_t)ASN1_STRING_length(kid)) == NULL;
+}
+
+/* Resolves an ra_* setting that may be "KeyId" into a name (borrowed or copied into buf). */
+static const char *keyid_or(const struct msgctx *ctx, const char *setting, char *buf, size_t n)
+{
+    if (setting != NULL && strcmp(setting, CG_KEYID) == 0)
+        return sender_kid_text(ctx, buf, n) ? buf : NULL;
+    return setting;
+}
+
+/* --- failure table ------------------------------------------------------------------------ */
+
+static int fail_bit(int err)
+{
+    switch (err) {
+    case CG_ECMP_BADMSGCHECK:
+        return CG_FI_BADMESSAGECHECK;
+    case CG_ECMP_BADPOP:
+        return CG_FI_BADPOP;
+    case CG_ECMP_WRONGAUTHORITY:
+        return CG_FI_WRONGAUTHORITY;
+    case CG_ECMP_NOTAUTHORIZED:
+        return CG_FI_NOTAUTHORIZED;
+    case CG_ECMP_BADCERTID:
+        return CG_FI_BADCERTID;
+    case CG_ECMP_CERTREVOKED:
+        return CG_FI_CERTREVOKED;
+    case CG_ECMP_INCORRECTDATA:
+        return CG_FI_INCORRECTDATA;
+    case CG_ECMP_TXIDINUSE:
+        return CG_FI_TRANSACTIONIDINUSE;
+    case CG_ECMP_BADRECIPNONCE:
+        return CG_FI_BADRECIPIENTNONCE;
+    case CG_ECMP_BADSENDERNONCE:
+        return CG_FI_BADSENDERNONCE;
+    case CG_ECMP_UNSUPPORTEDVERSION:
+        return CG_FI_UNSUPPORTEDVERSION;
+    case CG_ECMP_BADCERTTEMPLATE:
+        return CG_FI_BADCERTTEMPLATE;
+    case CG_ECMP_BADALG:
+        return CG_FI_BADALG;
+    case CG_ECMP_BADDATAFORMAT:
+        return CG_FI_BADDATAFORMAT;
+    case CG_ECMP_SYSTEMUNAVAIL:
+        return CG_FI_SYSTEMUNAVAIL;
+    case CG_ECMP_BADTIME:
+        return CG_FI_BADTIME;
+    case CG_ECMP_SIGNERNOTTRUSTED:
+        return CG_FI_SIGNERNOTTRUSTED;
+    case CG_ECMP_CERTCONFIRMED:
+        return CG_FI_CERTCONFIRMED;
+    case CG_ECMP_WRONGINTEGRITY:
+        return CG_FI_WRONGINTEGRITY;
+    case CG_ECMP_BADREQUEST:
+        return CG_FI_BADREQUEST;
+    default:
+        return CG_FI_SYSTEMFAILURE;
+    }
+}
+
+static const char *fail_name(int err)
+{
+    if (err <= CG_ECMP_BADREQUEST && err >= CG_ECMP_WRONGINTEGRITY)
+        return cg_strerror(err);
+    return "systemFailure";
+}
+
+static CG_PKISI *status_new(int status, int err, const char *text)
+{
+    CG_PKISI *si = CG_PKISI_new();
+    if (si == NULL || ASN1_INTEGER_set(si->status, status) != 1)
+        goto fail;
+    if (err != CG_OK) {
+        si->failInfo = ASN1_BIT_STRING_new();
+        if (si->failInfo == NULL || ASN1_BIT_STRING_set_bit(si->failInfo, fail_bit(err), 1) != 1)
+            goto fail;
+    }
+    if (text != NULL && *text != '\0') {
+        ASN1_UTF8STRING *s = ASN1_UTF8STRING_new();
+        if (s == NULL)
+            goto fail;
+        if (ASN1_STRING_set(s, text, -1) != 1 ||
+            (si->statusString = sk_ASN1_UTF8STRING_new_null()) == NULL ||
+            sk_ASN1_UTF8STRING_push(si->statusString, s) <= 0) {
+            ASN1_UTF8STRING_free(s);
+            goto fail;
+        }
+    }
+    return si;
+fail:
+    CG_PKISI_free(si);
+    return NULL;
+}
+
+/* --- responses ---------------------------------------------------------------------------- */
+
+static GENERAL_NAME *dirname_new(const X509_NAME *name)
+{
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    X509_NAME *dup = name ? X509_NAME_dup(name) : X509_NAME_new();
+    if (gn == NULL || dup == NULL) {
+        GENERAL_NAME_free(gn);
+        X509_NAME_free(dup);
+        return NULL;
+    }
+    GENERAL_NAME_set0_value(gn, GEN_DIRNAME, dup);
+    return gn;
+}
+
+static int octets_set(ASN1_OCTET_STRING **dst, const uint8_t *p, size_t n)
+{
+    ASN1_OCTET_STRING_free(*dst);
+    *dst = ASN1_OCTET_STRING_new();
+    return *dst != NULL && ASN1_OCTET_STRING_set(*dst, p, (int)n) == 1 ? CG_OK : CG_ENOMEM;
+}
+
+static int add_implicit_confirm(CG_PKIHEADER *h)
+{
+    CG_ITAV *itav = CG_ITAV_new();
+    if (itav == NULL)
+        return CG_ENOMEM;
+    ASN1_OBJECT_free(itav->type);
+    itav->type = OBJ_nid2obj(NID_id_it_implicitConfirm);
+    itav->value = ASN1_TYPE_new();
+    if (itav->value == NULL ||
+        (h->generalInfo == NULL && (h->generalInfo = sk_CG_ITAV_new_null()) == NULL)) {
+        CG_ITAV_free(itav);
+        return CG_ENOMEM;
+    }
+    ASN1_TYPE_set(itav->value, V_ASN1_NULL, NULL);
+    if (sk_CG_ITAV_push(h->generalInfo, itav) <= 0) {
+        CG_ITAV_free(itav);
+        return CG_ENOMEM;
+    }
+    return CG_OK;
+}
+
+static int has_implicit_confirm(const CG_PKIHEADER *h)
+{
+    for (int i = 0; i < sk_CG_ITAV_num(h->generalInfo); i++)
+        if (OBJ_obj2nid(sk_CG_ITAV_value(h->generalInfo, i)->type) == NID_id_it_implicitConfirm)
+            return 1;
+    return 0;
+}
+
+/* A response header answering ctx->req (which may be NULL when it did not parse). */
+static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
+{
+    CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
+    CG_PKIHEADER *h;
+    const CG_PKIHEADER *rh = ctx->req ? ctx->req->header : NULL;
+    if (m == NULL)
+        return NULL;
+    h = m->header;
+    m->body->type = body_type;
+    if (ASN1_INTEGER_set(h->pvno, 2) != 1)
+        goto fail;
+    GENERAL_NAME_free(h->sender);
+    GENERAL_NAME_free(h->recipient);
+    h->sender = dirname_new(ctx->ca ? X509_get_subject_name(ctx->ca->cert) : NULL);
+    h->recipient = rh && rh->sender ? GENERAL_NAME_dup(rh->sender) : dirname_new(NULL);
+    h->messageTime = ASN1_GENERALIZEDTIME_set(NULL, time(NULL));
+    if (h->sender == NULL || h->recipient == NULL || h->messageTime == NULL)
+        goto fail;
+    if (octets_set(&h->senderNonce, ctx->nonce, NONCE_LEN) != CG_OK)
+        goto fail;
+    if (rh && rh->transactionID &&
+        (h->transactionID = ASN1_OCTET_STRING_dup(rh->transactionID)) == NULL)
+        goto fail;
+    if (rh && rh->senderNonce && (h->recipNonce = ASN1_OCTET_STRING_dup(rh->senderNonce)) == NULL)
+        goto fail;
+    return m;
+fail:
+    CG_PKIMESSAGE_free(m);
+    return NULL;
+}
+
+static int push_cert(STACK_OF(X509) * *sk, X509 *x)
+{
+    if (*sk == NULL && (*sk = sk_X509_new_null()) == NULL)
+        return CG_ENOMEM;
+    if (!X509_up_ref(x))
+        return CG_ECRYPTO;
+    if (sk_X509_push(*sk, x) <= 0) {
+        X509_free(x);
+        return CG_ENOMEM;
+    }
+    return CG_OK;
+}
+
+static X509 *named_ca_cert(const struct cg_config *cfg, const char *name)
+{
+    const struct cg_ca *ca = cg_config_ca(cfg, name);
+    const struct cg_external_ca *ext = ca ? NULL : cg_config_external_ca(cfg, name);
+    return ca ? ca->cert : ext ? ext->cert : NULL;
+}
+
+/* Protects ctx->resp (pbe when configured and the request was MAC-authenticated, else the
+ * CA's signature) and adds the signing chain and configured certificates to extraCerts. */
+static int protect_response(struct msgctx *ctx)
+{
+    CG_PKIMESSAGE *m = ctx->resp;
+    CG_PKIHEADER *rh = ctx->req->header;
+    int rc;
+    if ((rc = push_cert(&m->extraCerts, ctx->ca->cert)) != CG_OK)
+        return rc;
+    for (int i = 0; i < sk_X509_num(ctx->ca->chain); i++)
+        if ((rc = push_cert(&m->extraCerts, sk_X509_value(ctx->ca->chain, i))) != CG_OK)
+            return rc;
+    for (size_t i = 0; i < ctx->alias->n_response_extracerts; i++) {
+        X509 *x = named_ca_cert(ctx->cfg, ctx->alias->response_extracerts[i]);
+        if (x != NULL && (rc = push_cert(&m->extraCerts, x)) != CG_OK)
+            return rc;
+    }
+    if (ctx->alias->response_protection == CG_PROT_PBE && ctx->mac_secret != NULL) {
+        if (rh->senderKID && (m->header->senderKID = ASN1_OCTET_STRING_dup(rh->senderKID)) == NULL)
+            return CG_ENOMEM;
+        return protect_apply_pbm_(m, rh->protectionAlg, ctx->mac_secret,
+                                  ctx->cfg->max_pbm_iterations);
+    }
+    const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ctx->ca->cert);
+    if (ski != NULL && (m->header->senderKID = ASN1_OCTET_STRING_dup(ski)) == NULL)
+        return CG_ENOMEM;
+    return protect_apply_sig_(m, ctx->ca->key, protect_choose_md_(ctx->ca->key, rh->protectionAlg));
+}
+
+/* The unprotected error message of the reference system's error table. */
+static CG_PKIMESSAGE *error_response(struct msgctx *ctx, int err)
+{
+    CG_PKIMESSAGE *m = response_new(ctx, CG_BODY_ERROR);
+    CG_ERRORMSGCONTENT *e = CG_ERRORMSGCONTENT_new();
+    if (m == NULL || e == NULL)
+        goto fail;
+    CG_PKISI_free(e->pKIStatusInfo);
+    e->pKIStatusInfo =
+        status_new(CG_STATUS_REJECTION, err, ctx->detail[0] ? ctx->detail : cg_strerror(err));
+    if (e->pKIStatusInfo == NULL)
+        goto fail;
+    m->body->value.error = e;
+    return m;
+fail:
+    CG_ERRORMSGCONTENT_free(e);
+    CG_PKIMESSAGE_free(m);
+    return NULL;
+}
+
+/* --- header, operation, authentication ---------------------------------------------------- */
+
+static int check_header(struct msgctx *ctx)
+{
+    const CG_PKIHEADER *h = ctx->req->header;
+    long pvno = ASN1_INTEGER_get(h->pvno);
+    if (pvno != 2 && pvno != 3) {
+        set_detail(ctx, "unsupported pvno", NULL);
+        return CG_ECMP_UNSUPPORTEDVERSION;
+    }
+    if (h->transactionID == NULL || ASN1_STRING_length(h->transactionID) < 1 ||
+        ASN1_STRING_length(h->transactionID) > 64) {
+        set_detail(ctx, "transactionID missing or longer than 64 bytes", NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    if (h->senderNonce == NULL || ASN1_STRING_length(h->senderNonce) < 1 ||
+        ASN1_STRING_length(h->senderNonce) > 64) {
+        set_detail(ctx, "senderNonce missing or longer than 64 bytes", NULL);
+        return CG_ECMP_BADSENDERNONCE;
+    }
+    return CG_OK;
+}
+
+/* RFC 9811: the operation segment of the path must agree with the body. */
+static int check_op(struct msgctx *ctx)
+{
+    static const struct {
+        const char *op;
+        int body;
+    } ops[] = {{"initialization", CG_BODY_IR},       {"certification", CG_BODY_CR},
+               {"keyupdate", CG_BODY_KUR},           {"pkcs10", CG_BODY_P10CR},
+               {"revocation", CG_BODY_RR},           {"nested", CG_BODY_NESTED},
+               {"getcacerts", CG_BODY_GENM},         {"getrootupdate", CG_BODY_GENM},
+               {"getcertreqtemplate", CG_BODY_GENM}, {"getcrls", CG_BODY_GENM}};
+    int body = ctx->req->body->type;
+    if (ctx->op == NULL || body == CG_BODY_CERTCONF || body == CG_BODY_POLLREQ ||
+        body == CG_BODY_ERROR)
+        return CG_OK;
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (strcmp(ops[i].op, ctx->op) == 0 && ops[i].body == body)
+            return CG_OK;
+    snprintf(ctx->detail, sizeof(ctx->detail), "a %s message does not belong on the %s path",
+             body_name(body), ctx->op);
+    return CG_ECMP_BADREQUEST;
+}
+
+static int auth_hmac(struct msgctx *ctx, const char *param)
+{
+    const char *secret = param;
+    if (secret == NULL && ctx->alias->mode == CG_MODE_RA && ctx->ca != NULL)
+        secret = ctx->ca->cmp_ra_secret;
+    if (secret == NULL) {
+        set_detail(ctx, "HMAC: no shared secret configured (alias parameter or CA cmp_ra_secret)",
+                   NULL);
+        return CG_ECMP_BADMSGCHECK;
+    }
+    if (ctx->req->protection == NULL) {
+        set_detail(ctx, "HMAC: the message is not protected", NULL);
+        return CG_ECMP_BADMSGCHECK;
+    }
+    if (!protect_is_pbm_(ctx->req->header->protectionAlg)) {
+        set_detail(ctx, "HMAC: the message is not protected with a password-based MAC", NULL);
+        return CG_ECMP_BADMSGCHECK;
+    }
+    int rc = protect_verify_pbm_(ctx->req, secret, ctx->cfg->max_pbm_iterations);
+    if (rc == CG_ECMP_BADALG) {
+        set_detail(ctx, "HMAC: unsupported PBM parameters or iteration count over the limit", NULL);
+        return rc;
+    }
+    if (rc != CG_OK) {
+        set_detail(ctx, "HMAC: wrong MAC (shared secret mismatch)", NULL);
+        return CG_ECMP_BADMSGCHECK;
+    }
+    ctx->mac_secret = secret;
+    return CG_OK;
+}
+
+static int authenticate(struct msgctx *ctx)
+{
+    int rc = CG_ECMP_BADMSGCHECK;
+    set_detail(ctx, "no authentication module accepted the message", NULL);
+    for (size_t i = 0; i < ctx->alias->n_auth; i++) {
+        switch (ctx->alias->auth_modules[i]) {
+        case CG_AUTH_HMAC:
+            rc = auth_hmac(ctx, ctx->alias->auth_params[i]);
+            break;
+        default:
+            /* refused at start-up by cg_core_check_config() */
+            rc = CG_ECMP_BADMSGCHECK;
+            break;
+        }
+        if (rc == CG_OK) {
+            ctx->detail[0] = '\0';
+            return CG_OK;
+        }
+    }
+    return rc;
+}
+
+/* --- certificate requests ----------------------------------------------------------------- */
+
+static int name_has_only_allowed(struct msgctx *ctx, const struct cg_ee_profile *ep,
+                                 const X509_NAME *subject)
+{
+    if (X509_NAME_entry_count(subject) == 0) {
+        set_detail(ctx, "the request has no subject DN", NULL);
+        return CG_ECMP_BADCERTTEMPLATE;
+    }
+    for (int i = 0; i < X509_NAME_entry_count(subject) && ep->allowed_dn != NULL; i++) {
+        int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(subject, i)));
+        const char *sn = nid != NID_undef ? OBJ_nid2sn(nid) : "?";
+        size_t j;
+        for (j = 0; j < ep->n_allowed_dn; j++)
+            if (strcasecmp(ep->allowed_dn[j], sn) == 0)
+                break;
+        if (j == ep->n_allowed_dn) {
+            snprintf(ctx->detail, sizeof(ctx->detail),
+                     "DN attribute %s is not allowed by end entity profile %s", sn, ep->name);
+            return CG_ECMP_BADREQUEST;
+        }
+    }
+    for (size_t j = 0; j < ep->n_required_dn; j++) {
+        int nid = OBJ_txt2nid(ep->required_dn[j]);
+        if (nid == NID_undef || X509_NAME_get_index_by_NID(subject, nid, -1) < 0) {
+            snprintf(ctx->detail, sizeof(ctx->detail),
+                     "DN attribute %s is required by end entity profile %s", ep->required_dn[j],
+                     ep->name);
+            return CG_ECMP_BADREQUEST;
+        }
+    }
+    return CG_OK;
+}
+
+static int in_list(char **list, size_t n, const char *name)
+{
+    if (list == NULL)
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], "*") == 0 || strcmp(list[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* First value of DN attribute sn (short or long name) in subject, as UTF-8, into out. */
+static int dn_value(const X509_NAME *subject, const char *sn, char *out, size_t n)
+{
+    int nid = OBJ_txt2nid(sn);
+    int idx = nid == NID_undef ? -1 : X509_NAME_get_index_by_NID(subject, nid, -1);
+    unsigned char *utf8 = NULL;
+    if (idx < 0)
+        return 0;
+    int len =
+        ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
+    int ok = len > 0 && (size_t)len < n && memchr(utf8, '\0', (size_t)len) == NULL;
+    if (ok) {
+        memcpy(out, utf8, (size_t)len);
+        out[len] = '\0';
+    }
+    OPENSSL_free(utf8);
+    return ok;
+}
+
+static int random_name(char *out, size_t n)
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char r[16];
+    if (n < 17 || RAND_bytes(r, sizeof(r)) != 1)
+        return CG_ECRYPTO;
+    for (size_t i = 0; i < 16; i++)
+        out[i] = alphabet[r[i] % 36];
+    out[16] = '\0';
+    return CG_OK;
+}
+
+/* RA mode: the end entity's username, by ra_name_generation_scheme (DN falls back to RANDOM
+ * when none of the named attributes is present, as the reference system does). */
+static int ra_username(struct msgctx *ctx, const X509_NAME *subject, char *out, size_t n)
+{
+    const struct cg_alias *a = ctx->alias;
+    char base[128] = "";
+    int rc = CG_OK;
+    switch (a->ra_name_scheme) {
+    case CG_RANAME_FIXED:
+        snprintf(base, sizeof(base), "%s", a->ra_name_params ? a->ra_name_params : "");
+        break;
+    case CG_RANAME_USERNAME:
+        if (!dn_value(subject,
+                      a->extract_username_component &&
+                              strcmp(a->extract_username_component, "DN") != 0
+                          ? a->extract_username_component
+                          : "CN",
+                      base, sizeof(base)))
+            base[0] = '\0';
+        break;
+    case CG_RANAME_DN: {
+        char params[128];
+        snprintf(params, sizeof(params), "%s", a->ra_name_params ? a->ra_name_params : "CN");
+        char *save = NULL;
+        for (char *t = strtok_r(params, ";, ", &save); t != NULL; t = strtok_r(NULL, ";, ", &save))
+            if (dn_value(subject, t, base, sizeof(base)))
+                break;
+        break;
+    }
+    default:
+        break;
+    }
+    if (base[0] == '\0' && (rc = random_name(base, sizeof(base))) != CG_OK)
+        return rc;
+    snprintf(out, n, "%s%s", a->ra_name_prefix ? a->ra_name_prefix : "", base);
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            *p = '_';
+    return CG_OK;
+}
+
+static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key)
+{
+    CG_CERTTEMPLATE *t = m->certReq->certTemplate;
+    CG_POPO *popo = m->popo;
+    if (popo == NULL) {
+        set_detail(ctx, "the request has no proof of possession", NULL);
+        return CG_ECMP_BADPOP;
+    }
+    switch (popo->type) {
+    case CG_POPO_RAVERIFIED:
+        if (ctx->alias->mode == CG_MODE_RA && ctx->alias->allow_ra_verify_popo)
+            return CG_OK;
+        set_detail(ctx, "raVerified proof of possession is not allowed on this alias", NULL);
+        return CG_ECMP_BADPOP;
+    case CG_POPO_SIGNATURE: {
+        CG_POPOSIGNINGKEY *sk = popo->value.signature;
+        int ok;
+        if (sk->poposkInput != NULL) {
+            EVP_PKEY *pk = X509_PUBKEY_get0(sk->poposkInput->publicKey);
+            if (pk == NULL || (*key != NULL && EVP_PKEY_eq(pk, *key) != 1)) {
+                set_detail(ctx, "POPOSigningKeyInput public key differs from the template", NULL);
+                return CG_ECMP_BADPOP;
+            }
+            if (sk->poposkInput->authInfo->type != 0) {
+                set_detail(ctx, "publicKeyMAC in POPOSigningKeyInput is not supported", NULL);
+                return CG_ECMP_BADPOP;
+            }
+            GENERAL_NAME *snd = sk->poposkInput->authInfo->value.sender;
+            if (t->subject != NULL && snd->type == GEN_DIRNAME &&
+                X509_NAME_cmp(snd->d.directoryName, t->subject) != 0) {
+                set_detail(ctx, "POPOSigningKeyInput sender differs from the template subject",
+                           NULL);
+                return CG_ECMP_BADPOP;
+            }
+            ok = ASN1_item_verify(ASN1_ITEM_rptr(CG_POPOSKINPUT), sk->algorithmIdentifier,
+                                  sk->signature, sk->poposkInput, pk) == 1;
+            if (ok && *key == NULL)
+                *key = pk;
+        } else {
+            if (*key == NULL || t->subject == NULL) {
+                set_detail(ctx,
+                           "signature POP without POPOSigningKeyInput needs subject and public key "
+                           "in the template",
+                           NULL);
+                return CG_ECMP_BADPOP;
+            }
+            ok = ASN1_item_verify(ASN1_ITEM_rptr(CG_CERTREQUEST), sk->algorithmIdentifier,
+                                  sk->signature, m->certReq, *key) == 1;
+        }
+        if (!ok) {
+            set_detail(ctx, "proof of possession signature does not verify", NULL);
+            return CG_ECMP_BADPOP;
+        }
+        return CG_OK;
+    }
+    default:
+        set_detail(ctx, "only signature and raVerified proof of possession are supported", NULL);
+        return CG_ECMP_BADPOP;
+    }
+}
+
+/* What an enrollment asks for, whatever its body type. */
+struct enroll {
+    X509_NAME *subject;
+    EVP_PKEY *key;
+    const CG_OPTVALIDITY *validity;
+    STACK_OF(X509_EXTENSION) * exts; /* borrowed or owned (p10cr) */
+    int own_exts;
+    int64_t cert_req_id;
+    const struct cg_ee_profile *ep;
+    const struct cg_cert_profile *cp;
+    char username[128];
+};
+
+static int resolve_profiles(struct msgctx *ctx, struct enroll *en)
+{
+    char buf[128];
+    const char *epn = keyid_or(ctx, ctx->alias->ra_ee_profile, buf, sizeof(buf));
+    en->ep = epn ? cg_config_ee_profile(ctx->cfg, epn) : NULL;
+    if (en->ep == NULL) {
+        set_detail(ctx, "unknown end entity profile %s", epn ? epn : "(senderKID)");
+        return CG_ECMP_BADREQUEST;
+    }
+    const char *cpn = keyid_or(ctx, ctx->alias->ra_cert_profile, buf, sizeof(buf));
+    en->cp = cpn ? cg_config_cert_profile(ctx->cfg, cpn) : NULL;
+    if (en->cp == NULL) {
+        set_detail(ctx, "unknown certificate profile %s", cpn ? cpn : "(senderKID)");
+        return CG_ECMP_BADREQUEST;
+    }
+    if (!in_list(en->ep->available_cert_profiles, en->ep->n_available_cert_profiles,
+                 en->cp->name)) {
+        set_detail(ctx, "certificate profile %s is not available in the end entity profile",
+                   en->cp->name);
+        return CG_ECMP_BADREQUEST;
+    }
+    if (!in_list(en->ep->available_cas, en->ep->n_available_cas, ctx->ca->name) ||
+        !in_list(en->cp->available_cas, en->cp->n_available_cas, ctx->ca->name)) {
+        set_detail(ctx, "CA %s is not available in the profiles of this alias", ctx->ca->name);
+        return CG_ECMP_WRONGAUTHORITY;
+    }
+    return CG_OK;
+}
+
+static int read_request(struct msgctx *ctx, struct enroll *en)
+{
+    CG_PKIBODY *b = ctx->req->body;
+    if (b->type == CG_BODY_P10CR) {
+        X509_REQ *csr = b->value.p10cr;
+        en->subject = X509_REQ_get_subject_name(csr);
+        en->key = X509_REQ_get0_pubkey(csr);
+        if (en->key == NULL || X509_REQ_verify(csr, en->key) != 1) {
+            set_detail(ctx, "the PKCS#10 request's signature does not verify", NULL);
+            return CG_ECMP_BADPOP;
+        }
+        en->exts = X509_REQ_get_extensions(csr);
+        en->own_exts = 1;
+        en->cert_req_id = -1;
+        return CG_OK;
+    }
+    if (sk_CG_CERTREQMSG_num(b->value.ir) != 1) {
+        set_detail(ctx, "exactly one certificate request per message is supported", NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    CG_CERTREQMSG *m = sk_CG_CERTREQMSG_value(b->value.ir, 0);
+    CG_CERTTEMPLATE *t = m->certReq->certTemplate;
+    if (ASN1_INTEGER_get_int64(&en->cert_req_id, m->certReq->certReqId) != 1 ||
+        en->cert_req_id < 0 || en->cert_req_id > 0x7fffffff) {
+        set_detail(ctx, "certReqId out of range", NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    en->subject = t->subject;
+    en->key = t->publicKey ? X509_PUBKEY_get0(t->publicKey) : NULL;
+    if (t->publicKey != NULL && en->key == NULL) {
+        set_detail(ctx, "the template's public key cannot be decoded", NULL);
+        return CG_ECMP_BADCERTTEMPLATE;
+    }
+    if (t->publicKey == NULL && m->popo == NULL) {
+        set_detail(ctx, "server-generated keys are not enabled on this alias", NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    int rc = verify_popo(ctx, m, &en->key);
+    if (rc != CG_OK)
+        return rc;
+    if (en->key == NULL) {
+        set_detail(ctx, "server-generated keys are not enabled on this alias", NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    if (en->subject == NULL) {
+        set_detail(ctx, "the request has no subject DN", NULL);
+        return CG_ECMP_BADCERTTEMPLATE;
+    }
+    en->validity = t->validity;
+    en->exts = t->extensions;
+    return CG_OK;
+}
+
+static int fill_txn(struct msgctx *ctx, struct cg_txn_rec *t, const struct cg_cert_rec *c,
+                    X509 *cert, const struct enroll *en)
+{
+    const ASN1_OCTET_STRING *txid = ctx->req->header->transactionID;
+    ASN1_OCTET_STRING *hash = X509_digest_sig(cert, NULL, NULL);
+    if (hash == NULL || ASN1_STRING_length(hash) > (int)sizeof(t->cert_hash)) {
+        ASN1_OCTET_STRING_free(hash);
+        return CG_ECRYPTO;
+    }
+    t->txid_len = (size_t)ASN1_STRING_length(txid);
+    memcpy(t->txid, ASN1_STRING_get0_data(txid), t->txid_len);
+    t->state = ctx->implicit_confirm ? CG_TXN_CONFIRMED : CG_TXN_OPEN;
+    t->created = t->updated = time(NULL);
+    free(t->alias);
+    free(t->username);
+    t->alias = strdup(ctx->alias->name);
+    t->username = strdup(en->username);
+    memcpy(t->nonce, ctx->nonce, NONCE_LEN);
+    t->nonce_len = NONCE_LEN;
+    t->body_type = ctx->req->body->type;
+    t->cert_req_id = en->cert_req_id;
+    memcpy(t->issuer_key, c->issuer_key, 32);
+    memcpy(t->serial, c->serial, c->serial_len);
+    t->serial_len = c->serial_len;
+    t->cert_hash_len = (size_t)ASN1_STRING_length(hash);
+    memcpy(t->cert_hash, ASN1_STRING_get0_data(hash), t->cert_hash_len);
+    ASN1_OCTET_STRING_free(hash);
+    return t->alias && t->username ? CG_OK : CG_ENOMEM;
+}
+
+static int txid_in_use(struct msgctx *ctx)
+{
+    const ASN1_OCTET_STRING *txid = ctx->req->header->transactionID;
+    struct cg_txn_rec *t = NULL;
+    int rc = cg_store_get_txn(ctx->core->store, ASN1_STRING_get0_data(txid),
+                              (size_t)ASN1_STRING_length(txid), &t);
+    cg_txn_rec_free(t);
+    if (rc == CG_OK) {
+        set_detail(ctx, "transactionID already in use", NULL);
+        return CG_ECMP_TXIDINUSE;
+    }
+    return rc == CG_ENOTFOUND ? CG_OK : CG_ECMP_SYSTEMUNAVAIL;
+}
+
+/* Under the entity lock: upsert the entity, issue, and commit entity + certificate +
+ * transaction durably in one batch. */
+static int issue_locked(struct msgctx *ctx, struct enroll *en, X509 **out)
+{
+    int rc = CG_EINTERNAL;
+    for (int attempt = 0; attempt < MAX_RETRIES; attempt++) {
+        struct cg_entity *e = NULL;
+        struct cg_cert_rec *c = cg_cert_rec_new();
+        struct cg_txn_rec *t = cg_txn_rec_new();
+        struct cg_store_batch *b = cg_store_batch_new();
+        X509 *cert = NULL;
+        uint8_t serial[16];
+        uint64_t expect = CG_VERSION_NONE;
+        int64_t now = time(NULL);
+        char *subj = NULL;
+        if (c == NULL || t == NULL || b == NULL) {
+            rc = CG_ENOMEM;
+            goto next;
+        }
+        rc = cg_store_get_entity(ctx->core->store, en->username, &e);
+        if (rc == CG_OK) {
+            expect = e->version;
+        } else if (rc == CG_ENOTFOUND) {
+            if ((e = cg_entity_new()) == NULL) {
+                rc = CG_ENOMEM;
+                goto next;
+            }
+            e->username = strdup(en->username);
+            e->created = now;
+        } else {
+            goto next;
+        }
+        subj = ca_name_text_(en->subject);
+        free(e->subject_dn);
+        free(e->ca);
+        free(e->ee_profile);
+        free(e->cert_profile);
+        free(e->token_type);
+        free(e->password);
+        e->subject_dn = subj ? strdup(subj) : NULL;
+        e->ca = strdup(ctx->ca->name);
+        e->ee_profile = strdup(en->ep->name);
+        e->cert_profile = strdup(en->cp->name);
+        e->token_type = strdup("USERGENERATED");
+        e->password = NULL;
+        e->status = CG_EE_GENERATED;
+        e->flags |= CG_ENTITY_RA_CREATED;
+        e->modified = now;
+        OPENSSL_free(subj);
+        if (!e->username || !e->subject_dn || !e->ca || !e->ee_profile || !e->cert_profile ||
+            !e->token_type) {
+            rc = CG_ENOMEM;
+            goto next;
+        }
+        struct ca_request rq = {en->subject, en->key, en->validity, en->exts};
+        if ((rc = ca_random_serial_(serial)) != CG_OK ||
+            (rc = ca_issue_(ctx->ca, en->cp, &rq, serial, &cert, ctx->detail,
+                            sizeof(ctx->detail))) != CG_OK)
+            goto next;
+        if ((rc = ca_cert_rec_fill_(cert, ctx->ca->name, en->username, c)) != CG_OK ||
+            (rc = fill_txn(ctx, t, c, cert, en)) != CG_OK)
+            goto next;
+        if ((rc = cg_store_batch_put_entity(b, e, expect)) != CG_OK ||
+            (rc = cg_store_batch_add_cert(b, c)) != CG_OK ||
+            (rc = cg_store_batch_put_txn(b, t, 1)) != CG_OK)
+            goto next;
+        rc = cg_store_commit(ctx->core->store, b);
+        if (rc == CG_OK) {
+            hex(c->serial, c->serial_len, ctx->res->serial, sizeof(ctx->res->serial));
+            *out = cert;
+            cert = NULL;
+        } else if (rc == CG_EEXIST && txid_in_use(ctx) != CG_OK) {
+            rc = CG_ECMP_TXIDINUSE;
+        }
+    next:
+        X509_free(cert);
+        cg_entity_free(e);
+        cg_cert_rec_free(c);
+        cg_txn_rec_free(t);
+        cg_store_batch_free(b);
+        if (rc != CG_ECONFLICT && rc != CG_EEXIST)
+            break;
+    }
+    if (rc == CG_ECONFLICT || rc == CG_EEXIST || rc == CG_ESTORE || rc == CG_EFULL ||
+        rc == CG_ECLOSED) {
+        set_detail(ctx, "the store could not record the certificate: %s", cg_strerror(rc));
+        rc = CG_ECMP_SYSTEMUNAVAIL;
+    }
+    return rc;
+}
+
+static int certrep_response(struct msgctx *ctx, X509 *cert, int64_t cert_req_id)
+{
+    int rep_type = ctx->req->body->type == CG_BODY_IR    ? CG_BODY_IP
+                   : ctx->req->body->type == CG_BODY_KUR ? CG_BODY_KUP
+                                                         : CG_BODY_CP;
+    CG_CERTREPMESSAGE *rep = CG_CERTREPMESSAGE_new();
+    CG_CERTRESPONSE *cr = CG_CERTRESPONSE_new();
+    int rc = CG_ENOMEM;
+    if (rep == NULL || cr == NULL)
+        goto out;
+    if ((ctx->resp = response_new(ctx, rep_type)) == NULL)
+        goto out;
+    if (ctx->implicit_confirm && (rc = add_implicit_confirm(ctx->resp->header)) != CG_OK)
+        goto out;
+    rc = CG_ENOMEM;
+    if ((rc = push_cert(&rep->caPubs, ctx->ca->cert)) != CG_OK)
+        goto out;
+    for (size_t i = 0; i < ctx->alias->n_response_capubs; i++) {
+        X509 *x = named_ca_cert(ctx->cfg, ctx->alias->response_capubs[i]);
+        if (x != NULL && (rc = push_cert(&rep->caPubs, x)) != CG_OK)
+            goto out;
+    }
+    rc = CG_ENOMEM;
+    if (ASN1_INTEGER_set_int64(cr->certReqId, cert_req_id) != 1)
+        goto out;
+    CG_PKISI_free(cr->status);
+    if ((cr->status = status_new(CG_STATUS_ACCEPTED, CG_OK, NULL)) == NULL)
+        goto out;
+    if ((cr->certifiedKeyPair = CG_CERTIFIEDKEYPAIR_new()) == NULL || !X509_up_ref(cert))
+        goto out;
+    cr->certifiedKeyPair->certOrEncCert->type = 0;
+    cr->certifiedKeyPair->certOrEncCert->value.certificate = cert;
+    if (sk_CG_CERTRESPONSE_push(rep->response, cr) <= 0)
+        goto out;
+    cr = NULL;
+    ctx->resp->body->value.ip = rep;
+    rep = NULL;
+    rc = CG_OK;
+out:
+    CG_CERTRESPONSE_free(cr);
+    CG_CERTREPMESSAGE_free(rep);
+    return rc;
+}
+
+static int handle_cert_request(struct msgctx *ctx)
+{
+    struct enroll en;
+    X509 *cert = NULL;
+    int rc;
+    memset(&en, 0, sizeof(en));
+    if (ctx->req->body->type == CG_BODY_KUR) {
+        set_detail(ctx, "key update requires the EndEntityCertificate authentication module", NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    if ((rc = read_request(ctx, &en)) != CG_OK || (rc = resolve_profiles(ctx, &en)) != CG_OK ||
+        (rc = name_has_only_allowed(ctx, en.ep, en.subject)) != CG_OK ||
+        (rc = ca_check_key_(en.cp, en.key, ctx->detail, sizeof(ctx->detail))) != CG_OK ||
+        (rc = ra_username(ctx, en.subject, en.username, sizeof(en.username))) != CG_OK)
+        goto out;
+    snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", en.username);
+    ctx->implicit_confirm = has_implicit_confirm(ctx->req->header);
+    cg_store_lock_entity(ctx->core->store, en.username);
+    rc = issue_locked(ctx, &en, &cert);
+    cg_store_unlock_entity(ctx->core->store, en.username);
+    if (rc != CG_OK)
+        goto out;
+    rc = certrep_response(ctx, cert, en.cert_req_id);
+    snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "accepted");
+out:
+    if (en.own_exts)
+        sk_X509_EXTENSION_pop_free(en.exts, X509_EXTENSION_free);
+    X509_free(cert);
+    return rc;
+}
+
+/* --- certConf ------------------------------------------------------------------------------ */
+
+static int handle_certconf(struct msgctx *ctx)
+{
+    const CG_PKIHEADER *h = ctx->req->header;
+    struct cg_txn_rec *t = NULL;
+    struct cg_cert_rec *c = NULL;
+    struct cg_store_batch *b = NULL;
+    ASN1_OCTET_STRING *hash = NULL;
+    X509 *cert = NULL;
+    int rc = cg_store_get_txn(ctx->core->store, ASN1_STRING_get0_data(h->transactionID),
+                              (size_t)ASN1_STRING_length(h->transactionID), &t);
+    if (rc == CG_ENOTFOUND) {
+        set_detail(ctx, "certConf for an unknown transaction", NULL);
+        rc = CG_ECMP_BADREQUEST;
+        goto out;
+    } else if (rc != CG_OK) {
+        rc = CG_ECMP_SYSTEMUNAVAIL;
+        goto out;
+    }
+    snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", t->username ? t->username : "");
+    hex(t->serial, t->serial_len, ctx->res->serial, sizeof(ctx->res->serial));
+    if (t->state != CG_TXN_OPEN || t->serial_len == 0) {
+        set_detail(ctx, "the transaction is not waiting for a certConf", NULL);
+        rc = t->state == CG_TXN_CONFIRMED ? CG_ECMP_CERTCONFIRMED : CG_ECMP_BADREQUEST;
+        goto out;
+    }
+    if (h->recipNonce == NULL || ASN1_STRING_length(h->recipNonce) != (int)t->nonce_len ||
+        memcmp(ASN1_STRING_get0_data(h->recipNonce), t->nonce, t->nonce_len) != 0) {
+        set_detail(ctx, "recipNonce does not match the senderNonce of our response", NULL);
+        rc = CG_ECMP_BADRECIPNONCE;
+        goto out;
+    }
+    STACK_OF(CG_CERTSTATUS) *list = ctx->req->body->value.certConf;
+    if (sk_CG_CERTSTATUS_num(list) != 1) {
+        set_detail(ctx, "certConf must confirm exactly the one certificate issued", NULL);
+        rc = CG_ECMP_BADREQUEST;
+        goto out;
+    }
+    CG_CERTSTATUS *cs = sk_CG_CERTSTATUS_value(list, 0);
+    int64_t rid = 0;
+    if (ASN1_INTEGER_get_int64(&rid, cs->certReqId) != 1 || rid != t->cert_req_id) {
+        set_detail(ctx, "certReqId does not match the issued certificate", NULL);
+        rc = CG_ECMP_BADREQUEST;
+        goto out;
+    }
+    const uint8_t *want = t->cert_hash;
+    size_t want_len = t->cert_hash_len;
+    if (cs->hashAlg != NULL) {
+        const ASN1_OBJECT *obj = NULL;
+        X509_ALGOR_get0(&obj, NULL, NULL, cs->hashAlg);
+        const EVP_MD *md = EVP_get_digestbyobj(obj);
+        unsigned char buf[EVP_MAX_MD_SIZE];
+        unsigned blen = 0;
+        if (md == NULL) {
+            set_detail(ctx, "unsupported hashAlg in certConf", NULL);
+            rc = CG_ECMP_BADALG;
+            goto out;
+        }
+        if ((rc = cg_store_get_cert(ctx->core->store, t->issuer_key, t->serial, t->serial_len,
+                                    &c)) != CG_OK ||
+            EVP_Digest(c->der, c->der_len, buf, &blen, md, NULL) != 1) {
+            rc = CG_ECMP_SYSTEMUNAVAIL;
+            goto out;
+        }
+        hash = ASN1_OCTET_STRING_new();
+        if (hash == NULL || ASN1_OCTET_STRING_set(hash, buf, (int)blen) != 1) {
+            rc = CG_ENOMEM;
+            goto out;
+        }
+        want = ASN1_STRING_get0_data(hash);
+        want_len = blen;
+    }
+    if ((size_t)ASN1_STRING_length(cs->certHash) != want_len ||
+        memcmp(ASN1_STRING_get0_data(cs->certHash), want, want_len) != 0) {
+        set_detail(ctx, "certHash does not match the issued certificate", NULL);
+        rc = CG_ECMP_BADCERTID;
+        goto out;
+    }
+    long status = cs->statusInfo ? ASN1_INTEGER_get(cs->statusInfo->status) : CG_STATUS_ACCEPTED;
+    int to = status == CG_STATUS_REJECTION ? CG_TXN_REJECTED : CG_TXN_CONFIRMED;
+    if ((b = cg_store_batch_new()) == NULL) {
+        rc = CG_ENOMEM;
+        goto out;
+    }
+    rc = cg_store_batch_set_txn_state(b, t->txid, t->txid_len, CG_TXN_OPEN, to, time(NULL));
+    if (rc == CG_OK)
+        rc = cg_store_commit(ctx->core->store, b);
+    if (rc == CG_ECONFLICT) {
+        set_detail(ctx, "the certificate was already confirmed", NULL);
+        rc = CG_ECMP_CERTCONFIRMED;
+        goto out;
+    } else if (rc != CG_OK) {
+        rc = CG_ECMP_SYSTEMUNAVAIL;
+        goto out;
+    }
+    if ((ctx->resp = response_new(ctx, CG_BODY_PKICONF)) == NULL ||
+        (ctx->resp->body->value.pkiconf = ASN1_NULL_new()) == NULL) {
+        rc = CG_ENOMEM;
+        goto out;
+    }
+    snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "%s",
+             to == CG_TXN_CONFIRMED ? "pkiConf" : "pkiConf(rejected-by-client)");
+    rc = CG_OK;
+out:
+    (void)cert;
+    ASN1_OCTET_STRING_free(hash);
+    cg_cert_rec_free(c);
+    cg_txn_rec_free(t);
+    cg_store_batch_free(b);
+    return rc;
+}
+
+/* --- revocation ------------------------------------------------------------------------------ */
+
+/* rp with one status: accepted, or a rejection that the reference system signs. */
+static int rp_response(struct msgctx *ctx, int err, const char *text)
+{
+    CG_REVREPCONTENT *rp = CG_REVREPCONTENT_new();
+    CG_PKISI *si = status_new(err == CG_OK ? CG_STATUS_ACCEPTED : CG_STATUS_REJECTION, err, text);
+    if (rp == NULL || si == NULL || sk_CG_PKISI_push(rp->status, si) <= 0)
+        goto fail;
+    si = NULL;
+    if ((ctx->resp = response_new(ctx, CG_BODY_RP)) == NULL)
+        goto fail;
+    ctx->resp->body->value.rp = rp;
+    snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "%s",
+             err == CG_OK ? "revoked" : fail_name(err));
+    if (err != CG_OK)
+        snprintf(ctx->res->detail, sizeof(ctx->res->detail), "%s", text);
+    return CG_OK;
+fail:
+    CG_PKISI_free(si);
+    CG_REVREPCONTENT_free(rp);
+    return CG_ENOMEM;
+}
+
+static int crl_reason(struct msgctx *ctx, STACK_OF(X509_EXTENSION) * exts, int *reason)
+{
+    int crit = 0;
+    *reason = 0; /* unspecified */
+    ASN1_ENUMERATED *e = X509V3_get_d2i(exts, NID_crl_reason, &crit, NULL);
+    if (e == NULL) {
+        if (crit == -1)
+            return CG_OK; /* absent */
+        set_detail(ctx, "the revocation reason could not be parsed", NULL);
+        return CG_ECMP_INCORRECTDATA;
+    }
+    long r = ASN1_ENUMERATED_get(e);
+    ASN1_ENUMERATED_free(e);
+    if (r < 0 || r > 10 || r == 7) {
+        set_detail(ctx, "the revocation reason is not a CRL reason code", NULL);
+        return CG_ECMP_INCORRECTDATA;
+    }
+    *reason = (int)r;
+    return CG_OK;
+}
+
+static int handle_rr(struct msgctx *ctx)
+{
+    STACK_OF(CG_REVDETAILS) *list = ctx->req->body->value.rr;
+    struct cg_cert_rec *c = NULL;
+    struct cg_store_batch *b = NULL;
+    struct cg_txn_rec *t = NULL;
+    BIGNUM *bn = NULL;
+    uint8_t serial[32], ikey[32];
+    int reason = 0, rc;
+    if (sk_CG_REVDETAILS_num(list) != 1) {
+        set_detail(ctx, "exactly one revocation request per message is supported", NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    CG_REVDETAILS *d = sk_CG_REVDETAILS_value(list, 0);
+    CG_CERTTEMPLATE *tmpl = d->certDetails;
+    if (tmpl->serialNumber == NULL || tmpl->issuer == NULL)
+        return rp_response(ctx, CG_ECMP_BADCERTID,
+                           "serial number or issuer missing in the request");
+    const struct cg_ca *ca = NULL;
+    for (size_t i = 0; i < ctx->cfg->n_cas && ca == NULL; i++)
+        if (X509_NAME_cmp(X509_get_subject_name(ctx->cfg->cas[i].cert), tmpl->issuer) == 0)
+            ca = &ctx->cfg->cas[i];
+    if (ca == NULL) {
+        set_detail(ctx, "the issuer of the certificate to revoke is not a CA of this gateway",
+                   NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    ctx->ca = ca;
+    if ((rc = crl_reason(ctx, d->crlEntryDetails, &reason)) != CG_OK)
+        return rc;
+    bn = ASN1_INTEGER_to_BN(tmpl->serialNumber, NULL);
+    if (bn == NULL || BN_is_negative(bn) || BN_num_bytes(bn) > 32 || BN_is_zero(bn)) {
+        BN_free(bn);
+        return rp_response(ctx, CG_ECMP_BADCERTID, "serial number out of range");
+    }
+    size_t slen = (size_t)BN_bn2bin(bn, serial);
+    BN_free(bn);
+    hex(serial, slen, ctx->res->serial, sizeof(ctx->res->serial));
+    if (ca_name_key_(X509_get_subject_name(ca->cert), ikey) != CG_OK)
+        return CG_ECRYPTO;
+    rc = cg_store_get_cert(ctx->core->store, ikey, serial, slen, &c);
+    if (rc == CG_ENOTFOUND)
+        return rp_response(ctx, CG_ECMP_BADCERTID, "no such certificate");
+    if (rc != CG_OK) {
+        set_detail(ctx, "store: %s", cg_strerror(rc));
+        return CG_ECMP_SYSTEMUNAVAIL;
+    }
+    const char *user = c->username ? c->username : "";
+    snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", user);
+    t = cg_txn_rec_new();
+    b = cg_store_batch_new();
+    if (t == NULL || b == NULL) {
+        rc = CG_ENOMEM;
+        goto out;
+    }
+    const ASN1_OCTET_STRING *txid = ctx->req->header->transactionID;
+    t->txid_len = (size_t)ASN1_STRING_length(txid);
+    memcpy(t->txid, ASN1_STRING_get0_data(txid), t->txid_len);
+    t->state = CG_TXN_CLOSED;
+    t->created = t->updated = time(NULL);
+    t->alias = strdup(ctx->alias->name);
+    t->username = strdup(user);
+    memcpy(t->nonce, ctx->nonce, NONCE_LEN);
+    t->nonce_len = NONCE_LEN;
+    t->body_type = CG_BODY_RR;
+    memcpy(t->issuer_key, ikey, 32);
+    memcpy(t->serial, serial, slen);
+    t->serial_len = slen;
+    if (t->alias == NULL || t->username == NULL) {
+        rc = CG_ENOMEM;
+        goto out;
+    }
+    cg_store_lock_entity(ctx->core->store, user);
+    if ((rc = cg_store_batch_put_txn(b, t, 1)) == CG_OK &&
+        (rc = cg_store_batch_revoke_cert(b, ikey, serial, slen, reason, time(NULL))) == CG_OK)
+        rc = cg_store_commit(ctx->core->store, b);
+    cg_store_unlock_entity(ctx->core->store, user);
+    if (rc == CG_EALREADY)
+        rc = rp_response(ctx, CG_ECMP_CERTREVOKED, "the certificate is already revoked");
+    else if (rc == CG_EEXIST) {
+        set_detail(ctx, "transactionID already in use", NULL);
+        rc = CG_ECMP_TXIDINUSE;
+    } else if (rc == CG_ENOTFOUND)
+        rc = rp_response(ctx, CG_ECMP_BADCERTID, "no such certificate");
+    else if (rc == CG_OK)
+        rc = rp_response(ctx, CG_OK, NULL);
+    else {
+        set_detail(ctx, "store: %s", cg_strerror(rc));
+        rc = CG_ECMP_SYSTEMUNAVAIL;
+    }
+out:
+    cg_cert_rec_free(c);
+    cg_txn_rec_free(t);
+    cg_store_batch_free(b);
+    return rc;
+}
+
+/* --- the dispatch -------------------------------------------------------------------------- */
+
+static const struct cg_ca *alias_ca(struct msgctx *ctx)
+{
+    char buf[128];
+    const char *name = keyid_or(ctx, ctx->alias->ra_ca_name, buf, sizeof(buf));
+    if (ctx->alias->ra_ca_name != NULL && strcmp(ctx->alias->ra_ca_name, CG_KEYID) == 0 &&
+        name == NULL)
+        return NULL;
+    if (name == NULL)
+        return ctx->cfg->n_cas ? &ctx->cfg->cas[0] : NULL;
+    return cg_config_ca(ctx->cfg, name);
+}
+
+static int dispatch(struct msgctx *ctx)
+{
+    int rc;
+    int type = ctx->req->body->type;
+    if ((rc = check_header(ctx)) != CG_OK || (rc = check_op(ctx)) != CG_OK)
+        return rc;
+    const struct cg_ca *ca = alias_ca(ctx);
+    if (ca == NULL) {
+        set_detail(ctx, "the CA named for this alias does not exist", NULL);
+        return CG_ECMP_WRONGAUTHORITY;
+    }
+    ctx->ca = ca;
+    if ((rc = authenticate(ctx)) != CG_OK)
+        return rc;
+    switch (type) {
+    case CG_BODY_IR:
+    case CG_BODY_CR:
+    case CG_BODY_P10CR:
+    case CG_BODY_KUR:
+        if ((rc = txid_in_use(ctx)) != CG_OK)
+            return rc;
+        return handle_cert_request(ctx);
+    case CG_BODY_CERTCONF:
+        return handle_certconf(ctx);
+    case CG_BODY_RR:
+        if ((rc = txid_in_use(ctx)) != CG_OK)
+            return rc;
+        return handle_rr(ctx);
+    default:
+        snprintf(ctx->detail, sizeof(ctx->detail), "%s messages are not supported",
+                 body_name(type));
+        return CG_ECMP_BADREQUEST;
+    }
+}
+
+int cg_core_is_der(const uint8_t *der, size_t len)
+{
+    size_t i = 1, n;
+    if (len < 2 || (der[0] & 0x1f) == 0x1f)
+        return 0;
+    if (der[1] < 0x80) {
+        n = der[1];
+        i = 2;
+    } else {
+        size_t k = der[1] & 0x7f;
+        if (k == 0 || k > sizeof(size_t) || len < 2 + k)
+            return 0;
+        n = 0;
+        for (size_t j = 0; j < k; j++)
+            n = (n << 8) | der[2 + j];
+        i = 2 + k;
+    }
+    return n == len - i;
+}
+
+void cg_core_result_clear(struct cg_core_result *res)
+{
+    free(res->der);
+    res->der = NULL;
+    res->der_len = 0;
+}
+
+int cg_core_process(struct cg_core *core, const char *alias, const char *op, const uint8_t *der,
+                    size_t len, struct cg_core_result *res)
+{
+    struct msgctx ctx;
+    int rc, out_rc = CG_ENOMEM;
+    unsigned char *out = NULL;
+    memset(res, 0, sizeof(*res));
+    memset(&ctx, 0, sizeof(ctx));
+    res->http_status = 200;
+    strcpy(res->body_type, "-");
+    strcpy(res->txid, "-");
+    ctx.core = core;
+    ctx.cfg = core->cfg;
+    ctx.res = res;
+    ctx.op = op;
+    ctx.alias = cg_config_alias(core->cfg, alias);
+    if (ctx.alias == NULL) {
+        res->http_status = 404;
+        return CG_OK;
+    }
+    if (!cg_core_is_der(der, len)) {
+        res->http_status = 400;
+        return CG_OK;
+    }
+    if (RAND_bytes(ctx.nonce, NONCE_LEN) != 1)
+        goto out;
+    const unsigned char *p = der;
+    ctx.req = d2i_CG_PKIMESSAGE(NULL, &p, (long)len);
+    if (ctx.req == NULL || p != der + len) {
+        CG_PKIMESSAGE_free(ctx.req);
+        ctx.req = NULL;
+        ctx.ca = ctx.cfg->n_cas ? &ctx.cfg->cas[0] : NULL;
+        set_detail(&ctx, "the DER object could not be parsed as a CMP message", NULL);
+        rc = CG_ECMP_BADREQUEST;
+    } else {
+        snprintf(res->body_type, sizeof(res->body_type), "%s", body_name(ctx.req->body->type));
+        const ASN1_OCTET_STRING *txid = ctx.req->header->transactionID;
+        if (txid != NULL)
+            hex(ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid), res->txid,
+                sizeof(res->txid));
+        rc = dispatch(&ctx);
+        if (rc == CG_OK && ctx.resp != NULL)
+            rc = protect_response(&ctx);
+    }
+    if (rc != CG_OK) {
+        CG_PKIMESSAGE_free(ctx.resp);
+        if (rc > CG_ECMP_BADREQUEST || rc < CG_ECMP_WRONGINTEGRITY) {
+            /* not a CMP outcome: an internal failure, still answered in CMP */
+            unsigned long e = ERR_peek_last_error();
+            cg_log(CG_LOG_ERROR, "internal error: %s%s%s", cg_strerror(rc), e ? ": " : "",
+                   e ? ERR_reason_error_string(e) : "");
+            set_detail(&ctx, "internal error: %s", cg_strerror(rc));
+        }
+        ctx.resp = error_response(&ctx, rc);
+        snprintf(res->outcome, sizeof(res->outcome), "%s", fail_name(rc));
+        snprintf(res->detail, sizeof(res->detail), "%s", ctx.detail);
+        if (ctx.resp == NULL)
+            goto out;
+    }
+    int n = i2d_CG_PKIMESSAGE(ctx.resp, &out);
+    if (n <= 0 || (res->der = malloc((size_t)n)) == NULL)
+        goto out;
+    memcpy(res->der, out, (size_t)n);
+    res->der_len = (size_t)n;
+    out_rc = CG_OK;
+out:
+    OPENSSL_free(out);
+    CG_PKIMESSAGE_free(ctx.req);
+    CG_PKIMESSAGE_free(ctx.resp);
+    ERR_clear_error();
+    return out_rc;
+}
+
+int cg_core_new(const struct cg_config *cfg, struct cg_store *store, struct cg_core **out)
+{
+    struct cg_core *c = calloc(1, sizeof(*c));
+    *out = NULL;
+    if (c == NULL)
+        return CG_ENOMEM;
+    c->cfg = cfg;
+    c->store = store;
+    *out = c;
+    return CG_OK;
+}
+
+void cg_core_free(struct cg_core *core)
+{
+    free(core);
+}
+
+int cg_core_check_config(const struct cg_config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->n_aliases; i++) {
+        const struct cg_alias *a = &cfg->aliases[i];
+        const char *why = NULL, *key = NULL;
+        if (a->mode != CG_MODE_RA) {
+            key = "mode";
+            why = "client mode is not available in this version (use \"ra\")";
+        } else if (a->vendor_certificate_mode) {
+            key = "vendor_certificate_mode";
+            why = "vendor certificate mode is not available in this version";
+        } else if (a->allow_server_generated_keys) {
+            key = "allow_server_generated_keys";
+            why = "server-generated keys are not available in this version";
+        } else if (a->nested_message_trusted_certs_path != NULL &&
+                   a->nested_message_trusted_certs_path[0] != '\0') {
+            key = "nested_message_trusted_certs_path";
+            why = "nested messages are not available in this version";
+        } else if (a->revoke_unconfirmed) {
+            key = "revoke_unconfirmed";
+            why = "revoking unconfirmed certificates is not available in this version";
+        }
+        for (size_t m = 0; why == NULL && m < a->n_auth; m++)
+            if (a->auth_modules[m] != CG_AUTH_HMAC) {
+                key = "authentication_modules";
+                why = "only the HMAC module is available in this version";
+            }
+        if (why != NULL) {
+            snprintf(err, errlen, "%s: aliases.%s.%s: %s", cfg->file, a->name, key, why);
+            return CG_ECONFIG;
+        }
+    }
+    return CG_OK;
+}

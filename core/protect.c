@@ -1,0 +1,238 @@
+/*
+ * protect.c - message protection: password-based MAC (RFC 4211 4.4 / RFC 4210 5.1.3.1) and
+ * signatures over ProtectedPart.
+ *
+ * DESIGN: stateless and thread-safe. The PBM iteration count is checked against the
+ * configured maximum before any hashing, so a hostile count costs nothing. MACs are compared
+ * in constant time. The PBM key derivation is done here rather than with OSSL_CRMF_pbm_new()
+ * so that a later change can derive the key once per request and reuse it for the response.
+ */
+#include "cg_err.h"
+#include "core_local.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/objects.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+#define PBM_OID "1.2.840.113533.7.66.13"
+
+int protect_part_der_(const CG_PKIMESSAGE *msg, unsigned char **der, int *len)
+{
+    CG_PROTECTEDPART part = {msg->header, msg->body};
+    *der = NULL;
+    *len = i2d_CG_PROTECTEDPART(&part, der);
+    return *len > 0 ? CG_OK : CG_ECRYPTO;
+}
+
+int protect_is_pbm_(const X509_ALGOR *alg)
+{
+    const ASN1_OBJECT *obj = NULL;
+    char txt[64];
+    if (alg == NULL)
+        return 0;
+    X509_ALGOR_get0(&obj, NULL, NULL, alg);
+    return OBJ_obj2txt(txt, sizeof(txt), obj, 1) > 0 && strcmp(txt, PBM_OID) == 0;
+}
+
+/* HMAC digest for a PBM mac AlgorithmIdentifier (hmac-sha1 or hmacWithSHA*). */
+static const EVP_MD *pbm_mac_md(const X509_ALGOR *mac)
+{
+    const ASN1_OBJECT *obj = NULL;
+    X509_ALGOR_get0(&obj, NULL, NULL, mac);
+    switch (OBJ_obj2nid(obj)) {
+    case NID_hmac_sha1:
+        return EVP_sha1();
+    case NID_hmacWithSHA224:
+        return EVP_sha224();
+    case NID_hmacWithSHA256:
+        return EVP_sha256();
+    case NID_hmacWithSHA384:
+        return EVP_sha384();
+    case NID_hmacWithSHA512:
+        return EVP_sha512();
+    default:
+        return NULL;
+    }
+}
+
+static const EVP_MD *pbm_owf_md(const X509_ALGOR *owf)
+{
+    const ASN1_OBJECT *obj = NULL;
+    X509_ALGOR_get0(&obj, NULL, NULL, owf);
+    switch (OBJ_obj2nid(obj)) {
+    case NID_sha1:
+        return EVP_sha1();
+    case NID_sha224:
+        return EVP_sha224();
+    case NID_sha256:
+        return EVP_sha256();
+    case NID_sha384:
+        return EVP_sha384();
+    case NID_sha512:
+        return EVP_sha512();
+    default:
+        return NULL;
+    }
+}
+
+static CG_PBMPARAMETER *pbm_params(const X509_ALGOR *alg)
+{
+    int ptype = 0;
+    const void *pval = NULL;
+    X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+    if (ptype != V_ASN1_SEQUENCE || pval == NULL)
+        return NULL;
+    const ASN1_STRING *seq = pval;
+    const unsigned char *p = ASN1_STRING_get0_data(seq);
+    return d2i_CG_PBMPARAMETER(NULL, &p, ASN1_STRING_length(seq));
+}
+
+/* Computes the PBM MAC of data[0..len) into mac (EVP_MAX_MD_SIZE bytes). */
+static int pbm_mac(const X509_ALGOR *alg, const char *secret, long max_iter,
+                   const unsigned char *data, int len, unsigned char *mac, unsigned *maclen)
+{
+    int rc = CG_ECMP_BADALG;
+    CG_PBMPARAMETER *pbm = pbm_params(alg);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char key[EVP_MAX_MD_SIZE];
+    unsigned keylen = 0;
+    int64_t iter = 0;
+    if (pbm == NULL || md == NULL)
+        goto out;
+    const EVP_MD *owf = pbm_owf_md(pbm->owf);
+    const EVP_MD *hmd = pbm_mac_md(pbm->mac);
+    if (owf == NULL || hmd == NULL || ASN1_INTEGER_get_int64(&iter, pbm->iterationCount) != 1)
+        goto out;
+    if (iter < 1 || iter > max_iter || ASN1_STRING_length(pbm->salt) > 1024)
+        goto out;
+    rc = CG_ECRYPTO;
+    if (EVP_DigestInit_ex(md, owf, NULL) != 1 ||
+        EVP_DigestUpdate(md, secret, strlen(secret)) != 1 ||
+        EVP_DigestUpdate(md, ASN1_STRING_get0_data(pbm->salt),
+                         (size_t)ASN1_STRING_length(pbm->salt)) != 1 ||
+        EVP_DigestFinal_ex(md, key, &keylen) != 1)
+        goto out;
+    for (int64_t i = 1; i < iter; i++)
+        if (EVP_Digest(key, keylen, key, &keylen, owf, NULL) != 1)
+            goto out;
+    if (HMAC(hmd, key, (int)keylen, data, (size_t)len, mac, maclen) == NULL)
+        goto out;
+    rc = CG_OK;
+out:
+    OPENSSL_cleanse(key, sizeof(key));
+    CG_PBMPARAMETER_free(pbm);
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+int protect_verify_pbm_(const CG_PKIMESSAGE *msg, const char *secret, long max_iter)
+{
+    int rc = CG_ECMP_BADMSGCHECK;
+    unsigned char *der = NULL;
+    int len = 0;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned maclen = 0;
+    if (msg->protection == NULL || !protect_is_pbm_(msg->header->protectionAlg))
+        goto out;
+    if ((rc = protect_part_der_(msg, &der, &len)) != CG_OK)
+        goto out;
+    rc = pbm_mac(msg->header->protectionAlg, secret, max_iter, der, len, mac, &maclen);
+    if (rc != CG_OK)
+        goto out;
+    rc = CG_ECMP_BADMSGCHECK;
+    if ((int)maclen != ASN1_STRING_length(msg->protection) ||
+        CRYPTO_memcmp(mac, ASN1_STRING_get0_data(msg->protection), maclen) != 0)
+        goto out;
+    rc = CG_OK;
+out:
+    OPENSSL_free(der);
+    return rc;
+}
+
+static int set_protection(CG_PKIMESSAGE *msg, const unsigned char *p, size_t n)
+{
+    if (msg->protection == NULL && (msg->protection = ASN1_BIT_STRING_new()) == NULL)
+        return CG_ENOMEM;
+    if (ASN1_BIT_STRING_set(msg->protection, (unsigned char *)p, (int)n) != 1)
+        return CG_ENOMEM;
+    /* a MAC has no unused bits; without this flag the encoder would trim trailing zeros */
+    msg->protection->flags &= ~(long)(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    msg->protection->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    return CG_OK;
+}
+
+int protect_apply_pbm_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *secret, long max_iter)
+{
+    int rc = CG_ENOMEM;
+    unsigned char *der = NULL;
+    int len = 0;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned maclen = 0;
+    X509_ALGOR_free(msg->header->protectionAlg);
+    msg->header->protectionAlg = X509_ALGOR_dup(alg);
+    if (msg->header->protectionAlg == NULL)
+        goto out;
+    if ((rc = protect_part_der_(msg, &der, &len)) != CG_OK)
+        goto out;
+    if ((rc = pbm_mac(alg, secret, max_iter, der, len, mac, &maclen)) != CG_OK)
+        goto out;
+    rc = set_protection(msg, mac, maclen);
+out:
+    OPENSSL_free(der);
+    return rc;
+}
+
+int protect_apply_sig_(CG_PKIMESSAGE *msg, EVP_PKEY *key, const EVP_MD *md)
+{
+    CG_PROTECTEDPART part;
+    if (msg->header->protectionAlg == NULL &&
+        (msg->header->protectionAlg = X509_ALGOR_new()) == NULL)
+        return CG_ENOMEM;
+    if (msg->protection == NULL && (msg->protection = ASN1_BIT_STRING_new()) == NULL)
+        return CG_ENOMEM;
+    part.header = msg->header;
+    part.body = msg->body;
+    /* ASN1_item_sign sets protectionAlg (inside the signed header) before encoding. */
+    if (ASN1_item_sign(ASN1_ITEM_rptr(CG_PROTECTEDPART), msg->header->protectionAlg, NULL,
+                       msg->protection, &part, key, md) <= 0)
+        return CG_ECRYPTO;
+    return CG_OK;
+}
+
+const EVP_MD *protect_default_md_(EVP_PKEY *key)
+{
+    switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_ED25519:
+    case EVP_PKEY_ED448:
+        return NULL;
+    case EVP_PKEY_EC: {
+        int bits = EVP_PKEY_get_bits(key);
+        return bits > 384 ? EVP_sha512() : bits > 256 ? EVP_sha384() : EVP_sha256();
+    }
+    default:
+        return EVP_sha256();
+    }
+}
+
+const EVP_MD *protect_choose_md_(EVP_PKEY *ca_key, const X509_ALGOR *req_alg)
+{
+    int kid = EVP_PKEY_get_base_id(ca_key);
+    if (kid == EVP_PKEY_ED25519 || kid == EVP_PKEY_ED448)
+        return NULL;
+    if (req_alg != NULL && !protect_is_pbm_(req_alg)) {
+        const ASN1_OBJECT *obj = NULL;
+        int md_nid = NID_undef, pk_nid = NID_undef;
+        X509_ALGOR_get0(&obj, NULL, NULL, req_alg);
+        if (OBJ_find_sigid_algs(OBJ_obj2nid(obj), &md_nid, &pk_nid) && md_nid != NID_undef) {
+            const EVP_MD *md = EVP_get_digestbynid(md_nid);
+            /* the request's digest, with the CA's key type (the reference rule); SHA-1
+             * and weaker fall back to the default, as does anything unknown */
+            if (md != NULL && EVP_MD_get_size(md) >= 28)
+                return md;
+        }
+    }
+    return protect_default_md_(ca_key);
+}

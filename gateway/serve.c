@@ -1,0 +1,346 @@
+/*
+ * serve.c - the daemon: listeners on one libevent loop, the worker pool running core, the
+ * per-message log line, /healthz and /metrics, and the signals.
+ *
+ * DESIGN: the loop thread accepts, frames (transports/) and queues one job per request; it
+ * never does crypto or disk I/O. Workers run cg_core_process() (which commits to the store
+ * before returning) and log the message; the loop thread then writes the reply. A full
+ * queue answers 503 at once. SIGTERM/SIGINT stop accepting, let the requests in flight
+ * finish and be answered, then close the store. The mutable state of the daemon lives in
+ * struct server, passed explicitly; nothing here is global.
+ */
+#include "cg_config.h"
+#include "cg_core.h"
+#include "cg_err.h"
+#include "cg_http.h"
+#include "cg_log.h"
+#include "cg_store.h"
+#include "gateway_local.h"
+#include "workq.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DRAIN_LIMIT_S 30
+
+struct server {
+    struct cg_config *cfg;
+    struct cg_store *store;
+    struct cg_core *core;
+    struct event_base *base;
+    struct cg_workq *wq;
+    struct cg_http **http;
+    size_t n_http;
+    struct event *ev_term, *ev_int, *ev_pipe, *ev_drain;
+    int draining;
+    int drain_quiet_ticks; /* ticks with nothing in flight, so replies had time to flush */
+    time_t drain_start;
+    /* metrics */
+    atomic_ulong m_requests, m_accepted, m_rejected, m_busy, m_http_errors;
+    atomic_ulong m_ms_total;
+};
+
+enum job_kind { JOB_CMP, JOB_HEALTH };
+
+struct cmp_job {
+    struct cg_job base;
+    struct server *srv;
+    struct cg_request *req;
+    int kind;
+    struct cg_core_result res;
+    int rc;
+    struct timespec start;
+};
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Worker thread: the only place requests touch core and the store. */
+static void job_work(struct cg_job *j, void *arg)
+{
+    struct cmp_job *job = (struct cmp_job *)j;
+    struct server *srv = arg;
+    if (job->kind == JOB_HEALTH) {
+        job->rc = cg_store_check_writable(srv->store);
+        return;
+    }
+    size_t len = 0;
+    const uint8_t *body = cg_request_body(job->req, &len);
+    job->rc = cg_core_process(srv->core, cg_request_alias(job->req), cg_request_op(job->req), body,
+                              len, &job->res);
+    double ms = ms_since(&job->start);
+    char msbuf[32], status[8];
+    snprintf(msbuf, sizeof(msbuf), "%.1f", ms);
+    snprintf(status, sizeof(status), "%d", job->rc == CG_OK ? job->res.http_status : 500);
+    const char *kv[] = {"event",     "cmp",
+                        "alias",     cg_request_alias(job->req),
+                        "transport", cg_request_kind(job->req) == CG_TRANSPORT_TCP ? "tcp" : "http",
+                        "peer",      cg_request_peer(job->req),
+                        "status",    status,
+                        "body",      job->res.body_type,
+                        "txid",      job->res.txid,
+                        "outcome",   job->res.outcome,
+                        "username",  job->res.username,
+                        "serial",    job->res.serial,
+                        "ms",        msbuf,
+                        "detail",    job->res.detail};
+    cg_log_kv(CG_LOG_INFO, kv, (int)(sizeof(kv) / sizeof(kv[0])));
+    atomic_fetch_add(&srv->m_ms_total, (unsigned long)ms);
+    const char *o = job->res.outcome;
+    if (job->rc == CG_OK && job->res.http_status == 200 &&
+        (strcmp(o, "accepted") == 0 || strncmp(o, "pkiConf", 7) == 0 || strcmp(o, "revoked") == 0))
+        atomic_fetch_add(&srv->m_accepted, 1);
+    else
+        atomic_fetch_add(&srv->m_rejected, 1);
+}
+
+/* Loop thread: send the reply and free the job. */
+static void job_done(struct cg_job *j, void *arg)
+{
+    struct cmp_job *job = (struct cmp_job *)j;
+    (void)arg;
+    if (job->kind == JOB_HEALTH) {
+        const char *txt = job->rc == CG_OK ? "ok\n" : "store not writable\n";
+        cg_request_reply(job->req, job->rc == CG_OK ? 200 : 503, "text/plain", (const uint8_t *)txt,
+                         strlen(txt));
+    } else if (job->rc != CG_OK) {
+        cg_request_reply(job->req, 500, NULL, NULL, 0);
+    } else if (job->res.http_status != 200) {
+        cg_request_reply(job->req, job->res.http_status, NULL, NULL, 0);
+    } else {
+        cg_request_reply(job->req, 200, NULL, job->res.der, job->res.der_len);
+    }
+    cg_core_result_clear(&job->res);
+    free(job);
+}
+
+static void reply_text(struct cg_request *req, int status, const char *text)
+{
+    cg_request_reply(req, status, "text/plain", (const uint8_t *)text, strlen(text));
+}
+
+static void metrics_reply(struct server *srv, struct cg_request *req)
+{
+    char buf[2048];
+    int conns = 0;
+    for (size_t i = 0; i < srv->n_http; i++)
+        conns += cg_http_connections(srv->http[i]);
+    snprintf(buf, sizeof(buf),
+             "# TYPE cmpgate_requests_total counter\ncmpgate_requests_total %lu\n"
+             "# TYPE cmpgate_cmp_success_total counter\ncmpgate_cmp_success_total %lu\n"
+             "# TYPE cmpgate_cmp_rejected_total counter\ncmpgate_cmp_rejected_total %lu\n"
+             "# TYPE cmpgate_busy_total counter\ncmpgate_busy_total %lu\n"
+             "# TYPE cmpgate_http_errors_total counter\ncmpgate_http_errors_total %lu\n"
+             "# TYPE cmpgate_processing_ms_total counter\ncmpgate_processing_ms_total %lu\n"
+             "# TYPE cmpgate_inflight gauge\ncmpgate_inflight %d\n"
+             "# TYPE cmpgate_connections gauge\ncmpgate_connections %d\n",
+             atomic_load(&srv->m_requests), atomic_load(&srv->m_accepted),
+             atomic_load(&srv->m_rejected), atomic_load(&srv->m_busy),
+             atomic_load(&srv->m_http_errors), atomic_load(&srv->m_ms_total),
+             cg_workq_inflight(srv->wq), conns);
+    cg_request_reply(req, 200, "text/plain; version=0.0.4", (const uint8_t *)buf, strlen(buf));
+}
+
+static int queue_job(struct server *srv, struct cg_request *req, int kind)
+{
+    struct cmp_job *job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        return CG_ENOMEM;
+    job->base.work = job_work;
+    job->base.done = job_done;
+    job->base.arg = srv;
+    job->srv = srv;
+    job->req = req;
+    job->kind = kind;
+    clock_gettime(CLOCK_MONOTONIC, &job->start);
+    int rc = cg_workq_push(srv->wq, &job->base);
+    if (rc != CG_OK)
+        free(job);
+    return rc;
+}
+
+/* Loop thread: every complete request from every transport. */
+static void on_request(struct cg_request *req, void *arg)
+{
+    struct server *srv = arg;
+    if (cg_request_kind(req) == CG_TRANSPORT_ADMIN) {
+        const char *path = cg_request_path(req);
+        if (strcmp(cg_request_method(req), "GET") != 0 &&
+            strcmp(cg_request_method(req), "HEAD") != 0)
+            reply_text(req, 405, "method not allowed\n");
+        else if (strcmp(path, "/healthz") == 0) {
+            if (queue_job(srv, req, JOB_HEALTH) != CG_OK)
+                reply_text(req, 503, "busy\n");
+        } else if (strcmp(path, "/metrics") == 0)
+            metrics_reply(srv, req);
+        else
+            reply_text(req, 404, "not found\n");
+        return;
+    }
+    atomic_fetch_add(&srv->m_requests, 1);
+    const char *alias = cg_request_alias(req);
+    size_t len = 0;
+    const uint8_t *body = cg_request_body(req, &len);
+    if (alias == NULL || cg_config_alias(srv->cfg, alias) == NULL) {
+        atomic_fetch_add(&srv->m_http_errors, 1);
+        reply_text(req, 404, "unknown CMP alias\n");
+    } else if (!cg_core_is_der(body, len)) {
+        atomic_fetch_add(&srv->m_http_errors, 1);
+        reply_text(req, 400, "the request body is not a DER object\n");
+    } else if (srv->draining) {
+        atomic_fetch_add(&srv->m_busy, 1);
+        reply_text(req, 503, "shutting down\n");
+    } else if (queue_job(srv, req, JOB_CMP) != CG_OK) {
+        atomic_fetch_add(&srv->m_busy, 1);
+        reply_text(req, 503, "busy: the work queue is full\n");
+    }
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    (void)fd;
+    (void)what;
+    srv->drain_quiet_ticks = cg_workq_inflight(srv->wq) == 0 ? srv->drain_quiet_ticks + 1 : 0;
+    if (srv->drain_quiet_ticks >= 3 || time(NULL) - srv->drain_start > DRAIN_LIMIT_S)
+        event_base_loopexit(srv->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    (void)what;
+    if (srv->draining)
+        return;
+    cg_log(CG_LOG_INFO, "signal %d: finishing %d requests in flight, then stopping", (int)sig,
+           cg_workq_inflight(srv->wq));
+    srv->draining = 1;
+    srv->drain_start = time(NULL);
+    for (size_t i = 0; i < srv->n_http; i++)
+        cg_http_stop_accepting(srv->http[i]);
+    struct timeval tv = {0, 20000};
+    srv->ev_drain = event_new(srv->base, -1, EV_PERSIST, on_drain_tick, srv);
+    if (srv->ev_drain == NULL || event_add(srv->ev_drain, &tv) != 0)
+        event_base_loopexit(srv->base, NULL);
+}
+
+static int bind_all(struct server *srv, char **addrs, size_t n, int kind, char *first,
+                    size_t firstlen)
+{
+    struct cg_transport_limits lim = {
+        .max_body_bytes = srv->cfg->max_body_bytes,
+        .max_header_bytes = srv->cfg->max_header_bytes,
+        .idle_timeout_s = srv->cfg->idle_timeout_s,
+        .read_timeout_s = srv->cfg->read_timeout_s,
+        .max_connections = srv->cfg->max_connections,
+    };
+    if (n == 0)
+        return CG_OK;
+    struct cg_http *h =
+        cg_http_new(srv->base, kind, &lim, srv->cfg->http_root_alias, on_request, srv);
+    if (h == NULL)
+        return CG_ENOMEM;
+    struct cg_http **grown = realloc(srv->http, sizeof(*grown) * (srv->n_http + 1));
+    if (grown == NULL) {
+        cg_http_free(h);
+        return CG_ENOMEM;
+    }
+    srv->http = grown;
+    srv->http[srv->n_http++] = h;
+    for (size_t i = 0; i < n; i++) {
+        char bound[128];
+        int rc = cg_http_bind(h, addrs[i], bound, sizeof(bound));
+        if (rc != CG_OK) {
+            gw_err("cannot listen on %s: %s", addrs[i], cg_strerror(rc));
+            return rc;
+        }
+        if (i == 0)
+            snprintf(first, firstlen, "%s", bound);
+    }
+    return CG_OK;
+}
+
+static int workers_for(const struct cg_config *cfg)
+{
+    if (cfg->workers > 0)
+        return cfg->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int gw_serve(const char *config_path)
+{
+    struct server srv;
+    int status = EXIT_RUNTIME, rc;
+    char http_addr[128] = "", admin_addr[128] = "";
+    memset(&srv, 0, sizeof(srv));
+    if ((status = gw_load_config(config_path, &srv.cfg)) != 0)
+        return status;
+    status = EXIT_RUNTIME;
+    cg_log_setup(srv.cfg->log_level, srv.cfg->log_json);
+    signal(SIGPIPE, SIG_IGN);
+    struct cg_store_opts so = {srv.cfg->store_path, srv.cfg->store_map_size_mb,
+                               srv.cfg->store_sync};
+    if ((rc = cg_store_open(&so, &srv.store)) != CG_OK) {
+        gw_err("cannot open the store at %s: %s", srv.cfg->store_path, cg_strerror(rc));
+        goto out;
+    }
+    if ((rc = cg_core_new(srv.cfg, srv.store, &srv.core)) != CG_OK)
+        goto out;
+    if (evthread_use_pthreads() != 0 || (srv.base = event_base_new()) == NULL) {
+        gw_err("cannot create the event loop");
+        goto out;
+    }
+    if ((rc = cg_workq_new(srv.base, workers_for(srv.cfg), srv.cfg->queue_depth, &srv.wq)) !=
+        CG_OK) {
+        gw_err("cannot start workers: %s", cg_strerror(rc));
+        goto out;
+    }
+    if (bind_all(&srv, srv.cfg->listen_http, srv.cfg->n_listen_http, CG_TRANSPORT_HTTP, http_addr,
+                 sizeof(http_addr)) != CG_OK ||
+        bind_all(&srv, srv.cfg->listen_admin, srv.cfg->n_listen_admin, CG_TRANSPORT_ADMIN,
+                 admin_addr, sizeof(admin_addr)) != CG_OK)
+        goto out;
+    srv.ev_term = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
+    srv.ev_int = evsignal_new(srv.base, SIGINT, on_signal, &srv);
+    if (!srv.ev_term || !srv.ev_int || evsignal_add(srv.ev_term, NULL) ||
+        evsignal_add(srv.ev_int, NULL))
+        goto out;
+    printf("LISTEN http=%s tcp=%s admin=%s pid=%ld\n", http_addr[0] ? http_addr : "-", "-",
+           admin_addr[0] ? admin_addr : "-", (long)getpid());
+    fflush(stdout);
+    cg_log(CG_LOG_INFO, "cmpgate serving %s (http %s, %d workers, store %s)", srv.cfg->file,
+           http_addr[0] ? http_addr : "-", workers_for(srv.cfg), srv.cfg->store_path);
+    event_base_dispatch(srv.base);
+    status = 0;
+    cg_log(CG_LOG_INFO, "cmpgate stopped");
+out:
+    for (size_t i = 0; i < srv.n_http; i++)
+        cg_http_free(srv.http[i]);
+    free(srv.http);
+    cg_workq_free(srv.wq);
+    if (srv.ev_term)
+        event_free(srv.ev_term);
+    if (srv.ev_int)
+        event_free(srv.ev_int);
+    if (srv.ev_drain)
+        event_free(srv.ev_drain);
+    if (srv.base)
+        event_base_free(srv.base);
+    cg_core_free(srv.core);
+    cg_store_close(srv.store);
+    cg_config_unref(srv.cfg);
+    return status;
+}

@@ -1,0 +1,164 @@
+/*
+ * workq.c - worker pool with a bounded queue and a completion list drained by the loop.
+ *
+ * DESIGN: see workq.h. Two locks: `mu` guards the pending FIFO (workers wait on `cv`),
+ * `done_mu` guards the completion list. `inflight` is touched only on the loop thread
+ * (incremented on push, decremented when done runs), so it needs no lock.
+ */
+#include "workq.h"
+
+#include "cg_err.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct cg_workq {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct cg_job *head, *tail;
+    int depth, max_depth, stop;
+    pthread_t *threads;
+    int n;
+    pthread_mutex_t done_mu;
+    struct cg_job *done_head, *done_tail;
+    struct event *done_ev;
+    int inflight;
+};
+
+static void drain_done(struct cg_workq *q)
+{
+    pthread_mutex_lock(&q->done_mu);
+    struct cg_job *j = q->done_head;
+    q->done_head = q->done_tail = NULL;
+    pthread_mutex_unlock(&q->done_mu);
+    while (j != NULL) {
+        struct cg_job *next = j->next;
+        q->inflight--;
+        j->done(j, j->arg);
+        j = next;
+    }
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    drain_done(arg);
+}
+
+static void *worker_main(void *arg)
+{
+    struct cg_workq *q = arg;
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        while (q->head == NULL && !q->stop)
+            pthread_cond_wait(&q->cv, &q->mu);
+        struct cg_job *j = q->head;
+        if (j == NULL) {
+            pthread_mutex_unlock(&q->mu);
+            break;
+        }
+        q->head = j->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        q->depth--;
+        pthread_mutex_unlock(&q->mu);
+        j->next = NULL;
+        j->work(j, j->arg);
+        pthread_mutex_lock(&q->done_mu);
+        if (q->done_tail)
+            q->done_tail->next = j;
+        else
+            q->done_head = j;
+        q->done_tail = j;
+        pthread_mutex_unlock(&q->done_mu);
+        event_active(q->done_ev, EV_READ, 0);
+    }
+    return NULL;
+}
+
+int cg_workq_new(struct event_base *base, int n, int max_depth, struct cg_workq **out)
+{
+    int rc = CG_ENOMEM;
+    struct cg_workq *q = calloc(1, sizeof(*q));
+    sigset_t all, old;
+    *out = NULL;
+    if (q == NULL)
+        return CG_ENOMEM;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    pthread_mutex_init(&q->done_mu, NULL);
+    q->max_depth = max_depth;
+    q->done_ev = event_new(base, -1, EV_PERSIST, on_done, q);
+    q->threads = calloc((size_t)n, sizeof(pthread_t));
+    if (q->done_ev == NULL || q->threads == NULL)
+        goto fail;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&q->threads[i], NULL, worker_main, q) != 0) {
+            rc = CG_EINTERNAL;
+            break;
+        }
+        char name[16];
+        snprintf(name, sizeof(name), "cg/w%d", i);
+        pthread_setname_np(q->threads[i], name);
+        q->n++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (q->n != n)
+        goto fail;
+    *out = q;
+    return CG_OK;
+fail:
+    cg_workq_free(q);
+    return rc;
+}
+
+int cg_workq_push(struct cg_workq *q, struct cg_job *job)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->depth >= q->max_depth) {
+        pthread_mutex_unlock(&q->mu);
+        return CG_EFULL;
+    }
+    job->next = NULL;
+    if (q->tail)
+        q->tail->next = job;
+    else
+        q->head = job;
+    q->tail = job;
+    q->depth++;
+    q->inflight++;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    return CG_OK;
+}
+
+int cg_workq_inflight(const struct cg_workq *q)
+{
+    return q->inflight;
+}
+
+void cg_workq_free(struct cg_workq *q)
+{
+    if (q == NULL)
+        return;
+    pthread_mutex_lock(&q->mu);
+    q->stop = 1;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    for (int i = 0; i < q->n; i++)
+        pthread_join(q->threads[i], NULL);
+    drain_done(q);
+    if (q->done_ev)
+        event_free(q->done_ev);
+    free(q->threads);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    pthread_mutex_destroy(&q->done_mu);
+    free(q);
+}

@@ -1,0 +1,200 @@
+/*
+ * cg_store.h - the durable store: end entities, certificates, open CMP transactions.
+ *
+ * DESIGN: one LMDB environment per process (several processes may open the same path:
+ * `serve` and the admin commands). Reads run in short read-only transactions, one per call.
+ * Writes are collected into a batch by the caller and handed to cg_store_commit(), which
+ * blocks until a single committer thread has applied the batch (inside a nested LMDB
+ * transaction, so one failing batch never spoils the others) and the enclosing write
+ * transaction has been committed and synced: group commit, one fsync for many batches.
+ * No caller reports a write to a client before cg_store_commit() returned CG_OK.
+ *
+ * Per-entity serialization: cg_store_lock_entity() takes a striped mutex hashed from the
+ * username, so every read-check-issue-write sequence for one end entity runs alone while
+ * other entities proceed in parallel. Entity records carry a version bumped by every write;
+ * a put with an expected version fails with CG_ECONFLICT if the record changed.
+ *
+ * The store knows records, not CMP: keys such as the issuer hash and the fingerprint are
+ * computed by the caller. Only LMDB and libc are used here.
+ *
+ * Thread-safety: every function may be called from any thread, except cg_store_close().
+ */
+#ifndef CG_STORE_CG_STORE_H
+#define CG_STORE_CG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cg_store;
+struct cg_store_batch;
+
+struct cg_store_opts {
+    const char *path;   /* directory; created 0700 if missing */
+    size_t map_size_mb; /* LMDB map size; 0 → 1024 */
+    int sync;           /* 1: fsync every commit (durable, default); 0: no sync */
+};
+
+/* EJBCA end entity status numbers. */
+enum cg_entity_status {
+    CG_EE_NEW = 10,
+    CG_EE_FAILED = 11,
+    CG_EE_INITIALIZED = 20,
+    CG_EE_INPROCESS = 30,
+    CG_EE_GENERATED = 40,
+    CG_EE_REVOKED = 50,
+    CG_EE_HISTORICAL = 60,
+    CG_EE_KEYRECOVERY = 70,
+};
+
+#define CG_ENTITY_RA_CREATED 0x1u /* created by an RA-mode request */
+
+/* An end entity. All strings are NUL-terminated heap copies owned by the record, or NULL. */
+struct cg_entity {
+    char *username;
+    char *subject_dn;  /* RFC 4514-ish text, as printed by the CA */
+    char *subject_alt; /* comma-separated GeneralNames text, or NULL */
+    char *ca;          /* CA name */
+    char *ee_profile;
+    char *cert_profile;
+    char *password;   /* clear-text enrollment code, NULL when none */
+    char *token_type; /* "USERGENERATED", ... */
+    int status;       /* enum cg_entity_status */
+    uint32_t flags;   /* CG_ENTITY_* */
+    int64_t created;  /* unix seconds */
+    int64_t modified;
+    uint64_t version; /* set by the store: 1 on creation, +1 on each write */
+};
+
+#define CG_CERT_ACTIVE 0
+#define CG_CERT_REVOKED 1
+
+/* A certificate. Primary key: issuer_key || serial. */
+struct cg_cert_rec {
+    uint8_t issuer_key[32];  /* SHA-256 of the DER issuer name */
+    uint8_t serial[32];      /* big-endian magnitude, no leading zero byte */
+    size_t serial_len;       /* 1..32 */
+    uint8_t fingerprint[32]; /* SHA-256 of the DER certificate */
+    char *username;
+    char *ca;      /* CA name */
+    char *subject; /* text */
+    char *issuer;  /* text */
+    uint8_t *der;  /* the certificate */
+    size_t der_len;
+    int status; /* CG_CERT_ACTIVE | CG_CERT_REVOKED */
+    int reason; /* CRL reason code when revoked, -1 unspecified */
+    int64_t issued_at;
+    int64_t not_after;
+    int64_t revoked_at; /* 0 while active */
+};
+
+/* Transaction states. */
+#define CG_TXN_OPEN 1      /* response sent, certConf awaited */
+#define CG_TXN_CONFIRMED 2 /* certConf accepted (or implicitConfirm) */
+#define CG_TXN_REJECTED 3  /* certConf rejected the certificate */
+#define CG_TXN_CLOSED 4    /* finished without certificate (rr, error) */
+
+/* An open or finished CMP transaction, keyed by transactionID. */
+struct cg_txn_rec {
+    uint8_t txid[64];
+    size_t txid_len; /* 1..64 */
+    int state;       /* CG_TXN_* */
+    int64_t created; /* unix seconds */
+    int64_t updated;
+    char *alias;
+    char *username;    /* NULL when none */
+    uint8_t nonce[16]; /* our senderNonce in the last response */
+    size_t nonce_len;
+    int body_type;          /* body type of the request that opened it */
+    int64_t cert_req_id;    /* of the issued certificate, when any */
+    uint8_t issuer_key[32]; /* of the issued certificate, when any */
+    uint8_t serial[32];
+    size_t serial_len;     /* 0 when no certificate */
+    uint8_t cert_hash[64]; /* hash of the issued certificate (digest of its sig alg) */
+    size_t cert_hash_len;
+};
+
+/** @brief Open (creating if needed) the store and start its committer thread.
+ *  @param[out] out new store, NULL on failure.
+ *  @return CG_OK, CG_EIO (directory), CG_ESTORE (LMDB). */
+int cg_store_open(const struct cg_store_opts *opts, struct cg_store **out);
+/** @brief Wait for queued commits to finish, stop the committer, close LMDB. NULL is a no-op.
+ *  Must not race with other calls on the same store. */
+void cg_store_close(struct cg_store *s);
+/** @brief Cheap check that a write transaction can be opened and committed (for /healthz).
+ *  @return CG_OK or CG_ESTORE. */
+int cg_store_check_writable(struct cg_store *s);
+
+/* --- per-entity serialization --------------------------------------------------------- */
+/** @brief Lock the stripe of username (blocking). Never fails. Not recursive. */
+void cg_store_lock_entity(struct cg_store *s, const char *username);
+void cg_store_unlock_entity(struct cg_store *s, const char *username);
+
+/* --- records ----------------------------------------------------------------------------- */
+struct cg_entity *cg_entity_new(void);
+void cg_entity_free(struct cg_entity *e);
+/** @return new deep copy or NULL. */
+struct cg_entity *cg_entity_dup(const struct cg_entity *e);
+struct cg_cert_rec *cg_cert_rec_new(void);
+void cg_cert_rec_free(struct cg_cert_rec *c);
+struct cg_txn_rec *cg_txn_rec_new(void);
+void cg_txn_rec_free(struct cg_txn_rec *t);
+
+/* --- reads (each in its own read transaction; results are new copies) --------------- */
+/** @return CG_OK, CG_ENOTFOUND, CG_ESTORE, CG_ENOMEM. */
+int cg_store_get_entity(struct cg_store *s, const char *username, struct cg_entity **out);
+int cg_store_get_cert(struct cg_store *s, const uint8_t issuer_key[32], const uint8_t *serial,
+                      size_t serial_len, struct cg_cert_rec **out);
+/** @brief Find by serial alone (any issuer); CG_EEXIST if two issuers share it. */
+int cg_store_find_cert_by_serial(struct cg_store *s, const uint8_t *serial, size_t serial_len,
+                                 struct cg_cert_rec **out);
+int cg_store_get_cert_by_fp(struct cg_store *s, const uint8_t fp[32], struct cg_cert_rec **out);
+int cg_store_get_txn(struct cg_store *s, const uint8_t *txid, size_t txid_len,
+                     struct cg_txn_rec **out);
+
+/** Iteration callbacks get a borrowed record valid only during the call; return nonzero
+ *  to stop early (the iteration then returns CG_OK). */
+typedef int (*cg_store_entity_cb)(const struct cg_entity *e, void *arg);
+typedef int (*cg_store_cert_cb)(const struct cg_cert_rec *c, void *arg);
+/** @brief All entities in username order. */
+int cg_store_list_entities(struct cg_store *s, cg_store_entity_cb cb, void *arg);
+/** @brief Certificates of username (issue order), or all certificates when username is NULL. */
+int cg_store_list_certs(struct cg_store *s, const char *username, cg_store_cert_cb cb, void *arg);
+/** @brief Number of certificates of username (0 if none). */
+int cg_store_count_certs(struct cg_store *s, const char *username, size_t *count);
+
+/* --- writes ----------------------------------------------------------------------------- */
+#define CG_VERSION_ANY UINT64_MAX /* put: overwrite whatever is there */
+#define CG_VERSION_NONE 0         /* put: the record must not exist yet */
+
+/** @brief New empty batch. @return new or NULL. */
+struct cg_store_batch *cg_store_batch_new(void);
+void cg_store_batch_free(struct cg_store_batch *b);
+/** Each add copies its arguments into the batch; the record pointers stay the caller's.
+ *  Adds only fail with CG_ENOMEM (or CG_EINVAL for bad arguments). */
+/** @brief Insert or replace an entity. expect_version: CG_VERSION_NONE (must not exist →
+ *  else CG_EEXIST), CG_VERSION_ANY, or the version read earlier (else CG_ECONFLICT).
+ *  The stored version becomes old+1 (1 for a new record); created is kept from the old record. */
+int cg_store_batch_put_entity(struct cg_store_batch *b, const struct cg_entity *e,
+                              uint64_t expect_version);
+/** @brief Delete an entity (CG_ENOTFOUND at commit if missing). Its certificates stay. */
+int cg_store_batch_del_entity(struct cg_store_batch *b, const char *username);
+/** @brief Insert a new certificate (CG_EEXIST at commit if issuer_key+serial is taken).
+ *  Maintains the by-username and by-fingerprint indexes. */
+int cg_store_batch_add_cert(struct cg_store_batch *b, const struct cg_cert_rec *c);
+/** @brief Mark a certificate revoked: CG_ENOTFOUND if absent, CG_EALREADY if already revoked. */
+int cg_store_batch_revoke_cert(struct cg_store_batch *b, const uint8_t issuer_key[32],
+                               const uint8_t *serial, size_t serial_len, int reason, int64_t when);
+/** @brief Insert a transaction; must_be_new → CG_EEXIST at commit if the txid exists. */
+int cg_store_batch_put_txn(struct cg_store_batch *b, const struct cg_txn_rec *t, int must_be_new);
+/** @brief Change a transaction's state only if it is currently from_state (else CG_ECONFLICT,
+ *  CG_ENOTFOUND if absent); sets updated = when. */
+int cg_store_batch_set_txn_state(struct cg_store_batch *b, const uint8_t *txid, size_t txid_len,
+                                 int from_state, int to_state, int64_t when);
+
+/** @brief Apply the batch atomically (all of it or none) and return once it is durable.
+ *  @return CG_OK, or the first failing operation's code (CG_EEXIST, CG_ECONFLICT,
+ *  CG_ENOTFOUND, CG_EALREADY), CG_EFULL (map full), CG_ESTORE, CG_ECLOSED.
+ *  The batch is not consumed: free it afterwards. */
+int cg_store_commit(struct cg_store *s, struct cg_store_batch *b);
+
+#endif

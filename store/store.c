@@ -1,0 +1,665 @@
+/*
+ * store.c - the LMDB environment, the group-commit thread, the entity lock stripes and the
+ * read side of the store (gets, lookups, iterations).
+ *
+ * DESIGN: one MDB_env with six named databases (entities, certs, certs_by_user, certs_by_fp,
+ * txns, meta), opened MDB_NOTLS so a read transaction is not tied to a thread slot and any
+ * number of threads (maxreaders 256) read in parallel; several processes may share the
+ * environment (LMDB's lock file arbitrates, no MDB_NOLOCK / MDB_WRITEMAP). Every read runs in
+ * its own short MDB_RDONLY transaction and copies the record out of the map before ending it.
+ *
+ * Writes: cg_store_commit() puts a `struct pending` (on the caller's stack) on a FIFO guarded
+ * by `mu`, signals `work_cv` and waits on `done_cv` until the committer marks it done. The
+ * committer takes every pending batch at once, opens one write transaction, applies each
+ * batch in its own nested transaction (a failing batch aborts only that child and keeps its
+ * error), commits the parent once (one fsync for the group) and wakes all waiters. If the
+ * parent cannot begin or commit, every batch of the group that had succeeded gets CG_ESTORE
+ * (CG_EFULL for MDB_MAP_FULL). cg_store_close() sets `stopping`: later commits get
+ * CG_ECLOSED, the committer drains what is queued, then exits and is joined.
+ *
+ * Entity locks: CG_STORE_STRIPES mutexes indexed by FNV-1a(username). Two usernames may
+ * share a stripe, so a thread must hold at most one entity lock at a time.
+ *
+ * cg_store_find_cert_by_serial() scans the whole certs database (O(n)); fine at our sizes,
+ * an index serial → key can be added to the schema later.
+ */
+#include "store_local.h"
+
+#include "cg_err.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const char KEY_SCHEMA[] = "schema";
+
+int map_mdb_err_(int mrc)
+{
+    int rc = CG_ESTORE;
+    if (mrc == 0)
+        rc = CG_OK;
+    else if (mrc == MDB_MAP_FULL)
+        rc = CG_EFULL;
+    return rc;
+}
+
+/* --- the committer ---------------------------------------------------------------------- */
+
+/* Apply one group of batches (list linked by next) and set each one's rc. */
+static void commit_group(struct cg_store *s, struct pending *group)
+{
+    MDB_txn *parent = NULL;
+    int applied = 0;
+    int mrc = mdb_txn_begin(s->env, NULL, 0, &parent);
+    if (mrc != 0) {
+        for (struct pending *p = group; p != NULL; p = p->next)
+            p->rc = map_mdb_err_(mrc);
+        goto out;
+    }
+    for (struct pending *p = group; p != NULL; p = p->next) {
+        MDB_txn *child = NULL;
+        mrc = mdb_txn_begin(s->env, parent, 0, &child);
+        if (mrc != 0) {
+            p->rc = map_mdb_err_(mrc);
+            continue;
+        }
+        p->rc = apply_batch_(s, child, p->batch);
+        if (p->rc != CG_OK) {
+            mdb_txn_abort(child);
+            continue;
+        }
+        mrc = mdb_txn_commit(child);
+        if (mrc != 0) {
+            p->rc = map_mdb_err_(mrc);
+            continue;
+        }
+        applied++;
+    }
+    if (applied == 0) {
+        mdb_txn_abort(parent); /* nothing to write: spare the fsync */
+        goto out;
+    }
+    mrc = mdb_txn_commit(parent);
+    if (mrc != 0) {
+        for (struct pending *p = group; p != NULL; p = p->next)
+            if (p->rc == CG_OK)
+                p->rc = map_mdb_err_(mrc);
+    }
+out:
+    return;
+}
+
+static void *run_committer(void *arg)
+{
+    struct cg_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        struct pending *group = NULL;
+        while (s->head == NULL && !s->stopping)
+            pthread_cond_wait(&s->work_cv, &s->mu);
+        if (s->head == NULL)
+            break; /* stopping and drained */
+        group = s->head;
+        s->head = s->tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+        commit_group(s, group);
+        pthread_mutex_lock(&s->mu);
+        while (group != NULL) {
+            struct pending *next = group->next; /* read before the waiter may return */
+            group->done = 1;
+            group = next;
+        }
+        pthread_cond_broadcast(&s->done_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int cg_store_commit(struct cg_store *s, struct cg_store_batch *b)
+{
+    int rc = CG_EINTERNAL;
+    struct pending p = {b, CG_EINTERNAL, 0, NULL};
+    if (s == NULL || b == NULL) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping || !s->thread_started) {
+        pthread_mutex_unlock(&s->mu);
+        rc = CG_ECLOSED;
+        goto out;
+    }
+    if (s->tail != NULL)
+        s->tail->next = &p;
+    else
+        s->head = &p;
+    s->tail = &p;
+    pthread_cond_signal(&s->work_cv);
+    while (!p.done)
+        pthread_cond_wait(&s->done_cv, &s->mu);
+    rc = p.rc;
+    pthread_mutex_unlock(&s->mu);
+out:
+    return rc;
+}
+
+int cg_store_check_writable(struct cg_store *s)
+{
+    int rc = CG_EINTERNAL;
+    struct cg_store_batch *b = cg_store_batch_new();
+    if (b == NULL || batch_add_touch_(b, (int64_t)time(NULL)) != CG_OK ||
+        cg_store_commit(s, b) != CG_OK) {
+        rc = CG_ESTORE;
+        goto out;
+    }
+    rc = CG_OK;
+out:
+    cg_store_batch_free(b);
+    return rc;
+}
+
+/* --- open / close ----------------------------------------------------------------------- */
+
+static int make_dir(const char *path)
+{
+    int rc = CG_EIO;
+    struct stat st;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        goto out;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        goto out;
+    rc = CG_OK;
+out:
+    return rc;
+}
+
+/* Open (create) the named databases and check or write the schema version. */
+static int open_dbs(struct cg_store *s)
+{
+    int rc = CG_ESTORE;
+    MDB_txn *txn = NULL;
+    MDB_val k = {sizeof(KEY_SCHEMA) - 1, (void *)KEY_SCHEMA};
+    MDB_val v;
+    uint8_t ver[4] = {0, 0, 0, CG_STORE_SCHEMA};
+    int mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (mrc != 0)
+        goto out;
+    if (mdb_dbi_open(txn, "entities", MDB_CREATE, &s->dbi_entities) != 0 ||
+        mdb_dbi_open(txn, "certs", MDB_CREATE, &s->dbi_certs) != 0 ||
+        mdb_dbi_open(txn, "certs_by_user", MDB_CREATE | MDB_DUPSORT, &s->dbi_by_user) != 0 ||
+        mdb_dbi_open(txn, "certs_by_fp", MDB_CREATE, &s->dbi_by_fp) != 0 ||
+        mdb_dbi_open(txn, "txns", MDB_CREATE, &s->dbi_txns) != 0 ||
+        mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta) != 0)
+        goto out;
+    mrc = mdb_get(txn, s->dbi_meta, &k, &v);
+    if (mrc == MDB_NOTFOUND) {
+        v.mv_size = sizeof(ver);
+        v.mv_data = ver;
+        if (mdb_put(txn, s->dbi_meta, &k, &v, 0) != 0)
+            goto out;
+    } else if (mrc != 0 || v.mv_size != sizeof(ver) || memcmp(v.mv_data, ver, sizeof(ver)) != 0) {
+        goto out; /* unreadable or a schema we do not know */
+    }
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (mrc != 0)
+        goto out;
+    rc = CG_OK;
+out:
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    return rc;
+}
+
+/* Start the committer with every signal blocked (signals belong to the loop thread). */
+static int start_committer(struct cg_store *s)
+{
+    int rc = CG_EINTERNAL;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (pthread_create(&s->committer, NULL, run_committer, s) == 0) {
+        s->thread_started = 1;
+        pthread_setname_np(s->committer, "cg/store");
+        rc = CG_OK;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+int cg_store_open(const struct cg_store_opts *opts, struct cg_store **out)
+{
+    int rc = CG_EINTERNAL;
+    struct cg_store *s = NULL;
+    size_t mb = 0;
+    int dead = 0;
+    if (out != NULL)
+        *out = NULL;
+    if (opts == NULL || opts->path == NULL || out == NULL) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    mb = opts->map_size_mb ? opts->map_size_mb : 1024;
+    rc = make_dir(opts->path);
+    if (rc != CG_OK)
+        goto out;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        rc = CG_ENOMEM;
+        goto out;
+    }
+    rc = CG_ESTORE;
+    if (mdb_env_create(&s->env) != 0) {
+        s->env = NULL;
+        goto out;
+    }
+    if (mdb_env_set_maxdbs(s->env, 8) != 0 || mdb_env_set_maxreaders(s->env, 256) != 0 ||
+        mdb_env_set_mapsize(s->env, mb * 1024 * 1024) != 0 ||
+        mdb_env_open(s->env, opts->path, MDB_NOTLS | (opts->sync ? 0 : MDB_NOSYNC), 0600) != 0)
+        goto out;
+    mdb_reader_check(s->env, &dead); /* clear slots of crashed processes */
+    rc = open_dbs(s);
+    if (rc != CG_OK)
+        goto out;
+    rc = CG_EINTERNAL;
+    for (int i = 0; i < CG_STORE_STRIPES; i++)
+        pthread_mutex_init(&s->stripes[i], NULL);
+    s->stripes_init = 1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    s->sync_init = 1;
+    rc = start_committer(s);
+    if (rc != CG_OK)
+        goto out;
+    *out = s;
+    s = NULL;
+    rc = CG_OK;
+out:
+    cg_store_close(s);
+    return rc;
+}
+
+void cg_store_close(struct cg_store *s)
+{
+    if (s == NULL)
+        return;
+    if (s->thread_started) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = 1;
+        pthread_cond_signal(&s->work_cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->committer, NULL);
+    }
+    if (s->sync_init) {
+        pthread_cond_destroy(&s->done_cv);
+        pthread_cond_destroy(&s->work_cv);
+        pthread_mutex_destroy(&s->mu);
+    }
+    if (s->stripes_init)
+        for (int i = 0; i < CG_STORE_STRIPES; i++)
+            pthread_mutex_destroy(&s->stripes[i]);
+    if (s->env != NULL)
+        mdb_env_close(s->env); /* also closes the DBI handles */
+    free(s);
+}
+
+/* --- entity locks ----------------------------------------------------------------------- */
+
+static pthread_mutex_t *stripe_of(struct cg_store *s, const char *username)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)username; p && *p; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    return &s->stripes[h % CG_STORE_STRIPES];
+}
+
+void cg_store_lock_entity(struct cg_store *s, const char *username)
+{
+    pthread_mutex_lock(stripe_of(s, username));
+}
+
+void cg_store_unlock_entity(struct cg_store *s, const char *username)
+{
+    pthread_mutex_unlock(stripe_of(s, username));
+}
+
+/* --- reads ------------------------------------------------------------------------------ */
+
+static int begin_read(struct cg_store *s, MDB_txn **txn)
+{
+    int rc = CG_ESTORE;
+    *txn = NULL;
+    if (s == NULL) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn) != 0) {
+        *txn = NULL;
+        goto out;
+    }
+    rc = CG_OK;
+out:
+    return rc;
+}
+
+/* mdb_get → CG_OK / CG_ENOTFOUND / CG_ESTORE. */
+static int get_raw(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t key_len, MDB_val *v)
+{
+    int rc = CG_ESTORE;
+    MDB_val k = {key_len, (void *)key};
+    int mrc = mdb_get(txn, dbi, &k, v);
+    if (mrc == 0)
+        rc = CG_OK;
+    else if (mrc == MDB_NOTFOUND || mrc == MDB_BAD_VALSIZE) /* too long a key: never stored */
+        rc = CG_ENOTFOUND;
+    return rc;
+}
+
+static void end_read(MDB_txn *txn)
+{
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+}
+
+int cg_store_get_entity(struct cg_store *s, const char *username, struct cg_entity **out)
+{
+    int rc = CG_EINTERNAL;
+    MDB_txn *txn = NULL;
+    MDB_val v;
+    *out = NULL;
+    if (username == NULL || username[0] == '\0') {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    rc = begin_read(s, &txn);
+    if (rc != CG_OK)
+        goto out;
+    rc = get_raw(txn, s->dbi_entities, username, strlen(username), &v);
+    if (rc != CG_OK)
+        goto out;
+    rc = decode_entity_(v.mv_data, v.mv_size, out);
+out:
+    end_read(txn);
+    return rc;
+}
+
+/* Fetch and decode the certificate at key (issuer_key || serial) inside txn. */
+static int read_cert(struct cg_store *s, MDB_txn *txn, const void *key, size_t key_len,
+                     struct cg_cert_rec **out)
+{
+    MDB_val v;
+    int rc = get_raw(txn, s->dbi_certs, key, key_len, &v);
+    if (rc == CG_OK)
+        rc = decode_cert_(v.mv_data, v.mv_size, out);
+    return rc;
+}
+
+int cg_store_get_cert(struct cg_store *s, const uint8_t issuer_key[32], const uint8_t *serial,
+                      size_t serial_len, struct cg_cert_rec **out)
+{
+    int rc = CG_EINTERNAL;
+    MDB_txn *txn = NULL;
+    uint8_t key[CG_STORE_CERT_KEY_MAX];
+    size_t key_len = 0;
+    *out = NULL;
+    if (issuer_key == NULL || serial == NULL || serial_len < 1 || serial_len > 32) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    key_len = make_cert_key_(issuer_key, serial, serial_len, key);
+    rc = begin_read(s, &txn);
+    if (rc != CG_OK)
+        goto out;
+    rc = read_cert(s, txn, key, key_len, out);
+out:
+    end_read(txn);
+    return rc;
+}
+
+int cg_store_find_cert_by_serial(struct cg_store *s, const uint8_t *serial, size_t serial_len,
+                                 struct cg_cert_rec **out)
+{
+    int rc = CG_EINTERNAL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v, found_v = {0, NULL};
+    int mrc = 0, matches = 0;
+    *out = NULL;
+    if (serial == NULL || serial_len < 1 || serial_len > 32) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    rc = begin_read(s, &txn);
+    if (rc != CG_OK)
+        goto out;
+    rc = CG_ESTORE;
+    if (mdb_cursor_open(txn, s->dbi_certs, &cur) != 0) {
+        cur = NULL;
+        goto out;
+    }
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size == 32 + serial_len &&
+            memcmp((const uint8_t *)k.mv_data + 32, serial, serial_len) == 0) {
+            if (++matches > 1)
+                break;
+            found_v = v;
+        }
+    }
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        goto out;
+    if (matches > 1)
+        rc = CG_EEXIST;
+    else if (matches == 0)
+        rc = CG_ENOTFOUND;
+    else
+        rc = decode_cert_(found_v.mv_data, found_v.mv_size, out);
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    end_read(txn);
+    return rc;
+}
+
+int cg_store_get_cert_by_fp(struct cg_store *s, const uint8_t fp[32], struct cg_cert_rec **out)
+{
+    int rc = CG_EINTERNAL;
+    MDB_txn *txn = NULL;
+    MDB_val v;
+    *out = NULL;
+    if (fp == NULL) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    rc = begin_read(s, &txn);
+    if (rc != CG_OK)
+        goto out;
+    rc = get_raw(txn, s->dbi_by_fp, fp, 32, &v);
+    if (rc != CG_OK)
+        goto out;
+    rc = read_cert(s, txn, v.mv_data, v.mv_size, out);
+    if (rc == CG_ENOTFOUND)
+        rc = CG_ESTORE; /* index points nowhere */
+out:
+    end_read(txn);
+    return rc;
+}
+
+int cg_store_get_txn(struct cg_store *s, const uint8_t *txid, size_t txid_len,
+                     struct cg_txn_rec **out)
+{
+    int rc = CG_EINTERNAL;
+    MDB_txn *txn = NULL;
+    MDB_val v;
+    *out = NULL;
+    if (txid == NULL || txid_len < 1 || txid_len > 64) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    rc = begin_read(s, &txn);
+    if (rc != CG_OK)
+        goto out;
+    rc = get_raw(txn, s->dbi_txns, txid, txid_len, &v);
+    if (rc != CG_OK)
+        goto out;
+    rc = decode_txn_(v.mv_data, v.mv_size, out);
+out:
+    end_read(txn);
+    return rc;
+}
+
+int cg_store_list_entities(struct cg_store *s, cg_store_entity_cb cb, void *arg)
+{
+    int rc = CG_EINTERNAL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int mrc = 0;
+    if (cb == NULL) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    rc = begin_read(s, &txn);
+    if (rc != CG_OK)
+        goto out;
+    rc = CG_ESTORE;
+    if (mdb_cursor_open(txn, s->dbi_entities, &cur) != 0) {
+        cur = NULL;
+        goto out;
+    }
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct cg_entity *e = NULL;
+        int stop = 0;
+        rc = decode_entity_(v.mv_data, v.mv_size, &e);
+        if (rc != CG_OK)
+            goto out;
+        stop = cb(e, arg);
+        cg_entity_free(e);
+        if (stop)
+            break;
+    }
+    rc = (mrc == 0 || mrc == MDB_NOTFOUND) ? CG_OK : CG_ESTORE;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    end_read(txn);
+    return rc;
+}
+
+/* Decode one certificate, hand it to cb. @return CG_OK or the decode error; *stop from cb. */
+static int visit_cert(const MDB_val *v, cg_store_cert_cb cb, void *arg, int *stop)
+{
+    struct cg_cert_rec *c = NULL;
+    int rc = decode_cert_(v->mv_data, v->mv_size, &c);
+    if (rc == CG_OK)
+        *stop = cb(c, arg);
+    cg_cert_rec_free(c);
+    return rc;
+}
+
+int cg_store_list_certs(struct cg_store *s, const char *username, cg_store_cert_cb cb, void *arg)
+{
+    int rc = CG_EINTERNAL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v, cv;
+    int mrc = 0, stop = 0;
+    if (cb == NULL || (username != NULL && username[0] == '\0')) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    rc = begin_read(s, &txn);
+    if (rc != CG_OK)
+        goto out;
+    rc = CG_ESTORE;
+    if (mdb_cursor_open(txn, username ? s->dbi_by_user : s->dbi_certs, &cur) != 0) {
+        cur = NULL;
+        goto out;
+    }
+    if (username == NULL) {
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !stop;
+             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            rc = visit_cert(&v, cb, arg, &stop);
+            if (rc != CG_OK)
+                goto out;
+        }
+    } else {
+        k.mv_size = strlen(username);
+        k.mv_data = (void *)username;
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); mrc == 0 && !stop;
+             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+            if (v.mv_size <= CG_STORE_SEQ_LEN) {
+                rc = CG_ESTORE;
+                goto out;
+            }
+            rc = get_raw(txn, s->dbi_certs, (const uint8_t *)v.mv_data + CG_STORE_SEQ_LEN,
+                         v.mv_size - CG_STORE_SEQ_LEN, &cv);
+            if (rc == CG_OK)
+                rc = visit_cert(&cv, cb, arg, &stop);
+            if (rc != CG_OK) {
+                rc = CG_ESTORE; /* a dangling index entry is corruption too */
+                goto out;
+            }
+        }
+    }
+    rc = (stop || mrc == 0 || mrc == MDB_NOTFOUND) ? CG_OK : CG_ESTORE;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    end_read(txn);
+    return rc;
+}
+
+int cg_store_count_certs(struct cg_store *s, const char *username, size_t *count)
+{
+    int rc = CG_EINTERNAL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_stat st;
+    MDB_val k, v;
+    size_t n = 0;
+    int mrc = 0;
+    if (count == NULL || (username != NULL && username[0] == '\0')) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    *count = 0;
+    rc = begin_read(s, &txn);
+    if (rc != CG_OK)
+        goto out;
+    rc = CG_ESTORE;
+    if (username == NULL) { /* all certificates, like cg_store_list_certs(NULL) */
+        if (mdb_stat(txn, s->dbi_certs, &st) != 0)
+            goto out;
+        *count = st.ms_entries;
+        rc = CG_OK;
+        goto out;
+    }
+    if (mdb_cursor_open(txn, s->dbi_by_user, &cur) != 0) {
+        cur = NULL;
+        goto out;
+    }
+    k.mv_size = strlen(username);
+    k.mv_data = (void *)username;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+    if (mrc == MDB_NOTFOUND) {
+        rc = CG_OK;
+        goto out;
+    }
+    if (mrc != 0 || mdb_cursor_count(cur, &n) != 0)
+        goto out;
+    *count = n;
+    rc = CG_OK;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    end_read(txn);
+    return rc;
+}

@@ -1,0 +1,82 @@
+/*
+ * store_local.h - what the files of store/ share: the store struct, the record codec and
+ * the batch applier. Never included from outside store/.
+ *
+ * DESIGN: store.c owns the environment, the committer thread, the lock stripes and the
+ * reads; store_codec.c owns the record types and their binary encoding; store_batch.c owns
+ * batches and applies them inside a (nested) write transaction. Functions shared between
+ * these files end with '_'.
+ */
+#ifndef CG_STORE_STORE_LOCAL_H
+#define CG_STORE_STORE_LOCAL_H
+
+#include "cg_store.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cg_buf;
+
+#define CG_STORE_STRIPES 1024
+#define CG_STORE_SCHEMA 1u
+#define CG_STORE_CERT_KEY_MAX (32 + 32) /* issuer_key || serial */
+#define CG_STORE_SEQ_LEN 8              /* big-endian issue counter before a by-user value */
+#define CG_STORE_NAME_MAX 511           /* LMDB's default maximum key size */
+
+/* One cg_store_commit() call waiting for the committer (lives on the caller's stack). */
+struct pending {
+    const struct cg_store_batch *batch;
+    int rc;
+    int done;
+    struct pending *next;
+};
+
+struct cg_store {
+    MDB_env *env;
+    MDB_dbi dbi_entities; /* username → entity record */
+    MDB_dbi dbi_certs;    /* issuer_key || serial → cert record */
+    MDB_dbi dbi_by_user;  /* username → seq(8, BE) || cert key, DUPSORT */
+    MDB_dbi dbi_by_fp;    /* fingerprint(32) → cert key */
+    MDB_dbi dbi_txns;     /* txid → txn record */
+    MDB_dbi dbi_meta;     /* "schema", "cert_seq", "health" */
+
+    pthread_mutex_t mu; /* guards head, tail, stopping */
+    pthread_cond_t work_cv;
+    pthread_cond_t done_cv;
+    struct pending *head, *tail;
+    int stopping;
+    int sync_init;      /* mu and the condvars were initialised */
+    int thread_started; /* the committer runs */
+    pthread_t committer;
+
+    int stripes_init;
+    pthread_mutex_t stripes[CG_STORE_STRIPES];
+};
+
+/* --- store.c --- */
+/** @brief LMDB error → CG_EFULL (MDB_MAP_FULL) or CG_ESTORE; 0 → CG_OK. */
+int map_mdb_err_(int mrc);
+
+/* --- store_codec.c: records (decode copies; the input may be a pointer into the map) --- */
+int encode_entity_(const struct cg_entity *e, struct cg_buf *out);
+int decode_entity_(const void *data, size_t len, struct cg_entity **out);
+int encode_cert_(const struct cg_cert_rec *c, struct cg_buf *out);
+int decode_cert_(const void *data, size_t len, struct cg_cert_rec **out);
+int encode_txn_(const struct cg_txn_rec *t, struct cg_buf *out);
+int decode_txn_(const void *data, size_t len, struct cg_txn_rec **out);
+struct cg_cert_rec *cert_rec_dup_(const struct cg_cert_rec *c);
+struct cg_txn_rec *txn_rec_dup_(const struct cg_txn_rec *t);
+/** @brief Build issuer_key || serial into key (CG_STORE_CERT_KEY_MAX bytes). @return length. */
+size_t make_cert_key_(const uint8_t issuer_key[32], const uint8_t *serial, size_t serial_len,
+                      uint8_t *key);
+
+/* --- store_batch.c --- */
+/** @brief Apply every operation of b, in order, inside txn. @return CG_OK or the first
+ *  failing operation's code; on failure the caller aborts txn. */
+int apply_batch_(struct cg_store *s, MDB_txn *txn, const struct cg_store_batch *b);
+/** @brief Append an internal "touch the health key" operation (cg_store_check_writable). */
+int batch_add_touch_(struct cg_store_batch *b, int64_t when);
+
+#endif

@@ -1,0 +1,1155 @@
+/*
+ * test_store.c - unit tests of store/: records, every batch operation and its error codes,
+ * group commit with failing batches, per-entity serialization, listings, corrupt records,
+ * durability across close/reopen.
+ *
+ * DESIGN: each test runs against a fresh store in a mkdtemp directory (set_up / tear_down).
+ * TEST_* checks longjmp, so worker threads never use them: they count failures in their own
+ * structs and the main thread checks after joining. Corrupt records are written with the
+ * raw mdb_* API while the store is closed (the store exposes nothing for it).
+ */
+#include "cg_store.h"
+#include "cg_test.h"
+
+#include <ftw.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static char g_dir[64];
+static char g_path[96];
+static struct cg_store *g_store;
+
+/* --- fixtures --------------------------------------------------------------------------- */
+
+static int open_store(int sync)
+{
+    struct cg_store_opts o = {g_path, 64, sync};
+    return cg_store_open(&o, &g_store);
+}
+
+static void set_up(void)
+{
+    int rc = 0;
+    strcpy(g_dir, "/tmp/cg_store_test.XXXXXX");
+    if (mkdtemp(g_dir) == NULL) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    snprintf(g_path, sizeof(g_path), "%s/db", g_dir); /* the store creates it */
+    rc = open_store(1);
+    if (rc != CG_OK) {
+        fprintf(stderr, "cg_store_open: %s\n", cg_strerror(rc));
+        exit(2);
+    }
+}
+
+static int remove_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static void tear_down(void)
+{
+    cg_store_close(g_store);
+    g_store = NULL;
+    nftw(g_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void reopen(void)
+{
+    cg_store_close(g_store);
+    g_store = NULL;
+    TEST_OK(open_store(1));
+}
+
+/* --- record helpers --------------------------------------------------------------------- */
+
+static struct cg_entity *make_entity(const char *name)
+{
+    struct cg_entity *e = cg_entity_new();
+    if (e == NULL)
+        abort();
+    e->username = strdup(name);
+    e->subject_dn = strdup("CN=test,O=cmpgate");
+    e->subject_alt = NULL;
+    e->ca = strdup("ManagementCA");
+    e->ee_profile = strdup("EMPTY");
+    e->cert_profile = strdup("ENDUSER");
+    e->password = strdup("foo123");
+    e->token_type = strdup("USERGENERATED");
+    e->status = CG_EE_NEW;
+    e->flags = CG_ENTITY_RA_CREATED;
+    e->created = 1000;
+    e->modified = 1001;
+    return e;
+}
+
+/* Serial as 1..4 big-endian bytes without a leading zero. */
+static size_t serial_bytes(uint32_t v, uint8_t *out)
+{
+    uint8_t tmp[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    size_t skip = 0;
+    while (skip < 3 && tmp[skip] == 0)
+        skip++;
+    memcpy(out, tmp + skip, 4 - skip);
+    return 4 - skip;
+}
+
+static struct cg_cert_rec *make_cert(uint8_t issuer, uint32_t serial, const char *user)
+{
+    struct cg_cert_rec *c = cg_cert_rec_new();
+    if (c == NULL)
+        abort();
+    memset(c->issuer_key, issuer, 32);
+    c->serial_len = serial_bytes(serial, c->serial);
+    memset(c->fingerprint, 0xAB, 32);
+    c->fingerprint[0] = issuer;
+    memcpy(c->fingerprint + 1, &serial, sizeof(serial));
+    c->username = user ? strdup(user) : NULL;
+    c->ca = strdup("ManagementCA");
+    c->subject = strdup("CN=test");
+    c->issuer = strdup("CN=ManagementCA");
+    c->der_len = 5 + serial % 7;
+    c->der = malloc(c->der_len);
+    memset(c->der, 0x30, c->der_len);
+    c->status = CG_CERT_ACTIVE;
+    c->reason = -1;
+    c->issued_at = 2000 + serial;
+    c->not_after = 9000;
+    return c;
+}
+
+static struct cg_txn_rec *make_txn(uint8_t id)
+{
+    struct cg_txn_rec *t = cg_txn_rec_new();
+    if (t == NULL)
+        abort();
+    memset(t->txid, id, 16);
+    t->txid_len = 16;
+    t->state = CG_TXN_OPEN;
+    t->created = 3000;
+    t->updated = 3000;
+    t->alias = strdup("cmp");
+    t->username = strdup("alice");
+    memset(t->nonce, 0x55, 16);
+    t->nonce_len = 16;
+    t->body_type = 0;
+    t->cert_req_id = 7;
+    memset(t->issuer_key, 0x11, 32);
+    t->serial[0] = 0x42;
+    t->serial_len = 1;
+    memset(t->cert_hash, 0x77, 32);
+    t->cert_hash_len = 32;
+    return t;
+}
+
+/* One-operation commits. */
+static int put_entity(const struct cg_entity *e, uint64_t ver)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    int rc = cg_store_batch_put_entity(b, e, ver);
+    if (rc == CG_OK)
+        rc = cg_store_commit(g_store, b);
+    cg_store_batch_free(b);
+    return rc;
+}
+
+static int del_entity(const char *name)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    int rc = cg_store_batch_del_entity(b, name);
+    if (rc == CG_OK)
+        rc = cg_store_commit(g_store, b);
+    cg_store_batch_free(b);
+    return rc;
+}
+
+static int add_cert(const struct cg_cert_rec *c)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    int rc = cg_store_batch_add_cert(b, c);
+    if (rc == CG_OK)
+        rc = cg_store_commit(g_store, b);
+    cg_store_batch_free(b);
+    return rc;
+}
+
+static int revoke_cert(const struct cg_cert_rec *c, int reason, int64_t when)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    int rc = cg_store_batch_revoke_cert(b, c->issuer_key, c->serial, c->serial_len, reason, when);
+    if (rc == CG_OK)
+        rc = cg_store_commit(g_store, b);
+    cg_store_batch_free(b);
+    return rc;
+}
+
+static int put_txn(const struct cg_txn_rec *t, int must_be_new)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    int rc = cg_store_batch_put_txn(b, t, must_be_new);
+    if (rc == CG_OK)
+        rc = cg_store_commit(g_store, b);
+    cg_store_batch_free(b);
+    return rc;
+}
+
+static int set_txn_state(const struct cg_txn_rec *t, int from, int to, int64_t when)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    int rc = cg_store_batch_set_txn_state(b, t->txid, t->txid_len, from, to, when);
+    if (rc == CG_OK)
+        rc = cg_store_commit(g_store, b);
+    cg_store_batch_free(b);
+    return rc;
+}
+
+/* --- open / close ----------------------------------------------------------------------- */
+
+static void test_open_reopen(void)
+{
+    struct stat st;
+    char file[160];
+    struct cg_entity *e = make_entity("alice"), *got = NULL;
+    TEST_EQ(stat(g_path, &st), 0);
+    TEST_TRUE(S_ISDIR(st.st_mode));
+    TEST_EQ(st.st_mode & 0777, 0700);
+    snprintf(file, sizeof(file), "%s/data.mdb", g_path);
+    TEST_EQ(stat(file, &st), 0);
+    TEST_EQ(st.st_mode & 0777, 0600);
+    TEST_OK(put_entity(e, CG_VERSION_NONE));
+    reopen();
+    TEST_OK(cg_store_get_entity(g_store, "alice", &got));
+    TEST_STREQ(got->subject_dn, "CN=test,O=cmpgate");
+    TEST_EQ(got->version, 1);
+    cg_entity_free(got);
+    got = NULL;
+    reopen(); /* reopening an existing store twice checks the stored schema version */
+    TEST_OK(cg_store_get_entity(g_store, "alice", &got));
+    cg_entity_free(got);
+    cg_entity_free(e);
+}
+
+static void test_open_errors(void)
+{
+    struct cg_store *s = (struct cg_store *)1;
+    char file[160];
+    struct cg_store_opts o = {NULL, 0, 1};
+    FILE *f = NULL;
+    TEST_RC(cg_store_open(NULL, &s), CG_EINVAL);
+    TEST_TRUE(s == NULL);
+    TEST_RC(cg_store_open(&o, &s), CG_EINVAL);
+    snprintf(file, sizeof(file), "%s/plainfile", g_dir);
+    f = fopen(file, "w");
+    TEST_NOTNULL(f);
+    fclose(f);
+    o.path = file;
+    TEST_RC(cg_store_open(&o, &s), CG_EIO);
+    snprintf(file, sizeof(file), "%s/no/such/parent", g_dir);
+    TEST_RC(cg_store_open(&o, &s), CG_EIO);
+    TEST_TRUE(s == NULL);
+    cg_store_close(NULL);
+}
+
+static void test_check_writable(void)
+{
+    TEST_OK(cg_store_check_writable(g_store));
+    TEST_OK(cg_store_check_writable(g_store));
+    TEST_RC(cg_store_commit(g_store, NULL), CG_EINVAL);
+}
+
+/* --- entities --------------------------------------------------------------------------- */
+
+static void test_entity_ops(void)
+{
+    struct cg_entity *e = make_entity("alice"), *got = NULL;
+    TEST_RC(cg_store_get_entity(g_store, "alice", &got), CG_ENOTFOUND);
+    TEST_TRUE(got == NULL);
+    TEST_OK(put_entity(e, CG_VERSION_NONE));
+    TEST_OK(cg_store_get_entity(g_store, "alice", &got));
+    TEST_STREQ(got->username, "alice");
+    TEST_STREQ(got->subject_dn, "CN=test,O=cmpgate");
+    TEST_TRUE(got->subject_alt == NULL);
+    TEST_STREQ(got->ca, "ManagementCA");
+    TEST_STREQ(got->ee_profile, "EMPTY");
+    TEST_STREQ(got->cert_profile, "ENDUSER");
+    TEST_STREQ(got->password, "foo123");
+    TEST_STREQ(got->token_type, "USERGENERATED");
+    TEST_EQ(got->status, CG_EE_NEW);
+    TEST_EQ(got->flags, CG_ENTITY_RA_CREATED);
+    TEST_EQ(got->created, 1000);
+    TEST_EQ(got->modified, 1001);
+    TEST_EQ(got->version, 1);
+    cg_entity_free(got);
+    got = NULL;
+
+    TEST_RC(put_entity(e, CG_VERSION_NONE), CG_EEXIST);
+
+    /* update with the version read: bumps it, keeps created */
+    e->created = 5555;
+    e->modified = 2002;
+    e->status = CG_EE_GENERATED;
+    free(e->password);
+    e->password = NULL;
+    e->subject_alt = strdup("dNSName=a.example");
+    TEST_OK(put_entity(e, 1));
+    TEST_OK(cg_store_get_entity(g_store, "alice", &got));
+    TEST_EQ(got->version, 2);
+    TEST_EQ(got->created, 1000);
+    TEST_EQ(got->modified, 2002);
+    TEST_EQ(got->status, CG_EE_GENERATED);
+    TEST_TRUE(got->password == NULL);
+    TEST_STREQ(got->subject_alt, "dNSName=a.example");
+    cg_entity_free(got);
+    got = NULL;
+
+    TEST_RC(put_entity(e, 1), CG_ECONFLICT); /* stale version */
+    TEST_RC(put_entity(e, 3), CG_ECONFLICT); /* future version */
+    TEST_OK(put_entity(e, CG_VERSION_ANY));
+    TEST_OK(cg_store_get_entity(g_store, "alice", &got));
+    TEST_EQ(got->version, 3);
+    cg_entity_free(got);
+    got = NULL;
+
+    /* an expected version on a missing record is a conflict, not a creation */
+    free(e->username);
+    e->username = strdup("bob");
+    TEST_RC(put_entity(e, 1), CG_ECONFLICT);
+    TEST_RC(cg_store_get_entity(g_store, "bob", &got), CG_ENOTFOUND);
+    TEST_OK(put_entity(e, CG_VERSION_ANY)); /* ANY creates too */
+    TEST_OK(cg_store_get_entity(g_store, "bob", &got));
+    TEST_EQ(got->version, 1);
+    TEST_EQ(got->created, 5555);
+    cg_entity_free(got);
+    got = NULL;
+
+    /* delete */
+    TEST_OK(del_entity("alice"));
+    TEST_RC(cg_store_get_entity(g_store, "alice", &got), CG_ENOTFOUND);
+    TEST_RC(del_entity("alice"), CG_ENOTFOUND);
+    free(e->username);
+    e->username = strdup("alice");
+    TEST_OK(put_entity(e, CG_VERSION_NONE));
+    TEST_OK(cg_store_get_entity(g_store, "alice", &got));
+    TEST_EQ(got->version, 1);
+    cg_entity_free(got);
+    cg_entity_free(e);
+}
+
+static void test_entity_dup(void)
+{
+    struct cg_entity *e = make_entity("dupme"), *d = NULL;
+    d = cg_entity_dup(e);
+    TEST_NOTNULL(d);
+    TEST_TRUE(d->username != e->username);
+    TEST_STREQ(d->username, "dupme");
+    TEST_STREQ(d->password, "foo123");
+    TEST_TRUE(d->subject_alt == NULL);
+    TEST_EQ(d->created, 1000);
+    TEST_TRUE(cg_entity_dup(NULL) == NULL);
+    cg_entity_free(d);
+    cg_entity_free(e);
+    cg_entity_free(NULL);
+    cg_cert_rec_free(NULL);
+    cg_txn_rec_free(NULL);
+    cg_store_batch_free(NULL);
+}
+
+static void test_batch_invalid(void)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    struct cg_entity *e = make_entity("x");
+    struct cg_cert_rec *c = make_cert(1, 1, NULL);
+    struct cg_txn_rec *t = make_txn(1);
+    char longname[600];
+    uint8_t ik[32] = {0}, ser[33] = {1};
+    TEST_NOTNULL(b);
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    free(e->username);
+    e->username = NULL;
+    TEST_RC(cg_store_batch_put_entity(b, e, CG_VERSION_ANY), CG_EINVAL);
+    e->username = strdup("");
+    TEST_RC(cg_store_batch_put_entity(b, e, CG_VERSION_ANY), CG_EINVAL);
+    free(e->username);
+    e->username = strdup(longname);
+    TEST_RC(cg_store_batch_put_entity(b, e, CG_VERSION_ANY), CG_EINVAL);
+    TEST_RC(cg_store_batch_put_entity(b, NULL, CG_VERSION_ANY), CG_EINVAL);
+    TEST_RC(cg_store_batch_del_entity(b, NULL), CG_EINVAL);
+    c->serial_len = 0;
+    TEST_RC(cg_store_batch_add_cert(b, c), CG_EINVAL);
+    c->serial_len = 33;
+    TEST_RC(cg_store_batch_add_cert(b, c), CG_EINVAL);
+    TEST_RC(cg_store_batch_revoke_cert(b, ik, ser, 0, 0, 0), CG_EINVAL);
+    TEST_RC(cg_store_batch_revoke_cert(b, ik, ser, 33, 0, 0), CG_EINVAL);
+    t->txid_len = 0;
+    TEST_RC(cg_store_batch_put_txn(b, t, 1), CG_EINVAL);
+    t->txid_len = 65;
+    TEST_RC(cg_store_batch_put_txn(b, t, 1), CG_EINVAL);
+    t->txid_len = 16;
+    t->nonce_len = 17;
+    TEST_RC(cg_store_batch_put_txn(b, t, 1), CG_EINVAL);
+    TEST_RC(cg_store_batch_set_txn_state(b, t->txid, 0, 1, 2, 0), CG_EINVAL);
+    /* nothing was added: the batch commits as a no-op */
+    TEST_OK(cg_store_commit(g_store, b));
+    /* reads reject bad keys too */
+    {
+        struct cg_entity *got = NULL;
+        struct cg_cert_rec *gc = NULL;
+        TEST_RC(cg_store_get_entity(g_store, longname, &got), CG_ENOTFOUND);
+        TEST_RC(cg_store_get_entity(g_store, "", &got), CG_EINVAL);
+        TEST_RC(cg_store_get_cert(g_store, ik, ser, 0, &gc), CG_EINVAL);
+    }
+    cg_store_batch_free(b);
+    cg_entity_free(e);
+    cg_cert_rec_free(c);
+    cg_txn_rec_free(t);
+}
+
+/* --- certificates ----------------------------------------------------------------------- */
+
+static void test_cert_ops(void)
+{
+    struct cg_cert_rec *c = make_cert(1, 0x1234, "alice"), *c2 = make_cert(2, 0x1234, "bob");
+    struct cg_cert_rec *c3 = make_cert(1, 77, NULL), *got = NULL;
+    uint8_t nofp[32] = {0};
+    size_t n = 99;
+    TEST_OK(add_cert(c));
+    TEST_OK(cg_store_get_cert(g_store, c->issuer_key, c->serial, c->serial_len, &got));
+    TEST_MEMEQ(got->issuer_key, c->issuer_key, 32);
+    TEST_EQ(got->serial_len, 2);
+    TEST_MEMEQ(got->serial, c->serial, 2);
+    TEST_MEMEQ(got->fingerprint, c->fingerprint, 32);
+    TEST_STREQ(got->username, "alice");
+    TEST_STREQ(got->ca, "ManagementCA");
+    TEST_STREQ(got->subject, "CN=test");
+    TEST_STREQ(got->issuer, "CN=ManagementCA");
+    TEST_EQ(got->der_len, c->der_len);
+    TEST_MEMEQ(got->der, c->der, c->der_len);
+    TEST_EQ(got->status, CG_CERT_ACTIVE);
+    TEST_EQ(got->reason, -1);
+    TEST_EQ(got->issued_at, c->issued_at);
+    TEST_EQ(got->not_after, 9000);
+    TEST_EQ(got->revoked_at, 0);
+    cg_cert_rec_free(got);
+    got = NULL;
+
+    TEST_OK(cg_store_get_cert_by_fp(g_store, c->fingerprint, &got));
+    TEST_MEMEQ(got->serial, c->serial, c->serial_len);
+    cg_cert_rec_free(got);
+    got = NULL;
+    TEST_OK(cg_store_find_cert_by_serial(g_store, c->serial, c->serial_len, &got));
+    TEST_STREQ(got->username, "alice");
+    cg_cert_rec_free(got);
+    got = NULL;
+    TEST_OK(cg_store_count_certs(g_store, "alice", &n));
+    TEST_EQ(n, 1);
+
+    TEST_RC(add_cert(c), CG_EEXIST);
+    TEST_OK(cg_store_count_certs(g_store, "alice", &n));
+    TEST_EQ(n, 1);
+
+    /* same serial from another issuer: a different certificate, an ambiguous serial */
+    TEST_OK(add_cert(c2));
+    TEST_RC(cg_store_find_cert_by_serial(g_store, c->serial, c->serial_len, &got), CG_EEXIST);
+    TEST_TRUE(got == NULL);
+    TEST_OK(cg_store_get_cert(g_store, c2->issuer_key, c2->serial, c2->serial_len, &got));
+    TEST_STREQ(got->username, "bob");
+    cg_cert_rec_free(got);
+    got = NULL;
+
+    /* no username, no DER */
+    free(c3->der);
+    c3->der = NULL;
+    c3->der_len = 0;
+    TEST_OK(add_cert(c3));
+    TEST_OK(cg_store_find_cert_by_serial(g_store, c3->serial, c3->serial_len, &got));
+    TEST_TRUE(got->username == NULL);
+    TEST_TRUE(got->der == NULL);
+    TEST_EQ(got->der_len, 0);
+    cg_cert_rec_free(got);
+    got = NULL;
+    TEST_OK(cg_store_count_certs(g_store, NULL, &n));
+    TEST_EQ(n, 3);
+    TEST_OK(cg_store_count_certs(g_store, "nobody", &n));
+    TEST_EQ(n, 0);
+
+    /* misses */
+    c3->serial[0] = 99;
+    TEST_RC(cg_store_get_cert(g_store, c3->issuer_key, c3->serial, c3->serial_len, &got),
+            CG_ENOTFOUND);
+    TEST_RC(cg_store_find_cert_by_serial(g_store, c3->serial, c3->serial_len, &got), CG_ENOTFOUND);
+    TEST_RC(cg_store_get_cert_by_fp(g_store, nofp, &got), CG_ENOTFOUND);
+    cg_cert_rec_free(c);
+    cg_cert_rec_free(c2);
+    cg_cert_rec_free(c3);
+}
+
+static void test_cert_revoke(void)
+{
+    struct cg_cert_rec *c = make_cert(3, 500, "alice"), *missing = make_cert(3, 501, NULL);
+    struct cg_cert_rec *got = NULL;
+    TEST_OK(add_cert(c));
+    TEST_OK(revoke_cert(c, 1, 4242));
+    TEST_OK(cg_store_get_cert(g_store, c->issuer_key, c->serial, c->serial_len, &got));
+    TEST_EQ(got->status, CG_CERT_REVOKED);
+    TEST_EQ(got->reason, 1);
+    TEST_EQ(got->revoked_at, 4242);
+    TEST_MEMEQ(got->der, c->der, c->der_len);
+    cg_cert_rec_free(got);
+    got = NULL;
+    TEST_RC(revoke_cert(c, 4, 5000), CG_EALREADY);
+    TEST_OK(cg_store_get_cert(g_store, c->issuer_key, c->serial, c->serial_len, &got));
+    TEST_EQ(got->reason, 1); /* the failed second revocation changed nothing */
+    TEST_EQ(got->revoked_at, 4242);
+    cg_cert_rec_free(got);
+    TEST_RC(revoke_cert(missing, 1, 1), CG_ENOTFOUND);
+    cg_cert_rec_free(c);
+    cg_cert_rec_free(missing);
+}
+
+/* --- transactions ----------------------------------------------------------------------- */
+
+static void test_txn_ops(void)
+{
+    struct cg_txn_rec *t = make_txn(9), *got = NULL, *other = make_txn(10);
+    TEST_RC(cg_store_get_txn(g_store, t->txid, t->txid_len, &got), CG_ENOTFOUND);
+    TEST_OK(put_txn(t, 1));
+    TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &got));
+    TEST_EQ(got->txid_len, 16);
+    TEST_MEMEQ(got->txid, t->txid, 16);
+    TEST_EQ(got->state, CG_TXN_OPEN);
+    TEST_EQ(got->created, 3000);
+    TEST_STREQ(got->alias, "cmp");
+    TEST_STREQ(got->username, "alice");
+    TEST_EQ(got->nonce_len, 16);
+    TEST_MEMEQ(got->nonce, t->nonce, 16);
+    TEST_EQ(got->cert_req_id, 7);
+    TEST_MEMEQ(got->issuer_key, t->issuer_key, 32);
+    TEST_EQ(got->serial_len, 1);
+    TEST_EQ(got->serial[0], 0x42);
+    TEST_EQ(got->cert_hash_len, 32);
+    TEST_MEMEQ(got->cert_hash, t->cert_hash, 32);
+    cg_txn_rec_free(got);
+    got = NULL;
+
+    TEST_RC(put_txn(t, 1), CG_EEXIST);
+    t->cert_req_id = 8;
+    free(t->username);
+    t->username = NULL;
+    TEST_OK(put_txn(t, 0)); /* overwrite allowed */
+    TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &got));
+    TEST_EQ(got->cert_req_id, 8);
+    TEST_TRUE(got->username == NULL);
+    cg_txn_rec_free(got);
+    got = NULL;
+
+    /* compare-and-set of the state */
+    TEST_OK(set_txn_state(t, CG_TXN_OPEN, CG_TXN_CONFIRMED, 3100));
+    TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &got));
+    TEST_EQ(got->state, CG_TXN_CONFIRMED);
+    TEST_EQ(got->updated, 3100);
+    TEST_EQ(got->created, 3000);
+    cg_txn_rec_free(got);
+    got = NULL;
+    TEST_RC(set_txn_state(t, CG_TXN_OPEN, CG_TXN_REJECTED, 3200), CG_ECONFLICT);
+    TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &got));
+    TEST_EQ(got->state, CG_TXN_CONFIRMED);
+    TEST_EQ(got->updated, 3100);
+    cg_txn_rec_free(got);
+    TEST_RC(set_txn_state(other, CG_TXN_OPEN, CG_TXN_CLOSED, 1), CG_ENOTFOUND);
+    cg_txn_rec_free(t);
+    cg_txn_rec_free(other);
+}
+
+/* --- batches ---------------------------------------------------------------------------- */
+
+static void test_batch_sees_own_writes(void)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    struct cg_entity *e = make_entity("bob"), *got = NULL;
+    struct cg_cert_rec *c = make_cert(4, 10, "bob"), *gc = NULL;
+    struct cg_txn_rec *t = make_txn(4), *gt = NULL;
+    TEST_OK(cg_store_batch_put_entity(b, e, CG_VERSION_NONE));
+    e->status = CG_EE_GENERATED;
+    TEST_OK(cg_store_batch_put_entity(b, e, 1)); /* sees the first put */
+    TEST_OK(cg_store_batch_add_cert(b, c));
+    TEST_OK(cg_store_batch_revoke_cert(b, c->issuer_key, c->serial, c->serial_len, 0, 77));
+    TEST_OK(cg_store_batch_put_txn(b, t, 1));
+    TEST_OK(cg_store_batch_set_txn_state(b, t->txid, t->txid_len, CG_TXN_OPEN, CG_TXN_CLOSED, 78));
+    /* the batch keeps copies: the caller's records may change or go */
+    e->status = CG_EE_FAILED;
+    c->serial[0] = 0xEE;
+    TEST_OK(cg_store_commit(g_store, b));
+    cg_store_batch_free(b);
+    c->serial[0] = 10;
+
+    TEST_OK(cg_store_get_entity(g_store, "bob", &got));
+    TEST_EQ(got->version, 2);
+    TEST_EQ(got->status, CG_EE_GENERATED);
+    cg_entity_free(got);
+    TEST_OK(cg_store_get_cert(g_store, c->issuer_key, c->serial, c->serial_len, &gc));
+    TEST_EQ(gc->status, CG_CERT_REVOKED);
+    TEST_EQ(gc->revoked_at, 77);
+    cg_cert_rec_free(gc);
+    TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &gt));
+    TEST_EQ(gt->state, CG_TXN_CLOSED);
+    cg_txn_rec_free(gt);
+    cg_entity_free(e);
+    cg_cert_rec_free(c);
+    cg_txn_rec_free(t);
+}
+
+static void test_batch_atomic(void)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    struct cg_entity *e = make_entity("carol"), *got = NULL;
+    struct cg_cert_rec *c = make_cert(5, 1, "carol"), *c2 = make_cert(5, 2, "carol"), *gc = NULL;
+    struct cg_txn_rec *t = make_txn(5), *gt = NULL;
+    size_t n = 0;
+    TEST_OK(add_cert(c));
+    /* entity + new cert + txn, then a duplicate cert: nothing of it may land */
+    TEST_OK(cg_store_batch_put_entity(b, e, CG_VERSION_NONE));
+    TEST_OK(cg_store_batch_add_cert(b, c2));
+    TEST_OK(cg_store_batch_put_txn(b, t, 1));
+    TEST_OK(cg_store_batch_add_cert(b, c));
+    TEST_RC(cg_store_commit(g_store, b), CG_EEXIST);
+    TEST_RC(cg_store_get_entity(g_store, "carol", &got), CG_ENOTFOUND);
+    TEST_RC(cg_store_get_txn(g_store, t->txid, t->txid_len, &gt), CG_ENOTFOUND);
+    TEST_OK(cg_store_count_certs(g_store, "carol", &n));
+    TEST_EQ(n, 1);
+    TEST_RC(cg_store_get_cert_by_fp(g_store, c2->fingerprint, &gc), CG_ENOTFOUND);
+    /* the same batch again fails the same way: a batch is not consumed by commit */
+    TEST_RC(cg_store_commit(g_store, b), CG_EEXIST);
+    cg_store_batch_free(b);
+    cg_entity_free(e);
+    cg_cert_rec_free(c);
+    cg_cert_rec_free(c2);
+    cg_txn_rec_free(t);
+}
+
+/* Concurrent batches, one of which fails: the committer groups them, the bad one must not
+ * spoil the others and must leave no trace. */
+#define GROUP_THREADS 16
+#define GROUP_ROUNDS 20
+
+struct group_arg {
+    pthread_barrier_t *barrier;
+    int idx;
+    int round;
+    int rc;
+};
+
+static void *group_worker(void *p)
+{
+    struct group_arg *a = p;
+    char name[64];
+    struct cg_store_batch *b = cg_store_batch_new();
+    struct cg_entity *e = NULL;
+    struct cg_cert_rec *c = NULL;
+    snprintf(name, sizeof(name), "%s-%d-%d", a->idx == 0 ? "bad" : "good", a->round, a->idx);
+    e = make_entity(name);
+    /* the bad batch reuses the pre-added cert (7, 1); good ones add fresh serials */
+    c = make_cert(7, a->idx == 0 ? 1u : (uint32_t)(1000 + a->round * 100 + a->idx), name);
+    a->rc = cg_store_batch_put_entity(b, e, CG_VERSION_NONE);
+    if (a->rc == CG_OK)
+        a->rc = cg_store_batch_add_cert(b, c);
+    pthread_barrier_wait(a->barrier);
+    if (a->rc == CG_OK)
+        a->rc = cg_store_commit(g_store, b);
+    cg_store_batch_free(b);
+    cg_entity_free(e);
+    cg_cert_rec_free(c);
+    return NULL;
+}
+
+static void test_group_commit_mixed(void)
+{
+    pthread_t th[GROUP_THREADS];
+    struct group_arg args[GROUP_THREADS];
+    pthread_barrier_t barrier;
+    struct cg_cert_rec *seed = make_cert(7, 1, "seed");
+    size_t n = 0;
+    TEST_OK(add_cert(seed));
+    for (int round = 0; round < GROUP_ROUNDS; round++) {
+        pthread_barrier_init(&barrier, NULL, GROUP_THREADS);
+        for (int i = 0; i < GROUP_THREADS; i++) {
+            args[i] = (struct group_arg){&barrier, i, round, CG_EINTERNAL};
+            TEST_EQ(pthread_create(&th[i], NULL, group_worker, &args[i]), 0);
+        }
+        for (int i = 0; i < GROUP_THREADS; i++)
+            pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&barrier);
+        for (int i = 0; i < GROUP_THREADS; i++) {
+            char name[64];
+            struct cg_entity *got = NULL;
+            snprintf(name, sizeof(name), "%s-%d-%d", i == 0 ? "bad" : "good", round, i);
+            if (i == 0) {
+                TEST_RC(args[i].rc, CG_EEXIST);
+                TEST_RC(cg_store_get_entity(g_store, name, &got), CG_ENOTFOUND);
+            } else {
+                TEST_OK(args[i].rc);
+                TEST_OK(cg_store_get_entity(g_store, name, &got));
+                cg_entity_free(got);
+                TEST_OK(cg_store_count_certs(g_store, name, &n));
+                TEST_EQ(n, 1);
+            }
+        }
+    }
+    TEST_OK(cg_store_count_certs(g_store, NULL, &n));
+    TEST_EQ(n, 1 + GROUP_ROUNDS * (GROUP_THREADS - 1));
+    TEST_OK(cg_store_count_certs(g_store, "seed", &n));
+    TEST_EQ(n, 1);
+    cg_cert_rec_free(seed);
+}
+
+/* --- listings --------------------------------------------------------------------------- */
+
+struct collect {
+    char names[16][32];
+    uint32_t serials[16];
+    int n;
+    int stop_after;
+};
+
+static int collect_entity(const struct cg_entity *e, void *arg)
+{
+    struct collect *c = arg;
+    if (c->n < 16)
+        snprintf(c->names[c->n], sizeof(c->names[0]), "%s", e->username);
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+static int collect_cert(const struct cg_cert_rec *cr, void *arg)
+{
+    struct collect *c = arg;
+    uint32_t v = 0;
+    for (size_t i = 0; i < cr->serial_len; i++)
+        v = v << 8 | cr->serial[i];
+    if (c->n < 16)
+        c->serials[c->n] = v;
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+static void test_list_order(void)
+{
+    const char *names[] = {"delta", "alpha", "charlie", "bravo"};
+    const uint32_t useq[] = {5, 300, 9, 1, 70000};
+    struct collect col;
+    struct cg_store_batch *b = NULL;
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        struct cg_entity *e = make_entity(names[i]);
+        TEST_OK(put_entity(e, CG_VERSION_NONE));
+        cg_entity_free(e);
+    }
+    memset(&col, 0, sizeof(col));
+    TEST_OK(cg_store_list_entities(g_store, collect_entity, &col));
+    TEST_EQ(col.n, 4);
+    TEST_STREQ(col.names[0], "alpha");
+    TEST_STREQ(col.names[1], "bravo");
+    TEST_STREQ(col.names[2], "charlie");
+    TEST_STREQ(col.names[3], "delta");
+    memset(&col, 0, sizeof(col));
+    col.stop_after = 2;
+    TEST_OK(cg_store_list_entities(g_store, collect_entity, &col));
+    TEST_EQ(col.n, 2);
+
+    /* certs of "u": three single commits, then two in one batch; "v" interleaved */
+    for (int i = 0; i < 3; i++) {
+        struct cg_cert_rec *c = make_cert(8, useq[i], "u"), *v = make_cert(8, 100 + i, "v");
+        TEST_OK(add_cert(c));
+        TEST_OK(add_cert(v));
+        cg_cert_rec_free(c);
+        cg_cert_rec_free(v);
+    }
+    b = cg_store_batch_new();
+    for (int i = 3; i < 5; i++) {
+        struct cg_cert_rec *c = make_cert(8, useq[i], "u");
+        TEST_OK(cg_store_batch_add_cert(b, c));
+        cg_cert_rec_free(c);
+    }
+    TEST_OK(cg_store_commit(g_store, b));
+    cg_store_batch_free(b);
+
+    memset(&col, 0, sizeof(col));
+    TEST_OK(cg_store_list_certs(g_store, "u", collect_cert, &col));
+    TEST_EQ(col.n, 5);
+    for (int i = 0; i < 5; i++)
+        TEST_EQ(col.serials[i], useq[i]); /* issue order, not key order */
+    TEST_OK(cg_store_count_certs(g_store, "u", &n));
+    TEST_EQ(n, 5);
+    TEST_OK(cg_store_count_certs(g_store, "v", &n));
+    TEST_EQ(n, 3);
+
+    /* all certificates: key order (issuer, then serial bytes) */
+    memset(&col, 0, sizeof(col));
+    TEST_OK(cg_store_list_certs(g_store, NULL, collect_cert, &col));
+    TEST_EQ(col.n, 8);
+    memset(&col, 0, sizeof(col));
+    col.stop_after = 3;
+    TEST_OK(cg_store_list_certs(g_store, "u", collect_cert, &col));
+    TEST_EQ(col.n, 3);
+    memset(&col, 0, sizeof(col));
+    TEST_OK(cg_store_list_certs(g_store, "nobody", collect_cert, &col));
+    TEST_EQ(col.n, 0);
+
+    /* the issue counter survives a restart: a new cert of u comes last */
+    reopen();
+    {
+        struct cg_cert_rec *c = make_cert(8, 2, "u");
+        TEST_OK(add_cert(c));
+        cg_cert_rec_free(c);
+    }
+    memset(&col, 0, sizeof(col));
+    TEST_OK(cg_store_list_certs(g_store, "u", collect_cert, &col));
+    TEST_EQ(col.n, 6);
+    TEST_EQ(col.serials[0], 5);
+    TEST_EQ(col.serials[5], 2);
+}
+
+/* --- corrupt records -------------------------------------------------------------------- */
+
+/* Open the closed store's environment directly. */
+static void raw_open(MDB_env **env, MDB_txn **txn)
+{
+    TEST_EQ(mdb_env_create(env), 0);
+    TEST_EQ(mdb_env_set_maxdbs(*env, 8), 0);
+    TEST_EQ(mdb_env_set_mapsize(*env, 64u * 1024 * 1024), 0);
+    TEST_EQ(mdb_env_open(*env, g_path, 0, 0600), 0);
+    TEST_EQ(mdb_txn_begin(*env, NULL, 0, txn), 0);
+}
+
+static void raw_put(MDB_txn *txn, const char *db, const void *key, size_t klen, const void *val,
+                    size_t vlen)
+{
+    MDB_dbi dbi;
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    TEST_EQ(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    TEST_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+}
+
+#define TRUNC_MAX 256
+
+static void test_corrupt_records(void)
+{
+    struct cg_entity *e = make_entity("good"), *got = NULL;
+    struct cg_cert_rec *c = make_cert(9, 9, "good"), *gc = NULL;
+    struct cg_txn_rec *t = make_txn(9), *gt = NULL;
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_val k = {4, "good"}, v;
+    uint8_t rec[TRUNC_MAX], ckey[64];
+    size_t rec_len = 0, ckey_len = 0;
+    char key[32];
+    static const uint8_t garbage[] = {0xff, 0x00, 'j', 'u', 'n', 'k'};
+    static const uint8_t huge_len[] = {1, 0xff, 0xff, 0xff, 0xff, 'a'};
+    struct collect col;
+    TEST_OK(put_entity(e, CG_VERSION_NONE));
+    TEST_OK(add_cert(c));
+    TEST_OK(put_txn(t, 1));
+    cg_store_close(g_store);
+    g_store = NULL;
+
+    raw_open(&env, &txn);
+    TEST_EQ(mdb_dbi_open(txn, "entities", 0, &dbi), 0);
+    TEST_EQ(mdb_get(txn, dbi, &k, &v), 0);
+    TEST_TRUE(v.mv_size < TRUNC_MAX);
+    rec_len = v.mv_size;
+    memcpy(rec, v.mv_data, rec_len);
+    raw_put(txn, "entities", "garbage", 7, garbage, sizeof(garbage));
+    raw_put(txn, "entities", "hugelen", 7, huge_len, sizeof(huge_len));
+    raw_put(txn, "entities", "empty", 5, "", 0);
+    for (size_t len = 0; len < rec_len; len++) {
+        snprintf(key, sizeof(key), "trunc%03zu", len);
+        raw_put(txn, "entities", key, strlen(key), rec, len);
+    }
+    {
+        uint8_t longer[TRUNC_MAX + 1];
+        memcpy(longer, rec, rec_len);
+        longer[rec_len] = 0;
+        raw_put(txn, "entities", "trailing", 8, longer, rec_len + 1);
+    }
+    for (size_t i = 0; i < rec_len; i++) {
+        uint8_t flipped[TRUNC_MAX];
+        memcpy(flipped, rec, rec_len);
+        flipped[i] ^= 0xA5;
+        snprintf(key, sizeof(key), "flip%03zu", i);
+        raw_put(txn, "entities", key, strlen(key), flipped, rec_len);
+    }
+    ckey_len = 32 + c->serial_len;
+    memcpy(ckey, c->issuer_key, 32);
+    memcpy(ckey + 32, c->serial, c->serial_len);
+    raw_put(txn, "certs", ckey, ckey_len, garbage, sizeof(garbage));
+    raw_put(txn, "txns", t->txid, t->txid_len, garbage, 3);
+    TEST_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    TEST_OK(open_store(1));
+    TEST_OK(cg_store_get_entity(g_store, "good", &got));
+    cg_entity_free(got);
+    got = NULL;
+    TEST_RC(cg_store_get_entity(g_store, "garbage", &got), CG_ESTORE);
+    TEST_TRUE(got == NULL);
+    TEST_RC(cg_store_get_entity(g_store, "hugelen", &got), CG_ESTORE);
+    TEST_RC(cg_store_get_entity(g_store, "empty", &got), CG_ESTORE);
+    TEST_RC(cg_store_get_entity(g_store, "trailing", &got), CG_ESTORE);
+    for (size_t len = 0; len < rec_len; len++) {
+        snprintf(key, sizeof(key), "trunc%03zu", len);
+        TEST_RC(cg_store_get_entity(g_store, key, &got), CG_ESTORE);
+    }
+    for (size_t i = 0; i < rec_len; i++) {
+        int rc = 0;
+        snprintf(key, sizeof(key), "flip%03zu", i);
+        rc = cg_store_get_entity(g_store, key, &got);
+        TEST_TRUE(rc == CG_OK || rc == CG_ESTORE);
+        cg_entity_free(got);
+        got = NULL;
+    }
+    memset(&col, 0, sizeof(col));
+    TEST_RC(cg_store_list_entities(g_store, collect_entity, &col), CG_ESTORE);
+    /* writes that must read the corrupt record fail too, and leave it as it was */
+    free(e->username);
+    e->username = strdup("garbage");
+    TEST_RC(put_entity(e, CG_VERSION_ANY), CG_ESTORE);
+
+    TEST_RC(cg_store_get_cert(g_store, c->issuer_key, c->serial, c->serial_len, &gc), CG_ESTORE);
+    TEST_RC(cg_store_get_cert_by_fp(g_store, c->fingerprint, &gc), CG_ESTORE);
+    TEST_RC(cg_store_find_cert_by_serial(g_store, c->serial, c->serial_len, &gc), CG_ESTORE);
+    TEST_RC(cg_store_list_certs(g_store, "good", collect_cert, &col), CG_ESTORE);
+    TEST_RC(cg_store_list_certs(g_store, NULL, collect_cert, &col), CG_ESTORE);
+    TEST_RC(revoke_cert(c, 1, 1), CG_ESTORE);
+    TEST_RC(cg_store_get_txn(g_store, t->txid, t->txid_len, &gt), CG_ESTORE);
+    TEST_RC(set_txn_state(t, CG_TXN_OPEN, CG_TXN_CLOSED, 1), CG_ESTORE);
+    TEST_OK(cg_store_check_writable(g_store)); /* the store itself still works */
+    cg_entity_free(e);
+    cg_cert_rec_free(c);
+    cg_txn_rec_free(t);
+}
+
+/* --- per-entity serialization ----------------------------------------------------------- */
+
+#define LOCK_THREADS 32
+#define LOCK_ITERS 50
+
+struct lock_arg {
+    int failures;
+    int first_error;
+};
+
+static void *lock_worker(void *p)
+{
+    struct lock_arg *a = p;
+    for (int i = 0; i < LOCK_ITERS; i++) {
+        struct cg_entity *e = NULL;
+        uint64_t ver = CG_VERSION_NONE;
+        int rc = 0;
+        cg_store_lock_entity(g_store, "shared");
+        rc = cg_store_get_entity(g_store, "shared", &e);
+        if (rc == CG_ENOTFOUND) {
+            e = make_entity("shared");
+            rc = CG_OK;
+        } else if (rc == CG_OK) {
+            ver = e->version;
+            e->modified++;
+        }
+        if (rc == CG_OK)
+            rc = put_entity(e, ver);
+        cg_store_unlock_entity(g_store, "shared");
+        cg_entity_free(e);
+        if (rc != CG_OK) {
+            if (a->failures++ == 0)
+                a->first_error = rc;
+        }
+    }
+    return NULL;
+}
+
+/* Other entities run alongside, under their own locks. */
+static void *other_worker(void *p)
+{
+    struct lock_arg *a = p;
+    char name[32];
+    snprintf(name, sizeof(name), "other-%p", p);
+    for (int i = 0; i < LOCK_ITERS; i++) {
+        struct cg_entity *e = make_entity(name);
+        int rc = 0;
+        cg_store_lock_entity(g_store, name);
+        rc = put_entity(e, CG_VERSION_ANY);
+        cg_store_unlock_entity(g_store, name);
+        cg_entity_free(e);
+        if (rc != CG_OK && a->failures++ == 0)
+            a->first_error = rc;
+    }
+    return NULL;
+}
+
+static void test_lock_entity_stress(void)
+{
+    pthread_t th[LOCK_THREADS + 4];
+    struct lock_arg args[LOCK_THREADS + 4];
+    struct cg_entity *got = NULL;
+    memset(args, 0, sizeof(args));
+    for (int i = 0; i < LOCK_THREADS + 4; i++)
+        TEST_EQ(
+            pthread_create(&th[i], NULL, i < LOCK_THREADS ? lock_worker : other_worker, &args[i]),
+            0);
+    for (int i = 0; i < LOCK_THREADS + 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < LOCK_THREADS + 4; i++) {
+        if (args[i].failures != 0)
+            TEST_FAIL_("thread %d: %d failed commits, first %s", i, args[i].failures,
+                       cg_strerror(args[i].first_error));
+    }
+    TEST_OK(cg_store_get_entity(g_store, "shared", &got));
+    TEST_EQ(got->version, LOCK_THREADS * LOCK_ITERS);
+    TEST_EQ(got->modified, 1001 + LOCK_THREADS * LOCK_ITERS - 1);
+    cg_entity_free(got);
+}
+
+/* --- durability ------------------------------------------------------------------------- */
+
+#define DUR_THREADS 8
+#define DUR_PER 25
+
+static void *dur_worker(void *p)
+{
+    struct lock_arg *a = p;
+    for (int i = 0; i < DUR_PER; i++) {
+        char name[32];
+        struct cg_store_batch *b = cg_store_batch_new();
+        struct cg_entity *e = NULL;
+        struct cg_cert_rec *c = NULL;
+        struct cg_txn_rec *t = NULL;
+        int rc = 0;
+        snprintf(name, sizeof(name), "dur-%d-%d", a->first_error, i);
+        e = make_entity(name);
+        c = make_cert(0x20, (uint32_t)(a->first_error * 1000 + i + 1), name);
+        t = make_txn(0);
+        memcpy(t->txid, name, strlen(name));
+        rc = cg_store_batch_put_entity(b, e, CG_VERSION_NONE);
+        if (rc == CG_OK)
+            rc = cg_store_batch_add_cert(b, c);
+        if (rc == CG_OK)
+            rc = cg_store_batch_put_txn(b, t, 1);
+        if (rc == CG_OK)
+            rc = cg_store_commit(g_store, b);
+        if (rc != CG_OK)
+            a->failures++;
+        cg_store_batch_free(b);
+        cg_entity_free(e);
+        cg_cert_rec_free(c);
+        cg_txn_rec_free(t);
+    }
+    return NULL;
+}
+
+static void test_durability(void)
+{
+    pthread_t th[DUR_THREADS];
+    struct lock_arg args[DUR_THREADS];
+    size_t n = 0;
+    for (int i = 0; i < DUR_THREADS; i++) {
+        args[i] = (struct lock_arg){0, i}; /* first_error carries the thread index here */
+        TEST_EQ(pthread_create(&th[i], NULL, dur_worker, &args[i]), 0);
+    }
+    for (int i = 0; i < DUR_THREADS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < DUR_THREADS; i++)
+        TEST_EQ(args[i].failures, 0);
+    reopen();
+    for (int i = 0; i < DUR_THREADS; i++) {
+        for (int j = 0; j < DUR_PER; j++) {
+            char name[32];
+            struct cg_entity *e = NULL;
+            struct cg_txn_rec *t = make_txn(0), *gt = NULL;
+            snprintf(name, sizeof(name), "dur-%d-%d", i, j);
+            memcpy(t->txid, name, strlen(name));
+            TEST_OK(cg_store_get_entity(g_store, name, &e));
+            TEST_EQ(e->version, 1);
+            cg_entity_free(e);
+            TEST_OK(cg_store_count_certs(g_store, name, &n));
+            TEST_EQ(n, 1);
+            TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &gt));
+            cg_txn_rec_free(gt);
+            cg_txn_rec_free(t);
+        }
+    }
+    TEST_OK(cg_store_count_certs(g_store, NULL, &n));
+    TEST_EQ(n, DUR_THREADS * DUR_PER);
+}
+
+/* --- map full ------------------------------------------------------------------------- */
+
+static void test_map_full(void)
+{
+    char path[128];
+    struct cg_store_opts o = {path, 1, 0}; /* 1 MB map, no sync */
+    struct cg_store *s = NULL;
+    struct cg_store_batch *b = NULL;
+    struct cg_cert_rec *c = make_cert(0x30, 1, "big"), *got = NULL;
+    struct cg_entity *e = make_entity("small");
+    int rc = CG_OK, added = 0;
+    snprintf(path, sizeof(path), "%s/small", g_dir);
+    TEST_OK(cg_store_open(&o, &s));
+    free(c->der);
+    c->der_len = 96 * 1024;
+    c->der = calloc(1, c->der_len);
+    TEST_NOTNULL(c->der);
+    for (uint32_t i = 1; i < 64 && rc == CG_OK; i++) {
+        c->serial_len = serial_bytes(i, c->serial);
+        memcpy(c->fingerprint + 1, &i, sizeof(i));
+        b = cg_store_batch_new();
+        TEST_OK(cg_store_batch_add_cert(b, c));
+        rc = cg_store_commit(s, b);
+        cg_store_batch_free(b);
+        if (rc == CG_OK)
+            added++;
+    }
+    TEST_RC(rc, CG_EFULL);
+    TEST_TRUE(added > 0);
+    /* the failed batch left the store usable: small writes and reads still work */
+    b = cg_store_batch_new();
+    TEST_OK(cg_store_batch_put_entity(b, e, CG_VERSION_NONE));
+    TEST_OK(cg_store_commit(s, b));
+    cg_store_batch_free(b);
+    c->serial_len = serial_bytes(1, c->serial);
+    TEST_OK(cg_store_get_cert(s, c->issuer_key, c->serial, c->serial_len, &got));
+    TEST_EQ(got->der_len, 96 * 1024);
+    cg_cert_rec_free(got);
+    cg_store_close(s);
+    cg_cert_rec_free(c);
+    cg_entity_free(e);
+}
+
+CG_TESTS = {
+    CG_TEST("store/open_reopen", test_open_reopen),
+    CG_TEST("store/open_errors", test_open_errors),
+    CG_TEST("store/check_writable", test_check_writable),
+    CG_TEST("store/entity_ops", test_entity_ops),
+    CG_TEST("store/entity_dup", test_entity_dup),
+    CG_TEST("store/batch_invalid", test_batch_invalid),
+    CG_TEST("store/cert_ops", test_cert_ops),
+    CG_TEST("store/cert_revoke", test_cert_revoke),
+    CG_TEST("store/txn_ops", test_txn_ops),
+    CG_TEST("store/batch_sees_own_writes", test_batch_sees_own_writes),
+    CG_TEST("store/batch_atomic", test_batch_atomic),
+    CG_TEST("store/group_commit_mixed", test_group_commit_mixed),
+    CG_TEST("store/list_order", test_list_order),
+    CG_TEST("store/corrupt_records", test_corrupt_records),
+    CG_TEST("store/lock_entity_stress", test_lock_entity_stress),
+    CG_TEST("store/durability", test_durability),
+    CG_TEST("store/map_full", test_map_full),
+};
+
+CG_TEST_MAIN(set_up, tear_down)
