@@ -1184,14 +1184,15 @@ static int dispatch(struct msgctx *ctx)
 {
     int rc;
     int type = ctx->req->body->type;
+    const struct cg_ca *ca = alias_ca(ctx);
+    /* errors name the alias's CA as sender, or the first CA when that one is unknown */
+    ctx->ca = ca ? ca : ctx->cfg->n_cas ? &ctx->cfg->cas[0] : NULL;
     if ((rc = check_header(ctx)) != CG_OK || (rc = check_op(ctx)) != CG_OK)
         return rc;
-    const struct cg_ca *ca = alias_ca(ctx);
     if (ca == NULL) {
         set_detail(ctx, "the CA named for this alias does not exist", NULL);
         return CG_ECMP_WRONGAUTHORITY;
     }
-    ctx->ca = ca;
     if ((rc = authenticate(ctx)) != CG_OK)
         return rc;
     switch (type) {

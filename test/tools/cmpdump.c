@@ -107,8 +107,8 @@ int main(int argc, char **argv)
         if (OBJ_obj2nid(sk_CG_ITAV_value(m->header->generalInfo, i)->type) ==
             NID_id_it_implicitConfirm)
             ic = 1;
-    printf(" protection=%s extraCerts=%d implicitConfirm=%d\n", prot, sk_X509_num(m->extraCerts),
-           ic);
+    printf(" protection=%s extraCerts=%d implicitConfirm=%d\n", prot,
+           m->extraCerts ? sk_X509_num(m->extraCerts) : 0, ic);
     CG_PKIMESSAGE_free(m);
     return 0;
 }
