@@ -27,7 +27,7 @@ struct cg_core_result {
     char body_type[16]; /* request body type name ("ir", "certConf", ...) or "-" */
     char txid[80];      /* hex transactionID or "-" */
     char outcome[48];   /* "accepted", "pkiConf", "revoked", or the failInfo name */
-    char username[128]; /* end entity, or "" */
+    char username[256]; /* end entity, or "" */
     char serial[80];    /* hex serial of the certificate issued or revoked, or "" */
     char detail[256];   /* human-readable reason of a rejection, or "" */
 };

@@ -29,27 +29,11 @@
 #include <string.h>
 #include <time.h>
 
-#define NONCE_LEN 16
 #define MAX_RETRIES 3
-
-struct msgctx {
-    struct cg_core *core;
-    const struct cg_config *cfg;
-    const struct cg_alias *alias;
-    const char *op;
-    CG_PKIMESSAGE *req;
-    CG_PKIMESSAGE *resp; /* response built by a handler, protected at the exit */
-    struct cg_core_result *res;
-    const struct cg_ca *ca;   /* the CA answering: issuing, revoking or default */
-    const char *mac_secret;   /* set when the request was authenticated with PBM */
-    uint8_t nonce[NONCE_LEN]; /* our senderNonce in the response */
-    int implicit_confirm;     /* granted in this response */
-    char detail[256];
-};
 
 /* --- small helpers ----------------------------------------------------------------------- */
 
-static void hex(const uint8_t *p, size_t n, char *out, size_t outlen)
+void hex_(const uint8_t *p, size_t n, char *out, size_t outlen)
 {
     static const char digits[] = "0123456789abcdef";
     size_t k = 0;
@@ -60,12 +44,12 @@ static void hex(const uint8_t *p, size_t n, char *out, size_t outlen)
     out[k] = '\0';
 }
 
-static void set_detail(struct msgctx *ctx, const char *fmt, const char *arg)
+void set_detail_(struct msgctx *ctx, const char *fmt, const char *arg)
 {
     snprintf(ctx->detail, sizeof(ctx->detail), fmt, arg ? arg : "");
 }
 
-static const char *body_name(int type)
+const char *body_name_(int type)
 {
     static const char *const names[] = {
         "ir",   "ip",     "cr",    "cp",       "p10cr",   "popdecc", "popdecr",
@@ -76,7 +60,7 @@ static const char *body_name(int type)
 }
 
 /* The value of senderKID as a C string (for KeyId), or NULL. */
-static int sender_kid_text(const struct msgctx *ctx, char *out, size_t n)
+int sender_kid_text_(const struct msgctx *ctx, char *out, size_t n)
 {
     const ASN1_OCTET_STRING *kid = ctx->req->header->senderKID;
     if (kid == NULL || ASN1_STRING_length(kid) <= 0 || (size_t)ASN1_STRING_length(kid) >= n)
@@ -90,7 +74,7 @@ static int sender_kid_text(const struct msgctx *ctx, char *out, size_t n)
 static const char *keyid_or(const struct msgctx *ctx, const char *setting, char *buf, size_t n)
 {
     if (setting != NULL && strcmp(setting, CG_KEYID) == 0)
-        return sender_kid_text(ctx, buf, n) ? buf : NULL;
+        return sender_kid_text_(ctx, buf, n) ? buf : NULL;
     return setting;
 }
 
@@ -298,10 +282,10 @@ static int protect_response(struct msgctx *ctx)
         if (x != NULL && (rc = push_cert(&m->extraCerts, x)) != CG_OK)
             return rc;
     }
-    if (ctx->alias->response_protection == CG_PROT_PBE && ctx->mac_secret != NULL) {
+    if (ctx->alias->response_protection == CG_PROT_PBE && ctx->auth.mac_secret != NULL) {
         if (rh->senderKID && (m->header->senderKID = ASN1_OCTET_STRING_dup(rh->senderKID)) == NULL)
             return CG_ENOMEM;
-        return protect_apply_pbm_(m, rh->protectionAlg, ctx->mac_secret,
+        return protect_apply_pbm_(m, rh->protectionAlg, ctx->auth.mac_secret,
                                   ctx->cfg->max_pbm_iterations);
     }
     const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ctx->ca->cert);
@@ -337,17 +321,17 @@ static int check_header(struct msgctx *ctx)
     const CG_PKIHEADER *h = ctx->req->header;
     long pvno = ASN1_INTEGER_get(h->pvno);
     if (pvno != 2 && pvno != 3) {
-        set_detail(ctx, "unsupported pvno", NULL);
+        set_detail_(ctx, "unsupported pvno", NULL);
         return CG_ECMP_UNSUPPORTEDVERSION;
     }
     if (h->transactionID == NULL || ASN1_STRING_length(h->transactionID) < 1 ||
         ASN1_STRING_length(h->transactionID) > 64) {
-        set_detail(ctx, "transactionID missing or longer than 64 bytes", NULL);
+        set_detail_(ctx, "transactionID missing or longer than 64 bytes", NULL);
         return CG_ECMP_BADREQUEST;
     }
     if (h->senderNonce == NULL || ASN1_STRING_length(h->senderNonce) < 1 ||
         ASN1_STRING_length(h->senderNonce) > 64) {
-        set_detail(ctx, "senderNonce missing or longer than 64 bytes", NULL);
+        set_detail_(ctx, "senderNonce missing or longer than 64 bytes", NULL);
         return CG_ECMP_BADSENDERNONCE;
     }
     return CG_OK;
@@ -372,61 +356,8 @@ static int check_op(struct msgctx *ctx)
         if (strcmp(ops[i].op, ctx->op) == 0 && ops[i].body == body)
             return CG_OK;
     snprintf(ctx->detail, sizeof(ctx->detail), "a %s message does not belong on the %s path",
-             body_name(body), ctx->op);
+             body_name_(body), ctx->op);
     return CG_ECMP_BADREQUEST;
-}
-
-static int auth_hmac(struct msgctx *ctx, const char *param)
-{
-    const char *secret = param;
-    if (secret == NULL && ctx->alias->mode == CG_MODE_RA && ctx->ca != NULL)
-        secret = ctx->ca->cmp_ra_secret;
-    if (secret == NULL) {
-        set_detail(ctx, "HMAC: no shared secret configured (alias parameter or CA cmp_ra_secret)",
-                   NULL);
-        return CG_ECMP_BADMSGCHECK;
-    }
-    if (ctx->req->protection == NULL) {
-        set_detail(ctx, "HMAC: the message is not protected", NULL);
-        return CG_ECMP_BADMSGCHECK;
-    }
-    if (!protect_is_pbm_(ctx->req->header->protectionAlg)) {
-        set_detail(ctx, "HMAC: the message is not protected with a password-based MAC", NULL);
-        return CG_ECMP_BADMSGCHECK;
-    }
-    int rc = protect_verify_pbm_(ctx->req, secret, ctx->cfg->max_pbm_iterations);
-    if (rc == CG_ECMP_BADALG) {
-        set_detail(ctx, "HMAC: unsupported PBM parameters or iteration count over the limit", NULL);
-        return rc;
-    }
-    if (rc != CG_OK) {
-        set_detail(ctx, "HMAC: wrong MAC (shared secret mismatch)", NULL);
-        return CG_ECMP_BADMSGCHECK;
-    }
-    ctx->mac_secret = secret;
-    return CG_OK;
-}
-
-static int authenticate(struct msgctx *ctx)
-{
-    int rc = CG_ECMP_BADMSGCHECK;
-    set_detail(ctx, "no authentication module accepted the message", NULL);
-    for (size_t i = 0; i < ctx->alias->n_auth; i++) {
-        switch (ctx->alias->auth_modules[i]) {
-        case CG_AUTH_HMAC:
-            rc = auth_hmac(ctx, ctx->alias->auth_params[i]);
-            break;
-        default:
-            /* refused at start-up by cg_core_check_config() */
-            rc = CG_ECMP_BADMSGCHECK;
-            break;
-        }
-        if (rc == CG_OK) {
-            ctx->detail[0] = '\0';
-            return CG_OK;
-        }
-    }
-    return rc;
 }
 
 /* --- certificate requests ----------------------------------------------------------------- */
@@ -435,7 +366,7 @@ static int name_has_only_allowed(struct msgctx *ctx, const struct cg_ee_profile 
                                  const X509_NAME *subject)
 {
     if (X509_NAME_entry_count(subject) == 0) {
-        set_detail(ctx, "the request has no subject DN", NULL);
+        set_detail_(ctx, "the request has no subject DN", NULL);
         return CG_ECMP_BADCERTTEMPLATE;
     }
     for (int i = 0; i < X509_NAME_entry_count(subject) && ep->allowed_dn != NULL; i++) {
@@ -474,7 +405,7 @@ static int in_list(char **list, size_t n, const char *name)
 }
 
 /* First value of DN attribute sn (short or long name) in subject, as UTF-8, into out. */
-static int dn_value(const X509_NAME *subject, const char *sn, char *out, size_t n)
+int dn_value_(const X509_NAME *subject, const char *sn, char *out, size_t n)
 {
     int nid = OBJ_txt2nid(sn);
     int idx = nid == NID_undef ? -1 : X509_NAME_get_index_by_NID(subject, nid, -1);
@@ -516,12 +447,12 @@ static int ra_username(struct msgctx *ctx, const X509_NAME *subject, char *out, 
         snprintf(base, sizeof(base), "%s", a->ra_name_params ? a->ra_name_params : "");
         break;
     case CG_RANAME_USERNAME:
-        if (!dn_value(subject,
-                      a->extract_username_component &&
-                              strcmp(a->extract_username_component, "DN") != 0
-                          ? a->extract_username_component
-                          : "CN",
-                      base, sizeof(base)))
+        if (!dn_value_(subject,
+                       a->extract_username_component &&
+                               strcmp(a->extract_username_component, "DN") != 0
+                           ? a->extract_username_component
+                           : "CN",
+                       base, sizeof(base)))
             base[0] = '\0';
         break;
     case CG_RANAME_DN: {
@@ -529,7 +460,7 @@ static int ra_username(struct msgctx *ctx, const X509_NAME *subject, char *out, 
         snprintf(params, sizeof(params), "%s", a->ra_name_params ? a->ra_name_params : "CN");
         char *save = NULL;
         for (char *t = strtok_r(params, ";, ", &save); t != NULL; t = strtok_r(NULL, ";, ", &save))
-            if (dn_value(subject, t, base, sizeof(base)))
+            if (dn_value_(subject, t, base, sizeof(base)))
                 break;
         break;
     }
@@ -545,19 +476,19 @@ static int ra_username(struct msgctx *ctx, const X509_NAME *subject, char *out, 
     return CG_OK;
 }
 
-static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key)
+static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X509_NAME **subject)
 {
     CG_CERTTEMPLATE *t = m->certReq->certTemplate;
     CG_POPO *popo = m->popo;
     if (popo == NULL) {
-        set_detail(ctx, "the request has no proof of possession", NULL);
+        set_detail_(ctx, "the request has no proof of possession", NULL);
         return CG_ECMP_BADPOP;
     }
     switch (popo->type) {
     case CG_POPO_RAVERIFIED:
         if (ctx->alias->mode == CG_MODE_RA && ctx->alias->allow_ra_verify_popo)
             return CG_OK;
-        set_detail(ctx, "raVerified proof of possession is not allowed on this alias", NULL);
+        set_detail_(ctx, "raVerified proof of possession is not allowed on this alias", NULL);
         return CG_ECMP_BADPOP;
     case CG_POPO_SIGNATURE: {
         CG_POPOSIGNINGKEY *sk = popo->value.signature;
@@ -565,43 +496,47 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key)
         if (sk->poposkInput != NULL) {
             EVP_PKEY *pk = X509_PUBKEY_get0(sk->poposkInput->publicKey);
             if (pk == NULL || (*key != NULL && EVP_PKEY_eq(pk, *key) != 1)) {
-                set_detail(ctx, "POPOSigningKeyInput public key differs from the template", NULL);
+                set_detail_(ctx, "POPOSigningKeyInput public key differs from the template", NULL);
                 return CG_ECMP_BADPOP;
             }
             if (sk->poposkInput->authInfo->type != 0) {
-                set_detail(ctx, "publicKeyMAC in POPOSigningKeyInput is not supported", NULL);
+                set_detail_(ctx, "publicKeyMAC in POPOSigningKeyInput is not supported", NULL);
                 return CG_ECMP_BADPOP;
             }
             GENERAL_NAME *snd = sk->poposkInput->authInfo->value.sender;
             if (t->subject != NULL && snd->type == GEN_DIRNAME &&
                 X509_NAME_cmp(snd->d.directoryName, t->subject) != 0) {
-                set_detail(ctx, "POPOSigningKeyInput sender differs from the template subject",
-                           NULL);
+                set_detail_(ctx, "POPOSigningKeyInput sender differs from the template subject",
+                            NULL);
                 return CG_ECMP_BADPOP;
             }
             ok = ASN1_item_verify(ASN1_ITEM_rptr(CG_POPOSKINPUT), sk->algorithmIdentifier,
                                   sk->signature, sk->poposkInput, pk) == 1;
             if (ok && *key == NULL)
                 *key = pk;
+            /* the subject may be given only as the POPOSigningKeyInput sender */
+            if (ok && t->subject == NULL && snd->type == GEN_DIRNAME)
+                *subject = snd->d.directoryName;
         } else {
             if (*key == NULL || t->subject == NULL) {
-                set_detail(ctx,
-                           "signature POP without POPOSigningKeyInput needs subject and public key "
-                           "in the template",
-                           NULL);
+                set_detail_(
+                    ctx,
+                    "signature POP without POPOSigningKeyInput needs subject and public key "
+                    "in the template",
+                    NULL);
                 return CG_ECMP_BADPOP;
             }
             ok = ASN1_item_verify(ASN1_ITEM_rptr(CG_CERTREQUEST), sk->algorithmIdentifier,
                                   sk->signature, m->certReq, *key) == 1;
         }
         if (!ok) {
-            set_detail(ctx, "proof of possession signature does not verify", NULL);
+            set_detail_(ctx, "proof of possession signature does not verify", NULL);
             return CG_ECMP_BADPOP;
         }
         return CG_OK;
     }
     default:
-        set_detail(ctx, "only signature and raVerified proof of possession are supported", NULL);
+        set_detail_(ctx, "only signature and raVerified proof of possession are supported", NULL);
         return CG_ECMP_BADPOP;
     }
 }
@@ -613,39 +548,47 @@ struct enroll {
     const CG_OPTVALIDITY *validity;
     STACK_OF(X509_EXTENSION) * exts; /* borrowed or owned (p10cr) */
     int own_exts;
+    X509_NAME *own_subject; /* the subject without the DnPartPwd attribute, when stripped */
     int64_t cert_req_id;
     const struct cg_ee_profile *ep;
     const struct cg_cert_profile *cp;
-    char username[128];
+    char username[256];
 };
 
+static int check_profiles(struct msgctx *ctx, struct enroll *en)
+{
+    if (!in_list(en->ep->available_cert_profiles, en->ep->n_available_cert_profiles,
+                 en->cp->name)) {
+        set_detail_(ctx, "certificate profile %s is not available in the end entity profile",
+                    en->cp->name);
+        return CG_ECMP_BADREQUEST;
+    }
+    if (!in_list(en->ep->available_cas, en->ep->n_available_cas, ctx->ca->name) ||
+        !in_list(en->cp->available_cas, en->cp->n_available_cas, ctx->ca->name)) {
+        set_detail_(ctx, "CA %s is not available in the profiles of this end entity",
+                    ctx->ca->name);
+        return CG_ECMP_WRONGAUTHORITY;
+    }
+    return CG_OK;
+}
+
+/* RA mode: profiles from the alias (ra_end_entity_profile, ra_certificate_profile, KeyId). */
 static int resolve_profiles(struct msgctx *ctx, struct enroll *en)
 {
     char buf[128];
     const char *epn = keyid_or(ctx, ctx->alias->ra_ee_profile, buf, sizeof(buf));
     en->ep = epn ? cg_config_ee_profile(ctx->cfg, epn) : NULL;
     if (en->ep == NULL) {
-        set_detail(ctx, "unknown end entity profile %s", epn ? epn : "(senderKID)");
+        set_detail_(ctx, "unknown end entity profile %s", epn ? epn : "(senderKID)");
         return CG_ECMP_BADREQUEST;
     }
     const char *cpn = keyid_or(ctx, ctx->alias->ra_cert_profile, buf, sizeof(buf));
     en->cp = cpn ? cg_config_cert_profile(ctx->cfg, cpn) : NULL;
     if (en->cp == NULL) {
-        set_detail(ctx, "unknown certificate profile %s", cpn ? cpn : "(senderKID)");
+        set_detail_(ctx, "unknown certificate profile %s", cpn ? cpn : "(senderKID)");
         return CG_ECMP_BADREQUEST;
     }
-    if (!in_list(en->ep->available_cert_profiles, en->ep->n_available_cert_profiles,
-                 en->cp->name)) {
-        set_detail(ctx, "certificate profile %s is not available in the end entity profile",
-                   en->cp->name);
-        return CG_ECMP_BADREQUEST;
-    }
-    if (!in_list(en->ep->available_cas, en->ep->n_available_cas, ctx->ca->name) ||
-        !in_list(en->cp->available_cas, en->cp->n_available_cas, ctx->ca->name)) {
-        set_detail(ctx, "CA %s is not available in the profiles of this alias", ctx->ca->name);
-        return CG_ECMP_WRONGAUTHORITY;
-    }
-    return CG_OK;
+    return check_profiles(ctx, en);
 }
 
 static int read_request(struct msgctx *ctx, struct enroll *en)
@@ -656,7 +599,7 @@ static int read_request(struct msgctx *ctx, struct enroll *en)
         en->subject = X509_REQ_get_subject_name(csr);
         en->key = X509_REQ_get0_pubkey(csr);
         if (en->key == NULL || X509_REQ_verify(csr, en->key) != 1) {
-            set_detail(ctx, "the PKCS#10 request's signature does not verify", NULL);
+            set_detail_(ctx, "the PKCS#10 request's signature does not verify", NULL);
             return CG_ECMP_BADPOP;
         }
         en->exts = X509_REQ_get_extensions(csr);
@@ -665,35 +608,36 @@ static int read_request(struct msgctx *ctx, struct enroll *en)
         return CG_OK;
     }
     if (sk_CG_CERTREQMSG_num(b->value.ir) != 1) {
-        set_detail(ctx, "exactly one certificate request per message is supported", NULL);
+        set_detail_(ctx, "exactly one certificate request per message is supported", NULL);
         return CG_ECMP_BADREQUEST;
     }
     CG_CERTREQMSG *m = sk_CG_CERTREQMSG_value(b->value.ir, 0);
     CG_CERTTEMPLATE *t = m->certReq->certTemplate;
     if (ASN1_INTEGER_get_int64(&en->cert_req_id, m->certReq->certReqId) != 1 ||
         en->cert_req_id < 0 || en->cert_req_id > 0x7fffffff) {
-        set_detail(ctx, "certReqId out of range", NULL);
+        set_detail_(ctx, "certReqId out of range", NULL);
         return CG_ECMP_BADREQUEST;
     }
     en->subject = t->subject;
     en->key = t->publicKey ? X509_PUBKEY_get0(t->publicKey) : NULL;
+    /* verify_popo may fill the subject and key from POPOSigningKeyInput */
     if (t->publicKey != NULL && en->key == NULL) {
-        set_detail(ctx, "the template's public key cannot be decoded", NULL);
+        set_detail_(ctx, "the template's public key cannot be decoded", NULL);
         return CG_ECMP_BADCERTTEMPLATE;
     }
     if (t->publicKey == NULL && m->popo == NULL) {
-        set_detail(ctx, "server-generated keys are not enabled on this alias", NULL);
+        set_detail_(ctx, "server-generated keys are not enabled on this alias", NULL);
         return CG_ECMP_BADREQUEST;
     }
-    int rc = verify_popo(ctx, m, &en->key);
+    int rc = verify_popo(ctx, m, &en->key, &en->subject);
     if (rc != CG_OK)
         return rc;
     if (en->key == NULL) {
-        set_detail(ctx, "server-generated keys are not enabled on this alias", NULL);
+        set_detail_(ctx, "server-generated keys are not enabled on this alias", NULL);
         return CG_ECMP_BADREQUEST;
     }
     if (en->subject == NULL) {
-        set_detail(ctx, "the request has no subject DN", NULL);
+        set_detail_(ctx, "the request has no subject DN", NULL);
         return CG_ECMP_BADCERTTEMPLATE;
     }
     en->validity = t->validity;
@@ -728,6 +672,12 @@ static int fill_txn(struct msgctx *ctx, struct cg_txn_rec *t, const struct cg_ce
     t->cert_hash_len = (size_t)ASN1_STRING_length(hash);
     memcpy(t->cert_hash, ASN1_STRING_get0_data(hash), t->cert_hash_len);
     ASN1_OCTET_STRING_free(hash);
+    free(t->secret);
+    t->secret = NULL;
+    /* client mode HMAC: certConf is MAC'd with the code the entity no longer holds */
+    if (ctx->alias->mode == CG_MODE_CLIENT && ctx->auth.module == CG_AUTH_HMAC &&
+        !ctx->implicit_confirm && (t->secret = strdup(ctx->auth.mac_secret)) == NULL)
+        return CG_ENOMEM;
     return t->alias && t->username ? CG_OK : CG_ENOMEM;
 }
 
@@ -739,13 +689,162 @@ static int txid_in_use(struct msgctx *ctx)
                               (size_t)ASN1_STRING_length(txid), &t);
     cg_txn_rec_free(t);
     if (rc == CG_OK) {
-        set_detail(ctx, "transactionID already in use", NULL);
+        set_detail_(ctx, "transactionID already in use", NULL);
         return CG_ECMP_TXIDINUSE;
     }
     return rc == CG_ENOTFOUND ? CG_OK : CG_ECMP_SYSTEMUNAVAIL;
 }
 
 /* Under the entity lock: upsert the entity, issue, and commit entity + certificate +
+ * transaction durably in one batch. */
+/* RA mode, under the entity lock: the entity to write (created, or updated with the request's
+ * DN and the alias's profiles, as the reference system does) and the version it must have. */
+static int ra_prepare(struct msgctx *ctx, struct enroll *en, struct cg_entity **out,
+                      uint64_t *expect)
+{
+    struct cg_entity *e = NULL;
+    int64_t now = time(NULL);
+    int rc = cg_store_get_entity(ctx->core->store, en->username, &e);
+    *expect = CG_VERSION_NONE;
+    if (rc == CG_OK) {
+        *expect = e->version;
+    } else if (rc == CG_ENOTFOUND) {
+        if ((e = cg_entity_new()) == NULL || (e->username = strdup(en->username)) == NULL) {
+            cg_entity_free(e);
+            return CG_ENOMEM;
+        }
+        e->created = now;
+    } else {
+        return rc;
+    }
+    char *subj = ca_name_text_(en->subject);
+    free(e->subject_dn);
+    free(e->ca);
+    free(e->ee_profile);
+    free(e->cert_profile);
+    free(e->token_type);
+    free(e->password);
+    e->subject_dn = subj ? strdup(subj) : NULL;
+    OPENSSL_free(subj);
+    e->ca = strdup(ctx->ca->name);
+    e->ee_profile = strdup(en->ep->name);
+    e->cert_profile = strdup(en->cp->name);
+    e->token_type = strdup("USERGENERATED");
+    e->password = NULL;
+    e->status = CG_EE_GENERATED;
+    e->flags |= CG_ENTITY_RA_CREATED;
+    e->modified = now;
+    if (!e->subject_dn || !e->ca || !e->ee_profile || !e->cert_profile || !e->token_type) {
+        cg_entity_free(e);
+        return CG_ENOMEM;
+    }
+    *out = e;
+    return CG_OK;
+}
+
+/* Client mode: requested extensions must be ones the certificate profile lets through. */
+static int check_client_extensions(struct msgctx *ctx, const struct enroll *en)
+{
+    for (int i = 0; i < sk_X509_EXTENSION_num(en->exts); i++) {
+        X509_EXTENSION *ex = sk_X509_EXTENSION_value(en->exts, i);
+        int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ex));
+        void *v = X509V3_EXT_d2i(ex);
+        int known = X509V3_EXT_get(ex) != NULL;
+        if (known && v == NULL) {
+            set_detail_(ctx, "invalid %s extension in the request", OBJ_nid2sn(nid));
+            return CG_ECMP_BADREQUEST;
+        }
+        if (v != NULL) {
+            const X509V3_EXT_METHOD *m = X509V3_EXT_get(ex);
+            if (m->it != NULL)
+                ASN1_item_free(v, ASN1_ITEM_ptr(m->it));
+        }
+        int ok = nid == NID_subject_alt_name ||
+                 (nid == NID_key_usage && en->cp->allow_key_usage_override) ||
+                 en->cp->allow_extension_override;
+        if (!ok) {
+            set_detail_(ctx, "the certificate profile does not allow the requested %s extension",
+                        nid != NID_undef ? OBJ_nid2sn(nid) : "unknown");
+            return CG_ECMP_BADREQUEST;
+        }
+    }
+    return CG_OK;
+}
+
+static int check_profiles(struct msgctx *ctx, struct enroll *en);
+
+/* Client mode, under the entity lock: the registered entity must be NEW, still hold the code
+ * that authenticated the request, and have the requested DN; it becomes GENERATED and its
+ * code is consumed in the same durable batch as the certificate. */
+static int client_prepare(struct msgctx *ctx, struct enroll *en, struct cg_entity **out,
+                          uint64_t *expect)
+{
+    struct cg_entity *e = NULL;
+    X509_NAME *reg = NULL;
+    int rc = cg_store_get_entity(ctx->core->store, en->username, &e);
+    if (rc == CG_ENOTFOUND) {
+        set_detail_(ctx, "unknown end entity %s", en->username);
+        rc = CG_ECMP_NOTAUTHORIZED;
+        goto out;
+    } else if (rc != CG_OK)
+        goto out;
+    rc = CG_ECMP_NOTAUTHORIZED;
+    if (e->status != CG_EE_NEW) {
+        set_detail_(ctx, "end entity %s is not in status NEW (enrollment code already used?)",
+                    en->username);
+        goto out;
+    }
+    if (ctx->auth.code != NULL &&
+        (e->password == NULL || strcmp(e->password, ctx->auth.code) != 0)) {
+        set_detail_(ctx, "the enrollment code of %s was used or changed meanwhile", en->username);
+        goto out;
+    }
+    const struct cg_ca *ca = e->ca ? cg_config_ca(ctx->cfg, e->ca) : NULL;
+    if (ca == NULL) {
+        set_detail_(ctx, "the CA of end entity %s does not exist", en->username);
+        rc = CG_ECMP_WRONGAUTHORITY;
+        goto out;
+    }
+    ctx->ca = ca;
+    en->ep = e->ee_profile ? cg_config_ee_profile(ctx->cfg, e->ee_profile) : NULL;
+    en->cp = e->cert_profile ? cg_config_cert_profile(ctx->cfg, e->cert_profile) : NULL;
+    rc = CG_ECMP_BADREQUEST;
+    if (en->ep == NULL || en->cp == NULL) {
+        set_detail_(ctx, "the profiles of end entity %s do not exist", en->username);
+        goto out;
+    }
+    if ((rc = check_profiles(ctx, en)) != CG_OK)
+        goto out;
+    reg = e->subject_dn ? dn_parse_(e->subject_dn) : NULL;
+    int skip = ctx->auth.dn_pwd_attr ? OBJ_txt2nid(ctx->auth.dn_pwd_attr) : 0;
+    if (reg == NULL || !dn_equal_unordered_(reg, en->subject, skip)) {
+        set_detail_(ctx, "the requested subject does not match the registered DN of %s",
+                    en->username);
+        rc = CG_ECMP_BADREQUEST;
+        goto out;
+    }
+    if ((rc = name_has_only_allowed(ctx, en->ep, en->subject)) != CG_OK ||
+        (rc = ca_check_key_(en->cp, en->key, ctx->detail, sizeof(ctx->detail))) != CG_OK ||
+        (rc = check_client_extensions(ctx, en)) != CG_OK)
+        goto out;
+    *expect = e->version;
+    e->status = CG_EE_GENERATED;
+    if (e->password != NULL) {
+        OPENSSL_cleanse(e->password, strlen(e->password));
+        free(e->password);
+        e->password = NULL;
+    }
+    e->modified = time(NULL);
+    *out = e;
+    e = NULL;
+    rc = CG_OK;
+out:
+    X509_NAME_free(reg);
+    cg_entity_free(e);
+    return rc;
+}
+
+/* Under the entity lock: prepare the entity, issue, and commit entity + certificate +
  * transaction durably in one batch. */
 static int issue_locked(struct msgctx *ctx, struct enroll *en, X509 **out)
 {
@@ -758,47 +857,14 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, X509 **out)
         X509 *cert = NULL;
         uint8_t serial[16];
         uint64_t expect = CG_VERSION_NONE;
-        int64_t now = time(NULL);
-        char *subj = NULL;
         if (c == NULL || t == NULL || b == NULL) {
             rc = CG_ENOMEM;
             goto next;
         }
-        rc = cg_store_get_entity(ctx->core->store, en->username, &e);
-        if (rc == CG_OK) {
-            expect = e->version;
-        } else if (rc == CG_ENOTFOUND) {
-            if ((e = cg_entity_new()) == NULL) {
-                rc = CG_ENOMEM;
-                goto next;
-            }
-            e->username = strdup(en->username);
-            e->created = now;
-        } else {
+        rc = ctx->alias->mode == CG_MODE_RA ? ra_prepare(ctx, en, &e, &expect)
+                                            : client_prepare(ctx, en, &e, &expect);
+        if (rc != CG_OK)
             goto next;
-        }
-        subj = ca_name_text_(en->subject);
-        free(e->subject_dn);
-        free(e->ca);
-        free(e->ee_profile);
-        free(e->cert_profile);
-        free(e->token_type);
-        free(e->password);
-        e->subject_dn = subj ? strdup(subj) : NULL;
-        e->ca = strdup(ctx->ca->name);
-        e->ee_profile = strdup(en->ep->name);
-        e->cert_profile = strdup(en->cp->name);
-        e->token_type = strdup("USERGENERATED");
-        e->password = NULL;
-        e->status = CG_EE_GENERATED;
-        e->flags |= CG_ENTITY_RA_CREATED;
-        e->modified = now;
-        OPENSSL_free(subj);
-        if (!e->username || !e->subject_dn || !e->ca || !e->ee_profile || !e->cert_profile ||
-            !e->token_type) {
-            rc = CG_ENOMEM;
-            goto next;
-        }
         struct ca_request rq = {en->subject, en->key, en->validity, en->exts};
         if ((rc = ca_random_serial_(serial)) != CG_OK ||
             (rc = ca_issue_(ctx->ca, en->cp, &rq, serial, &cert, ctx->detail,
@@ -813,7 +879,7 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, X509 **out)
             goto next;
         rc = cg_store_commit(ctx->core->store, b);
         if (rc == CG_OK) {
-            hex(c->serial, c->serial_len, ctx->res->serial, sizeof(ctx->res->serial));
+            hex_(c->serial, c->serial_len, ctx->res->serial, sizeof(ctx->res->serial));
             *out = cert;
             cert = NULL;
         } else if (rc == CG_EEXIST && txid_in_use(ctx) != CG_OK) {
@@ -830,7 +896,7 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, X509 **out)
     }
     if (rc == CG_ECONFLICT || rc == CG_EEXIST || rc == CG_ESTORE || rc == CG_EFULL ||
         rc == CG_ECLOSED) {
-        set_detail(ctx, "the store could not record the certificate: %s", cg_strerror(rc));
+        set_detail_(ctx, "the store could not record the certificate: %s", cg_strerror(rc));
         rc = CG_ECMP_SYSTEMUNAVAIL;
     }
     return rc;
@@ -880,6 +946,19 @@ out:
     return rc;
 }
 
+/* The requested subject without the attribute that carried the DnPartPwd password. */
+static int strip_dn_password(struct msgctx *ctx, struct enroll *en)
+{
+    int nid = OBJ_txt2nid(ctx->auth.dn_pwd_attr);
+    if ((en->own_subject = X509_NAME_dup(en->subject)) == NULL)
+        return CG_ENOMEM;
+    for (int i = X509_NAME_entry_count(en->own_subject) - 1; i >= 0; i--)
+        if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(en->own_subject, i))) == nid)
+            X509_NAME_ENTRY_free(X509_NAME_delete_entry(en->own_subject, i));
+    en->subject = en->own_subject;
+    return CG_OK;
+}
+
 static int handle_cert_request(struct msgctx *ctx)
 {
     struct enroll en;
@@ -887,14 +966,34 @@ static int handle_cert_request(struct msgctx *ctx)
     int rc;
     memset(&en, 0, sizeof(en));
     if (ctx->req->body->type == CG_BODY_KUR) {
-        set_detail(ctx, "key update requires the EndEntityCertificate authentication module", NULL);
+        int eec = 0;
+        for (size_t i = 0; i < ctx->alias->n_auth; i++)
+            eec |= ctx->alias->auth_modules[i] == CG_AUTH_EEC;
+        set_detail_(ctx,
+                    eec ? "key update is not available in this version"
+                        : "key update requires the EndEntityCertificate authentication module",
+                    NULL);
         return CG_ECMP_BADREQUEST;
     }
-    if ((rc = read_request(ctx, &en)) != CG_OK || (rc = resolve_profiles(ctx, &en)) != CG_OK ||
-        (rc = name_has_only_allowed(ctx, en.ep, en.subject)) != CG_OK ||
-        (rc = ca_check_key_(en.cp, en.key, ctx->detail, sizeof(ctx->detail))) != CG_OK ||
-        (rc = ra_username(ctx, en.subject, en.username, sizeof(en.username))) != CG_OK)
+    if ((rc = read_request(ctx, &en)) != CG_OK)
         goto out;
+    if (ctx->alias->mode == CG_MODE_RA) {
+        if ((rc = resolve_profiles(ctx, &en)) != CG_OK ||
+            (rc = name_has_only_allowed(ctx, en.ep, en.subject)) != CG_OK ||
+            (rc = ca_check_key_(en.cp, en.key, ctx->detail, sizeof(ctx->detail))) != CG_OK ||
+            (rc = ra_username(ctx, en.subject, en.username, sizeof(en.username))) != CG_OK)
+            goto out;
+        if (!auth_admin_allows_(ctx, body_name_(ctx->req->body->type), en.ep->name)) {
+            set_detail_(ctx, "the administrator may not do this for end entity profile %s",
+                        en.ep->name);
+            rc = CG_ECMP_NOTAUTHORIZED;
+            goto out;
+        }
+    } else {
+        snprintf(en.username, sizeof(en.username), "%s", ctx->auth.user);
+        if (ctx->auth.dn_pwd_attr != NULL && (rc = strip_dn_password(ctx, &en)) != CG_OK)
+            goto out;
+    }
     snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", en.username);
     ctx->implicit_confirm = has_implicit_confirm(ctx->req->header);
     cg_store_lock_entity(ctx->core->store, en.username);
@@ -907,6 +1006,7 @@ static int handle_cert_request(struct msgctx *ctx)
 out:
     if (en.own_exts)
         sk_X509_EXTENSION_pop_free(en.exts, X509_EXTENSION_free);
+    X509_NAME_free(en.own_subject);
     X509_free(cert);
     return rc;
 }
@@ -921,10 +1021,11 @@ static int handle_certconf(struct msgctx *ctx)
     struct cg_store_batch *b = NULL;
     ASN1_OCTET_STRING *hash = NULL;
     X509 *cert = NULL;
-    int rc = cg_store_get_txn(ctx->core->store, ASN1_STRING_get0_data(h->transactionID),
-                              (size_t)ASN1_STRING_length(h->transactionID), &t);
+    int rc = ctx->txn != NULL ? CG_OK : CG_ENOTFOUND; /* loaded before authentication */
+    t = ctx->txn;
+    ctx->txn = NULL;
     if (rc == CG_ENOTFOUND) {
-        set_detail(ctx, "certConf for an unknown transaction", NULL);
+        set_detail_(ctx, "certConf for an unknown transaction", NULL);
         rc = CG_ECMP_BADREQUEST;
         goto out;
     } else if (rc != CG_OK) {
@@ -932,28 +1033,33 @@ static int handle_certconf(struct msgctx *ctx)
         goto out;
     }
     snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", t->username ? t->username : "");
-    hex(t->serial, t->serial_len, ctx->res->serial, sizeof(ctx->res->serial));
+    hex_(t->serial, t->serial_len, ctx->res->serial, sizeof(ctx->res->serial));
+    if (t->alias == NULL || strcmp(t->alias, ctx->alias->name) != 0) {
+        set_detail_(ctx, "certConf on another alias than the request it confirms", NULL);
+        rc = CG_ECMP_BADREQUEST;
+        goto out;
+    }
     if (t->state != CG_TXN_OPEN || t->serial_len == 0) {
-        set_detail(ctx, "the transaction is not waiting for a certConf", NULL);
+        set_detail_(ctx, "the transaction is not waiting for a certConf", NULL);
         rc = t->state == CG_TXN_CONFIRMED ? CG_ECMP_CERTCONFIRMED : CG_ECMP_BADREQUEST;
         goto out;
     }
     if (h->recipNonce == NULL || ASN1_STRING_length(h->recipNonce) != (int)t->nonce_len ||
         memcmp(ASN1_STRING_get0_data(h->recipNonce), t->nonce, t->nonce_len) != 0) {
-        set_detail(ctx, "recipNonce does not match the senderNonce of our response", NULL);
+        set_detail_(ctx, "recipNonce does not match the senderNonce of our response", NULL);
         rc = CG_ECMP_BADRECIPNONCE;
         goto out;
     }
     STACK_OF(CG_CERTSTATUS) *list = ctx->req->body->value.certConf;
     if (sk_CG_CERTSTATUS_num(list) != 1) {
-        set_detail(ctx, "certConf must confirm exactly the one certificate issued", NULL);
+        set_detail_(ctx, "certConf must confirm exactly the one certificate issued", NULL);
         rc = CG_ECMP_BADREQUEST;
         goto out;
     }
     CG_CERTSTATUS *cs = sk_CG_CERTSTATUS_value(list, 0);
     int64_t rid = 0;
     if (ASN1_INTEGER_get_int64(&rid, cs->certReqId) != 1 || rid != t->cert_req_id) {
-        set_detail(ctx, "certReqId does not match the issued certificate", NULL);
+        set_detail_(ctx, "certReqId does not match the issued certificate", NULL);
         rc = CG_ECMP_BADREQUEST;
         goto out;
     }
@@ -966,7 +1072,7 @@ static int handle_certconf(struct msgctx *ctx)
         unsigned char buf[EVP_MAX_MD_SIZE];
         unsigned blen = 0;
         if (md == NULL) {
-            set_detail(ctx, "unsupported hashAlg in certConf", NULL);
+            set_detail_(ctx, "unsupported hashAlg in certConf", NULL);
             rc = CG_ECMP_BADALG;
             goto out;
         }
@@ -986,7 +1092,7 @@ static int handle_certconf(struct msgctx *ctx)
     }
     if ((size_t)ASN1_STRING_length(cs->certHash) != want_len ||
         memcmp(ASN1_STRING_get0_data(cs->certHash), want, want_len) != 0) {
-        set_detail(ctx, "certHash does not match the issued certificate", NULL);
+        set_detail_(ctx, "certHash does not match the issued certificate", NULL);
         rc = CG_ECMP_BADCERTID;
         goto out;
     }
@@ -1000,7 +1106,7 @@ static int handle_certconf(struct msgctx *ctx)
     if (rc == CG_OK)
         rc = cg_store_commit(ctx->core->store, b);
     if (rc == CG_ECONFLICT) {
-        set_detail(ctx, "the certificate was already confirmed", NULL);
+        set_detail_(ctx, "the certificate was already confirmed", NULL);
         rc = CG_ECMP_CERTCONFIRMED;
         goto out;
     } else if (rc != CG_OK) {
@@ -1056,13 +1162,13 @@ static int crl_reason(struct msgctx *ctx, STACK_OF(X509_EXTENSION) * exts, int *
     if (e == NULL) {
         if (crit == -1)
             return CG_OK; /* absent */
-        set_detail(ctx, "the revocation reason could not be parsed", NULL);
+        set_detail_(ctx, "the revocation reason could not be parsed", NULL);
         return CG_ECMP_INCORRECTDATA;
     }
     long r = ASN1_ENUMERATED_get(e);
     ASN1_ENUMERATED_free(e);
     if (r < 0 || r > 10 || r == 7) {
-        set_detail(ctx, "the revocation reason is not a CRL reason code", NULL);
+        set_detail_(ctx, "the revocation reason is not a CRL reason code", NULL);
         return CG_ECMP_INCORRECTDATA;
     }
     *reason = (int)r;
@@ -1079,7 +1185,7 @@ static int handle_rr(struct msgctx *ctx)
     uint8_t serial[32], ikey[32];
     int reason = 0, rc;
     if (sk_CG_REVDETAILS_num(list) != 1) {
-        set_detail(ctx, "exactly one revocation request per message is supported", NULL);
+        set_detail_(ctx, "exactly one revocation request per message is supported", NULL);
         return CG_ECMP_BADREQUEST;
     }
     CG_REVDETAILS *d = sk_CG_REVDETAILS_value(list, 0);
@@ -1092,8 +1198,8 @@ static int handle_rr(struct msgctx *ctx)
         if (X509_NAME_cmp(X509_get_subject_name(ctx->cfg->cas[i].cert), tmpl->issuer) == 0)
             ca = &ctx->cfg->cas[i];
     if (ca == NULL) {
-        set_detail(ctx, "the issuer of the certificate to revoke is not a CA of this gateway",
-                   NULL);
+        set_detail_(ctx, "the issuer of the certificate to revoke is not a CA of this gateway",
+                    NULL);
         return CG_ECMP_BADREQUEST;
     }
     ctx->ca = ca;
@@ -1106,18 +1212,34 @@ static int handle_rr(struct msgctx *ctx)
     }
     size_t slen = (size_t)BN_bn2bin(bn, serial);
     BN_free(bn);
-    hex(serial, slen, ctx->res->serial, sizeof(ctx->res->serial));
+    hex_(serial, slen, ctx->res->serial, sizeof(ctx->res->serial));
     if (ca_name_key_(X509_get_subject_name(ca->cert), ikey) != CG_OK)
         return CG_ECRYPTO;
     rc = cg_store_get_cert(ctx->core->store, ikey, serial, slen, &c);
     if (rc == CG_ENOTFOUND)
         return rp_response(ctx, CG_ECMP_BADCERTID, "no such certificate");
     if (rc != CG_OK) {
-        set_detail(ctx, "store: %s", cg_strerror(rc));
+        set_detail_(ctx, "store: %s", cg_strerror(rc));
         return CG_ECMP_SYSTEMUNAVAIL;
     }
     const char *user = c->username ? c->username : "";
     snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", user);
+    if (ctx->alias->mode == CG_MODE_CLIENT && strcmp(ctx->auth.user, user) != 0) {
+        set_detail_(ctx, "an end entity may only revoke its own certificates", NULL);
+        rc = CG_ECMP_NOTAUTHORIZED;
+        goto out;
+    }
+    if (ctx->auth.admin != NULL) {
+        struct cg_entity *owner = NULL;
+        cg_store_get_entity(ctx->core->store, user, &owner);
+        int ok = auth_admin_allows_(ctx, "rr", owner ? owner->ee_profile : NULL);
+        cg_entity_free(owner);
+        if (!ok) {
+            set_detail_(ctx, "the administrator may not revoke certificates of %s", user);
+            rc = CG_ECMP_NOTAUTHORIZED;
+            goto out;
+        }
+    }
     t = cg_txn_rec_new();
     b = cg_store_batch_new();
     if (t == NULL || b == NULL) {
@@ -1149,14 +1271,14 @@ static int handle_rr(struct msgctx *ctx)
     if (rc == CG_EALREADY)
         rc = rp_response(ctx, CG_ECMP_CERTREVOKED, "the certificate is already revoked");
     else if (rc == CG_EEXIST) {
-        set_detail(ctx, "transactionID already in use", NULL);
+        set_detail_(ctx, "transactionID already in use", NULL);
         rc = CG_ECMP_TXIDINUSE;
     } else if (rc == CG_ENOTFOUND)
         rc = rp_response(ctx, CG_ECMP_BADCERTID, "no such certificate");
     else if (rc == CG_OK)
         rc = rp_response(ctx, CG_OK, NULL);
     else {
-        set_detail(ctx, "store: %s", cg_strerror(rc));
+        set_detail_(ctx, "store: %s", cg_strerror(rc));
         rc = CG_ECMP_SYSTEMUNAVAIL;
     }
 out:
@@ -1190,10 +1312,19 @@ static int dispatch(struct msgctx *ctx)
     if ((rc = check_header(ctx)) != CG_OK || (rc = check_op(ctx)) != CG_OK)
         return rc;
     if (ca == NULL) {
-        set_detail(ctx, "the CA named for this alias does not exist", NULL);
+        set_detail_(ctx, "the CA named for this alias does not exist", NULL);
         return CG_ECMP_WRONGAUTHORITY;
     }
-    if ((rc = authenticate(ctx)) != CG_OK)
+    if (type == CG_BODY_CERTCONF) {
+        const ASN1_OCTET_STRING *txid = ctx->req->header->transactionID;
+        rc = cg_store_get_txn(ctx->core->store, ASN1_STRING_get0_data(txid),
+                              (size_t)ASN1_STRING_length(txid), &ctx->txn);
+        if (rc != CG_OK && rc != CG_ENOTFOUND) {
+            set_detail_(ctx, "store: %s", cg_strerror(rc));
+            return CG_ECMP_SYSTEMUNAVAIL;
+        }
+    }
+    if ((rc = auth_authenticate_(ctx)) != CG_OK)
         return rc;
     switch (type) {
     case CG_BODY_IR:
@@ -1211,7 +1342,7 @@ static int dispatch(struct msgctx *ctx)
         return handle_rr(ctx);
     default:
         snprintf(ctx->detail, sizeof(ctx->detail), "%s messages are not supported",
-                 body_name(type));
+                 body_name_(type));
         return CG_ECMP_BADREQUEST;
     }
 }
@@ -1258,6 +1389,7 @@ int cg_core_process(struct cg_core *core, const char *alias, const char *op, con
     ctx.cfg = core->cfg;
     ctx.res = res;
     ctx.op = op;
+    ctx.auth.module = -1;
     ctx.alias = cg_config_alias(core->cfg, alias);
     if (ctx.alias == NULL) {
         res->http_status = 404;
@@ -1275,14 +1407,14 @@ int cg_core_process(struct cg_core *core, const char *alias, const char *op, con
         CG_PKIMESSAGE_free(ctx.req);
         ctx.req = NULL;
         ctx.ca = ctx.cfg->n_cas ? &ctx.cfg->cas[0] : NULL;
-        set_detail(&ctx, "the DER object could not be parsed as a CMP message", NULL);
+        set_detail_(&ctx, "the DER object could not be parsed as a CMP message", NULL);
         rc = CG_ECMP_BADREQUEST;
     } else {
-        snprintf(res->body_type, sizeof(res->body_type), "%s", body_name(ctx.req->body->type));
+        snprintf(res->body_type, sizeof(res->body_type), "%s", body_name_(ctx.req->body->type));
         const ASN1_OCTET_STRING *txid = ctx.req->header->transactionID;
         if (txid != NULL)
-            hex(ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid), res->txid,
-                sizeof(res->txid));
+            hex_(ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid), res->txid,
+                 sizeof(res->txid));
         rc = dispatch(&ctx);
         if (rc == CG_OK && ctx.resp != NULL)
             rc = protect_response(&ctx);
@@ -1294,7 +1426,7 @@ int cg_core_process(struct cg_core *core, const char *alias, const char *op, con
             unsigned long e = ERR_peek_last_error();
             cg_log(CG_LOG_ERROR, "internal error: %s%s%s", cg_strerror(rc), e ? ": " : "",
                    e ? ERR_reason_error_string(e) : "");
-            set_detail(&ctx, "internal error: %s", cg_strerror(rc));
+            set_detail_(&ctx, "internal error: %s", cg_strerror(rc));
         }
         ctx.resp = error_response(&ctx, rc);
         snprintf(res->outcome, sizeof(res->outcome), "%s", fail_name(rc));
@@ -1312,6 +1444,8 @@ out:
     OPENSSL_free(out);
     CG_PKIMESSAGE_free(ctx.req);
     CG_PKIMESSAGE_free(ctx.resp);
+    cg_txn_rec_free(ctx.txn);
+    auth_clear_(&ctx.auth);
     ERR_clear_error();
     return out_rc;
 }
@@ -1338,10 +1472,7 @@ int cg_core_check_config(const struct cg_config *cfg, char *err, size_t errlen)
     for (size_t i = 0; i < cfg->n_aliases; i++) {
         const struct cg_alias *a = &cfg->aliases[i];
         const char *why = NULL, *key = NULL;
-        if (a->mode != CG_MODE_RA) {
-            key = "mode";
-            why = "client mode is not available in this version (use \"ra\")";
-        } else if (a->vendor_certificate_mode) {
+        if (a->vendor_certificate_mode) {
             key = "vendor_certificate_mode";
             why = "vendor certificate mode is not available in this version";
         } else if (a->allow_server_generated_keys) {
@@ -1355,11 +1486,18 @@ int cg_core_check_config(const struct cg_config *cfg, char *err, size_t errlen)
             key = "revoke_unconfirmed";
             why = "revoking unconfirmed certificates is not available in this version";
         }
-        for (size_t m = 0; why == NULL && m < a->n_auth; m++)
-            if (a->auth_modules[m] != CG_AUTH_HMAC) {
-                key = "authentication_modules";
-                why = "only the HMAC module is available in this version";
-            }
+        for (size_t m = 0; why == NULL && m < a->n_auth; m++) {
+            int mod = a->auth_modules[m];
+            key = "authentication_modules";
+            if (a->mode == CG_MODE_RA && (mod == CG_AUTH_REGTOKENPWD || mod == CG_AUTH_DNPARTPWD))
+                why =
+                    "RegTokenPwd and DnPartPwd extract an end entity's password: client mode only";
+            else if (mod == CG_AUTH_DNPARTPWD && a->auth_params[m] == NULL)
+                why = "DnPartPwd needs the DN attribute holding the password as its parameter";
+            else if (a->mode == CG_MODE_RA && mod == CG_AUTH_EEC && a->auth_params[m] == NULL)
+                why = "EndEntityCertificate in RA mode needs the administrators' CA as parameter "
+                      "(without one it relies on nested messages, not available in this version)";
+        }
         if (why != NULL) {
             snprintf(err, errlen, "%s: aliases.%s.%s: %s", cfg->file, a->name, key, why);
             return CG_ECONFIG;

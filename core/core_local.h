@@ -17,6 +17,67 @@ struct cg_core {
     struct cg_store *store;
 };
 
+#define NONCE_LEN 16
+
+/* What authentication established about a message (auth.c). */
+struct auth_state {
+    int module;             /* enum cg_auth_module that accepted the message, or -1 */
+    const char *mac_secret; /* the PBM secret that verified the message, or NULL */
+    char user[256];         /* client mode: the end entity authenticated ("" in RA mode) */
+    char *code;             /* client mode: the enrollment code presented (new), to be
+                               consumed atomically on issuance; NULL for certificates */
+    X509 *signer;           /* EndEntityCertificate: the signer (borrowed from extraCerts) */
+    struct cg_cert_rec *signer_rec; /* its store record (new) */
+    const struct cg_admin *admin;   /* RA mode EndEntityCertificate: the administrator */
+    const char *dn_pwd_attr;        /* DnPartPwd: the DN attribute carrying the password */
+};
+
+/* Everything about one message being processed. Lives on the worker's stack. */
+struct msgctx {
+    struct cg_core *core;
+    const struct cg_config *cfg;
+    const struct cg_alias *alias;
+    const char *op;
+    CG_PKIMESSAGE *req;
+    CG_PKIMESSAGE *resp; /* response built by a handler, protected at the exit */
+    struct cg_core_result *res;
+    const struct cg_ca *ca;   /* the CA answering: issuing, revoking or default */
+    uint8_t nonce[NONCE_LEN]; /* our senderNonce in the response */
+    int implicit_confirm;     /* granted in this response */
+    char extracted[256];      /* username from the requested subject (extract_username_component) */
+    struct cg_txn_rec *txn;   /* certConf: the transaction it confirms (new), or NULL */
+    struct auth_state auth;
+    char detail[256];
+};
+
+/* --- core.c helpers shared with auth.c ------------------------------------------------- */
+void hex_(const uint8_t *p, size_t n, char *out, size_t outlen);
+/** @brief Set the rejection text (fmt has at most one %s, filled with arg). */
+void set_detail_(struct msgctx *ctx, const char *fmt, const char *arg);
+/** @brief senderKID as a C string into out. @return 1 if present and printable. */
+int sender_kid_text_(const struct msgctx *ctx, char *out, size_t n);
+/** @brief First value of DN attribute sn in subject, as UTF-8. @return 1 if found. */
+int dn_value_(const X509_NAME *subject, const char *sn, char *out, size_t n);
+const char *body_name_(int type);
+
+/* --- auth.c ----------------------------------------------------------------------------- */
+/** @brief Try the alias's modules in order until one accepts the message (ctx->auth filled).
+ *  @return CG_OK or the CG_ECMP_* code of the most relevant failure, with ctx->detail. */
+int auth_authenticate_(struct msgctx *ctx);
+/** @brief Release what ctx->auth owns. */
+void auth_clear_(struct auth_state *a);
+/** @brief RA mode with EndEntityCertificate: may the administrator do op (body name) for
+ *  end entity profile ep? 1 when no administrator is involved (HMAC) or it is allowed. */
+int auth_admin_allows_(const struct msgctx *ctx, const char *op, const char *ep);
+/** @brief Username of subject by component ("DN" → the whole DN text). */
+int auth_extract_username_(const X509_NAME *subject, const char *component, char *out, size_t n);
+
+/* --- dn.c ------------------------------------------------------------------------------- */
+/** @brief Parse "CN=a,O=b\,c,C=SE" into a new X509_NAME (order kept). NULL if malformed. */
+X509_NAME *dn_parse_(const char *text);
+/** @brief Same attributes and values, in any order, ignoring attribute skip_nid (0 = none). */
+int dn_equal_unordered_(const X509_NAME *a, const X509_NAME *b, int skip_nid);
+
 /* --- protect.c ------------------------------------------------------------------------ */
 /** @brief DER of ProtectedPart{header, body} of msg. @param[out] der new (OPENSSL_free). */
 int protect_part_der_(const CG_PKIMESSAGE *msg, unsigned char **der, int *len);

@@ -171,10 +171,11 @@ int protect_apply_pbm_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *se
     int len = 0;
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned maclen = 0;
-    X509_ALGOR_free(msg->header->protectionAlg);
-    msg->header->protectionAlg = X509_ALGOR_dup(alg);
-    if (msg->header->protectionAlg == NULL)
+    X509_ALGOR *copy = X509_ALGOR_dup(alg); /* alg may be the header's own */
+    if (copy == NULL)
         goto out;
+    X509_ALGOR_free(msg->header->protectionAlg);
+    msg->header->protectionAlg = copy;
     if ((rc = protect_part_der_(msg, &der, &len)) != CG_OK)
         goto out;
     if ((rc = pbm_mac(alg, secret, max_iter, der, len, mac, &maclen)) != CG_OK)

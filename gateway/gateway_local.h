@@ -16,6 +16,7 @@ int gw_load_config(const char *path, struct cg_config **out);
 int gw_serve(const char *config_path);
 int gw_init(const char *dir, int demo, int force, const char *ca_key);
 int gw_cert(int argc, char **argv, const char *config_path);
+int gw_ra(int argc, char **argv, const char *config_path);
 /** @brief Print "cmpgate: " + message to stderr. */
 void gw_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

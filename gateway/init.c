@@ -133,7 +133,8 @@ static int write_config(FILE *f, void *arg)
     fprintf(
         f,
         "{\n"
-        "  \"listen\": {\"http\": [\"127.0.0.1:8080\"], \"admin\": [\"127.0.0.1:8081\"]},\n"
+        "  \"listen\": {\"http\": [\"127.0.0.1:8080\"], \"tcp\": [\"127.0.0.1:8829\"],\n"
+        "             \"admin\": [\"127.0.0.1:8081\"]},\n"
         "  \"workers\": 0,\n"
         "  \"queue_depth\": 1024,\n"
         "  \"limits\": {\"max_body_bytes\": 1048576, \"max_header_bytes\": 16384,\n"

@@ -1,5 +1,5 @@
 /*
- * main.c - the cmpgate command line: init, serve, check-config, cert.
+ * main.c - the cmpgate command line: init, serve, check-config, ra, cert.
  *
  * DESIGN: parses the command words and the global --config option (or CMPGATE_CONFIG),
  * then hands over to one gw_* function per command. Every error is one line on stderr and
@@ -19,6 +19,18 @@ static const char usage[] = "usage: cmpgate init [--demo] [--force] [--ca-key "
                             "ec-p256|ec-p384|rsa2048|rsa3072|ed25519] DIR\n"
                             "       cmpgate serve --config FILE\n"
                             "       cmpgate check-config --config FILE\n"
+                            "       cmpgate ra addendentity USERNAME --dn DN [--password PW] "
+                            "[--ca NAME]\n"
+                            "                  [--eeprofile NAME] [--certprofile NAME] "
+                            "[--status STATUS]\n"
+                            "                  [--altname SANS] [--token TYPE] --config FILE\n"
+                            "       cmpgate ra addendentity USERNAME [--password PW] DN [CA [TYPE "
+                            "[TOKEN]]] --config FILE\n"
+                            "       cmpgate ra setclearpwd USERNAME PASSWORD --config FILE\n"
+                            "       cmpgate ra setendentitystatus USERNAME STATUS --config FILE\n"
+                            "       cmpgate ra show USERNAME --config FILE\n"
+                            "       cmpgate ra list --config FILE\n"
+                            "       cmpgate ra delendentity USERNAME --config FILE\n"
                             "       cmpgate cert list [--user USERNAME] --config FILE\n"
                             "       cmpgate cert show SERIAL --config FILE\n"
                             "       cmpgate cert revoke SERIAL [--reason N] --config FILE\n"
@@ -133,6 +145,8 @@ int main(int argc, char **argv)
         cg_config_unref(c);
         return rc;
     }
+    if (strcmp(cmd, "ra") == 0)
+        return gw_ra(argc - 2, argv + 2, cfg);
     if (strcmp(cmd, "cert") == 0)
         return gw_cert(argc - 2, argv + 2, cfg);
     gw_err("unknown command %s (see cmpgate --help)", cmd);

@@ -13,6 +13,7 @@
 #include "cg_core.h"
 #include "cg_err.h"
 #include "cg_http.h"
+#include "cg_tcp.h"
 #include "cg_log.h"
 #include "cg_store.h"
 #include "gateway_local.h"
@@ -39,6 +40,7 @@ struct server {
     struct cg_workq *wq;
     struct cg_http **http;
     size_t n_http;
+    struct cg_tcp *tcp; /* NULL when listen.tcp is empty */
     struct event *ev_term, *ev_int, *ev_pipe, *ev_drain;
     int draining;
     int drain_quiet_ticks; /* ticks with nothing in flight, so replies had time to flush */
@@ -230,6 +232,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     srv->drain_start = time(NULL);
     for (size_t i = 0; i < srv->n_http; i++)
         cg_http_stop_accepting(srv->http[i]);
+    cg_tcp_stop_accepting(srv->tcp);
     struct timeval tv = {0, 20000};
     srv->ev_drain = event_new(srv->base, -1, EV_PERSIST, on_drain_tick, srv);
     if (srv->ev_drain == NULL || event_add(srv->ev_drain, &tv) != 0)
@@ -272,6 +275,35 @@ static int bind_all(struct server *srv, char **addrs, size_t n, int kind, char *
     return CG_OK;
 }
 
+/* The CMP-over-TCP listener: every message uses the alias tcp.alias. */
+static int bind_tcp(struct server *srv, char *first, size_t firstlen)
+{
+    struct cg_transport_limits lim = {
+        .max_body_bytes = srv->cfg->max_body_bytes,
+        .max_header_bytes = srv->cfg->max_header_bytes,
+        .idle_timeout_s = srv->cfg->idle_timeout_s,
+        .read_timeout_s = srv->cfg->read_timeout_s,
+        .max_connections = srv->cfg->max_connections,
+    };
+    if (srv->cfg->n_listen_tcp == 0)
+        return CG_OK;
+    srv->tcp = cg_tcp_new(srv->base, &lim, srv->cfg->tcp_alias ? srv->cfg->tcp_alias : "tcp",
+                          on_request, srv);
+    if (srv->tcp == NULL)
+        return CG_ENOMEM;
+    for (size_t i = 0; i < srv->cfg->n_listen_tcp; i++) {
+        char bound[128];
+        int rc = cg_tcp_bind(srv->tcp, srv->cfg->listen_tcp[i], bound, sizeof(bound));
+        if (rc != CG_OK) {
+            gw_err("cannot listen on %s: %s", srv->cfg->listen_tcp[i], cg_strerror(rc));
+            return rc;
+        }
+        if (i == 0)
+            snprintf(first, firstlen, "%s", bound);
+    }
+    return CG_OK;
+}
+
 static int workers_for(const struct cg_config *cfg)
 {
     if (cfg->workers > 0)
@@ -284,7 +316,7 @@ int gw_serve(const char *config_path)
 {
     struct server srv;
     int status = EXIT_RUNTIME, rc;
-    char http_addr[128] = "", admin_addr[128] = "";
+    char http_addr[128] = "", admin_addr[128] = "", tcp_addr[128] = "";
     memset(&srv, 0, sizeof(srv));
     if ((status = gw_load_config(config_path, &srv.cfg)) != 0)
         return status;
@@ -311,15 +343,16 @@ int gw_serve(const char *config_path)
     if (bind_all(&srv, srv.cfg->listen_http, srv.cfg->n_listen_http, CG_TRANSPORT_HTTP, http_addr,
                  sizeof(http_addr)) != CG_OK ||
         bind_all(&srv, srv.cfg->listen_admin, srv.cfg->n_listen_admin, CG_TRANSPORT_ADMIN,
-                 admin_addr, sizeof(admin_addr)) != CG_OK)
+                 admin_addr, sizeof(admin_addr)) != CG_OK ||
+        bind_tcp(&srv, tcp_addr, sizeof(tcp_addr)) != CG_OK)
         goto out;
     srv.ev_term = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
     srv.ev_int = evsignal_new(srv.base, SIGINT, on_signal, &srv);
     if (!srv.ev_term || !srv.ev_int || evsignal_add(srv.ev_term, NULL) ||
         evsignal_add(srv.ev_int, NULL))
         goto out;
-    printf("LISTEN http=%s tcp=%s admin=%s pid=%ld\n", http_addr[0] ? http_addr : "-", "-",
-           admin_addr[0] ? admin_addr : "-", (long)getpid());
+    printf("LISTEN http=%s tcp=%s admin=%s pid=%ld\n", http_addr[0] ? http_addr : "-",
+           tcp_addr[0] ? tcp_addr : "-", admin_addr[0] ? admin_addr : "-", (long)getpid());
     fflush(stdout);
     cg_log(CG_LOG_INFO, "cmpgate serving %s (http %s, %d workers, store %s)", srv.cfg->file,
            http_addr[0] ? http_addr : "-", workers_for(srv.cfg), srv.cfg->store_path);
@@ -330,6 +363,7 @@ out:
     for (size_t i = 0; i < srv.n_http; i++)
         cg_http_free(srv.http[i]);
     free(srv.http);
+    cg_tcp_free(srv.tcp);
     cg_workq_free(srv.wq);
     if (srv.ev_term)
         event_free(srv.ev_term);

@@ -111,6 +111,9 @@ struct cg_txn_rec {
     size_t serial_len;     /* 0 when no certificate */
     uint8_t cert_hash[64]; /* hash of the issued certificate (digest of its sig alg) */
     size_t cert_hash_len;
+    char *secret; /* client mode: the enrollment code that authenticated the request, kept only
+                     until the transaction closes (certConf is MAC'd with it after the
+                     entity's copy was consumed); NULL otherwise */
 };
 
 /** @brief Open (creating if needed) the store and start its committer thread.
@@ -187,7 +190,7 @@ int cg_store_batch_revoke_cert(struct cg_store_batch *b, const uint8_t issuer_ke
 /** @brief Insert a transaction; must_be_new → CG_EEXIST at commit if the txid exists. */
 int cg_store_batch_put_txn(struct cg_store_batch *b, const struct cg_txn_rec *t, int must_be_new);
 /** @brief Change a transaction's state only if it is currently from_state (else CG_ECONFLICT,
- *  CG_ENOTFOUND if absent); sets updated = when. */
+ *  CG_ENOTFOUND if absent); sets updated = when; leaving CG_TXN_OPEN drops the secret. */
 int cg_store_batch_set_txn_state(struct cg_store_batch *b, const uint8_t *txid, size_t txid_len,
                                  int from_state, int to_state, int64_t when);
 

@@ -475,6 +475,11 @@ static int apply_set_txn_state(struct cg_store *s, MDB_txn *txn, const struct op
     }
     t->state = o->arg2;
     t->updated = o->when;
+    if (t->state != CG_TXN_OPEN && t->secret != NULL) { /* a closed transaction keeps no secret */
+        explicit_bzero(t->secret, strlen(t->secret));
+        free(t->secret);
+        t->secret = NULL;
+    }
     rc = encode_txn_(t, buf);
     if (rc != CG_OK)
         goto out;

@@ -459,6 +459,9 @@ void cg_txn_rec_free(struct cg_txn_rec *t)
         return;
     free(t->alias);
     free(t->username);
+    if (t->secret != NULL)
+        explicit_bzero(t->secret, strlen(t->secret));
+    free(t->secret);
     free(t);
 }
 
@@ -471,6 +474,7 @@ struct cg_txn_rec *txn_rec_dup_(const struct cg_txn_rec *t)
     *d = *t;
     d->alias = dup_str(t->alias, &ok);
     d->username = dup_str(t->username, &ok);
+    d->secret = dup_str(t->secret, &ok);
     if (!ok) {
         cg_txn_rec_free(d);
         d = NULL;
@@ -495,6 +499,7 @@ int encode_txn_(const struct cg_txn_rec *t, struct cg_buf *out)
     put_blob(&w, t->issuer_key, 32);
     put_blob(&w, t->serial, t->serial_len);
     put_blob(&w, t->cert_hash, t->cert_hash_len);
+    put_str(&w, t->secret);
     return w.rc;
 }
 
@@ -523,6 +528,7 @@ int decode_txn_(const void *data, size_t len, struct cg_txn_rec **out)
     get_fixed(&r, t->issuer_key, 32, 32, NULL);
     get_fixed(&r, t->serial, 0, sizeof(t->serial), &t->serial_len);
     get_fixed(&r, t->cert_hash, 0, sizeof(t->cert_hash), &t->cert_hash_len);
+    t->secret = get_str(&r);
     rc = finish_read(&r);
     if (rc != CG_OK)
         goto out;

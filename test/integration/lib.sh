@@ -31,7 +31,7 @@ new_instance() {
     local dir=$1
     "$CMPGATE" init --demo "$dir" >/dev/null || return 1
     local cfg="$dir/cmpgate.json"
-    jq '.listen.http = ["127.0.0.1:0"] | .listen.admin = ["127.0.0.1:0"]
+    jq '.listen.http = ["127.0.0.1:0"] | .listen.admin = ["127.0.0.1:0"] | .listen.tcp = ["127.0.0.1:0"]
         | .aliases.strictra = (.aliases.opensslra + {"allow_ra_verify_popo": false})
         | .aliases.sigra = (.aliases.opensslra + {"response_protection": "signature"})' \
         "$cfg" >"$cfg.new" && mv "$cfg.new" "$cfg" && chmod 600 "$cfg"

@@ -20,7 +20,8 @@ cfgerr() { # NAME JQ-FILTER PATTERN
 }
 cfgerr unknown_key '.aliases.opensslra.bogus = 1' '^cmpgate: bad.json: aliases.opensslra.bogus: unknown key'
 cfgerr bad_mode '.aliases.opensslra.mode = "proxy"' 'aliases.opensslra.mode: must be one of'
-cfgerr client_mode_not_yet '.aliases.opensslra.mode = "client"' 'aliases.opensslra.mode: client mode is not available'
+cfgerr vendor_mode_not_yet '.aliases.opensslra.vendor_certificate_mode = true' 'aliases.opensslra.vendor_certificate_mode: vendor certificate mode is not available'
+cfgerr regtoken_in_ra_mode '.aliases.opensslra.authentication_modules = ["RegTokenPwd"]' 'aliases.opensslra.authentication_modules: .*client mode only'
 cfgerr unknown_profile '.aliases.opensslra.ra_certificate_profile = "NOPE"' 'aliases.opensslra.ra_certificate_profile: unknown'
 cfgerr wrong_type '.workers = "two"' 'workers: must be an integer'
 cfgerr missing_ca_file '.cas.ManagementCA.cert_file = "nope.pem"' 'cas.ManagementCA.cert_file: cannot read'
