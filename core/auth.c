@@ -265,6 +265,58 @@ static int eec_find_admin(struct msgctx *ctx, const char *ca_name)
     return CG_ECMP_NOTAUTHORIZED;
 }
 
+static int verify_message_signature(struct msgctx *ctx, X509 *signer)
+{
+    CG_PROTECTEDPART part = {ctx->req->header, ctx->req->body};
+    if (ASN1_item_verify(ASN1_ITEM_rptr(CG_PROTECTEDPART), ctx->req->header->protectionAlg,
+                         ctx->req->protection, &part, X509_get0_pubkey(signer)) != 1) {
+        set_detail_(ctx, "EndEntityCertificate: the message signature does not verify", NULL);
+        return CG_ECMP_BADMSGCHECK;
+    }
+    return CG_OK;
+}
+
+/* Vendor certificate mode (3GPP): a device's initial request signed with a certificate of
+ * a vendor CA (external_cas named in vendor_cas); the end entity is the one named by the
+ * requested subject's username component. certConf is signed with the same certificate. */
+static int verify_vendor(struct msgctx *ctx, X509 *signer)
+{
+    char why[160];
+    X509_STORE *st = ctx->core->vendor_stores[core_alias_index_(ctx->core, ctx->alias)];
+    if (st == NULL || !core_verify_chain_(st, signer, ctx->req->extraCerts, why, sizeof(why))) {
+        set_detail_(ctx,
+                    "EndEntityCertificate: the signer certificate is neither issued here nor by a "
+                    "vendor CA (%s)",
+                    why);
+        return CG_ECMP_NOTAUTHORIZED;
+    }
+    int rc = verify_message_signature(ctx, signer);
+    if (rc != CG_OK)
+        return rc;
+    const char *user = ctx->req->body->type == CG_BODY_CERTCONF && ctx->txn && ctx->txn->username
+                           ? ctx->txn->username
+                           : ctx->extracted;
+    if (*user == '\0') {
+        set_detail_(ctx, "vendor certificate mode: no username in the requested subject", NULL);
+        return CG_ECMP_NOTAUTHORIZED;
+    }
+    snprintf(ctx->auth.user, sizeof(ctx->auth.user), "%s", user);
+    ctx->auth.signer = signer;
+    ctx->auth.vendor = 1;
+    return CG_OK;
+}
+
+/* RA mode without a CA parameter inside a verified nested message: the outer signature
+ * vouches for the RA; the reference system performs no further checks, we still verify the
+ * inner signature with the certificate it carries. */
+static int verify_signature_only(struct msgctx *ctx, X509 *signer)
+{
+    int rc = verify_message_signature(ctx, signer);
+    if (rc == CG_OK)
+        ctx->auth.signer = signer;
+    return rc;
+}
+
 static int verify_eec(struct msgctx *ctx, const char *param, int *relevant)
 {
     int client = ctx->alias->mode == CG_MODE_CLIENT, rc;
@@ -288,6 +340,12 @@ static int verify_eec(struct msgctx *ctx, const char *param, int *relevant)
     }
     OPENSSL_free(der);
     rc = cg_store_get_cert_by_fp(ctx->core->store, fp, &ctx->auth.signer_rec);
+    if (rc == CG_ENOTFOUND && client && ctx->alias->vendor_certificate_mode &&
+        (ctx->req->body->type == CG_BODY_IR || ctx->req->body->type == CG_BODY_CR ||
+         ctx->req->body->type == CG_BODY_P10CR || ctx->req->body->type == CG_BODY_CERTCONF))
+        return verify_vendor(ctx, signer);
+    if (rc == CG_ENOTFOUND && !client && param == NULL && ctx->nested_ok)
+        return verify_signature_only(ctx, signer);
     if (rc == CG_ENOTFOUND) {
         set_detail_(ctx, "EndEntityCertificate: the signer certificate was not issued here", NULL);
         return CG_ECMP_NOTAUTHORIZED;
@@ -317,13 +375,11 @@ static int verify_eec(struct msgctx *ctx, const char *param, int *relevant)
         set_detail_(ctx, "EndEntityCertificate: the signer certificate is not issued by %s", param);
         return CG_ECMP_NOTAUTHORIZED;
     }
-    CG_PROTECTEDPART part = {ctx->req->header, ctx->req->body};
-    if (ASN1_item_verify(ASN1_ITEM_rptr(CG_PROTECTEDPART), ctx->req->header->protectionAlg,
-                         ctx->req->protection, &part, X509_get0_pubkey(signer)) != 1) {
-        set_detail_(ctx, "EndEntityCertificate: the message signature does not verify", NULL);
-        return CG_ECMP_BADMSGCHECK;
-    }
+    if ((rc = verify_message_signature(ctx, signer)) != CG_OK)
+        return rc;
     if (!client) {
+        if (param == NULL && ctx->nested_ok)
+            return CG_OK;
         if (param == NULL) {
             set_detail_(ctx, "EndEntityCertificate without a CA parameter needs a nested message",
                         NULL);

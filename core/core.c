@@ -21,7 +21,10 @@
 #include "core_local.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
+#include <sys/stat.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -30,6 +33,7 @@
 #include <time.h>
 
 #define MAX_RETRIES 3
+#define CG_REASON_UNCONFIRMED 0 /* CRL reason for a certificate never confirmed: unspecified */
 
 /* --- small helpers ----------------------------------------------------------------------- */
 
@@ -645,6 +649,27 @@ static int read_request(struct msgctx *ctx, struct enroll *en)
     return CG_OK;
 }
 
+/* kur: the request's key, POP and validity; a missing template subject is the old one's. */
+static int read_request_kur(struct msgctx *ctx, struct enroll *en, X509 *old)
+{
+    if (sk_CG_CERTREQMSG_num(ctx->req->body->value.ir) != 1) {
+        set_detail_(ctx, "exactly one certificate request per message is supported", NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    CG_CERTTEMPLATE *t = sk_CG_CERTREQMSG_value(ctx->req->body->value.ir, 0)->certReq->certTemplate;
+    if (t->subject == NULL && old == NULL) {
+        set_detail_(ctx, "a key update request must name the subject DN of the certificate", NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    int rc = read_request(ctx, en);
+    if (rc == CG_ECMP_BADCERTTEMPLATE && t->subject == NULL && old != NULL && en->key != NULL) {
+        en->subject = X509_get_subject_name(old);
+        ctx->detail[0] = '\0';
+        rc = CG_OK;
+    }
+    return rc;
+}
+
 static int fill_txn(struct msgctx *ctx, struct cg_txn_rec *t, const struct cg_cert_rec *c,
                     X509 *cert, const struct enroll *en)
 {
@@ -846,7 +871,10 @@ out:
 
 /* Under the entity lock: prepare the entity, issue, and commit entity + certificate +
  * transaction durably in one batch. */
-static int issue_locked(struct msgctx *ctx, struct enroll *en, X509 **out)
+typedef int (*prepare_fn)(struct msgctx *ctx, struct enroll *en, struct cg_entity **out,
+                          uint64_t *expect);
+
+static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepare, X509 **out)
 {
     int rc = CG_EINTERNAL;
     for (int attempt = 0; attempt < MAX_RETRIES; attempt++) {
@@ -861,8 +889,7 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, X509 **out)
             rc = CG_ENOMEM;
             goto next;
         }
-        rc = ctx->alias->mode == CG_MODE_RA ? ra_prepare(ctx, en, &e, &expect)
-                                            : client_prepare(ctx, en, &e, &expect);
+        rc = prepare(ctx, en, &e, &expect);
         if (rc != CG_OK)
             goto next;
         struct ca_request rq = {en->subject, en->key, en->validity, en->exts};
@@ -946,6 +973,8 @@ out:
     return rc;
 }
 
+static int handle_kur(struct msgctx *ctx);
+
 /* The requested subject without the attribute that carried the DnPartPwd password. */
 static int strip_dn_password(struct msgctx *ctx, struct enroll *en)
 {
@@ -965,16 +994,8 @@ static int handle_cert_request(struct msgctx *ctx)
     X509 *cert = NULL;
     int rc;
     memset(&en, 0, sizeof(en));
-    if (ctx->req->body->type == CG_BODY_KUR) {
-        int eec = 0;
-        for (size_t i = 0; i < ctx->alias->n_auth; i++)
-            eec |= ctx->alias->auth_modules[i] == CG_AUTH_EEC;
-        set_detail_(ctx,
-                    eec ? "key update is not available in this version"
-                        : "key update requires the EndEntityCertificate authentication module",
-                    NULL);
-        return CG_ECMP_BADREQUEST;
-    }
+    if (ctx->req->body->type == CG_BODY_KUR)
+        return handle_kur(ctx);
     if ((rc = read_request(ctx, &en)) != CG_OK)
         goto out;
     if (ctx->alias->mode == CG_MODE_RA) {
@@ -997,7 +1018,8 @@ static int handle_cert_request(struct msgctx *ctx)
     snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", en.username);
     ctx->implicit_confirm = has_implicit_confirm(ctx->req->header);
     cg_store_lock_entity(ctx->core->store, en.username);
-    rc = issue_locked(ctx, &en, &cert);
+    rc =
+        issue_locked(ctx, &en, ctx->alias->mode == CG_MODE_RA ? ra_prepare : client_prepare, &cert);
     cg_store_unlock_entity(ctx->core->store, en.username);
     if (rc != CG_OK)
         goto out;
@@ -1007,6 +1029,163 @@ out:
     if (en.own_exts)
         sk_X509_EXTENSION_pop_free(en.exts, X509_EXTENSION_free);
     X509_NAME_free(en.own_subject);
+    X509_free(cert);
+    return rc;
+}
+
+/* --- key update ------------------------------------------------------------------------------ */
+
+/* kur, under the entity lock: the entity must exist (else BAD_MESSAGE_CHECK, the reference
+ * row) and be NEW unless allow_automatic_key_update; it stays registered with its CA and
+ * profiles and becomes GENERATED again. */
+static int kur_prepare(struct msgctx *ctx, struct enroll *en, struct cg_entity **out,
+                       uint64_t *expect)
+{
+    struct cg_entity *e = NULL;
+    int rc = cg_store_get_entity(ctx->core->store, en->username, &e);
+    if (rc == CG_ENOTFOUND) {
+        set_detail_(ctx, "key update for an end entity that is not registered: %s", en->username);
+        rc = CG_ECMP_BADMSGCHECK;
+        goto out;
+    } else if (rc != CG_OK)
+        goto out;
+    rc = CG_ECMP_BADMSGCHECK;
+    if (e->status != CG_EE_NEW && !ctx->alias->allow_automatic_key_update) {
+        set_detail_(ctx, "end entity %s is not NEW and automatic key update is off", en->username);
+        goto out;
+    }
+    const struct cg_ca *ca = e->ca ? cg_config_ca(ctx->cfg, e->ca) : NULL;
+    en->ep = e->ee_profile ? cg_config_ee_profile(ctx->cfg, e->ee_profile) : NULL;
+    en->cp = e->cert_profile ? cg_config_cert_profile(ctx->cfg, e->cert_profile) : NULL;
+    if (ca == NULL || en->ep == NULL || en->cp == NULL) {
+        set_detail_(ctx, "the CA or profiles of end entity %s do not exist", en->username);
+        rc = ca == NULL ? CG_ECMP_WRONGAUTHORITY : CG_ECMP_BADREQUEST;
+        goto out;
+    }
+    ctx->ca = ca;
+    if ((rc = check_profiles(ctx, en)) != CG_OK ||
+        (rc = ca_check_key_(en->cp, en->key, ctx->detail, sizeof(ctx->detail))) != CG_OK)
+        goto out;
+    *expect = e->version;
+    e->status = CG_EE_GENERATED;
+    e->modified = time(NULL);
+    *out = e;
+    e = NULL;
+    rc = CG_OK;
+out:
+    cg_entity_free(e);
+    return rc;
+}
+
+struct find_old {
+    const X509_NAME *subject;
+    const X509_NAME *issuer; /* may be NULL */
+    X509 *found;             /* new: the newest active match */
+};
+
+static int find_old_cb(const struct cg_cert_rec *c, void *arg)
+{
+    struct find_old *f = arg;
+    const unsigned char *p = c->der;
+    if (c->status != CG_CERT_ACTIVE)
+        return 0;
+    X509 *x = d2i_X509(NULL, &p, (long)c->der_len);
+    if (x == NULL)
+        return 0;
+    if (dn_equal_unordered_(X509_get_subject_name(x), f->subject, 0) &&
+        (f->issuer == NULL || X509_NAME_cmp(X509_get_issuer_name(x), f->issuer) == 0) &&
+        X509_cmp_current_time(X509_get0_notAfter(x)) > 0) {
+        X509_free(f->found); /* listing is in issue order: keep the newest */
+        f->found = x;
+        return 0;
+    }
+    X509_free(x);
+    return 0;
+}
+
+static int handle_kur(struct msgctx *ctx)
+{
+    struct enroll en;
+    X509 *cert = NULL, *old = NULL;
+    int rc, eec = 0;
+    memset(&en, 0, sizeof(en));
+    for (size_t i = 0; i < ctx->alias->n_auth; i++)
+        eec |= ctx->alias->auth_modules[i] == CG_AUTH_EEC;
+    if (!eec) {
+        set_detail_(ctx, "key update requires the EndEntityCertificate authentication module",
+                    NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    if (ctx->auth.module != CG_AUTH_EEC) {
+        set_detail_(ctx,
+                    "a key update request must be signed with a certificate (EndEntityCertificate)",
+                    NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    CG_CERTREQMSG *m = sk_CG_CERTREQMSG_value(ctx->req->body->value.ir, 0);
+    CG_CERTTEMPLATE *t = m ? m->certReq->certTemplate : NULL;
+    if (t != NULL && t->subject == NULL && ctx->alias->mode == CG_MODE_RA) {
+        set_detail_(ctx, "a key update request must name the subject DN of the certificate", NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    if (ctx->alias->mode == CG_MODE_CLIENT) {
+        if (ctx->auth.signer_rec == NULL) {
+            set_detail_(ctx, "the signer certificate was not issued here and cannot be renewed",
+                        NULL);
+            return CG_ECMP_BADMSGCHECK;
+        }
+        if (!X509_up_ref(ctx->auth.signer))
+            return CG_ECRYPTO;
+        old = ctx->auth.signer; /* the CA renews the certificate in extraCerts */
+        snprintf(en.username, sizeof(en.username), "%s", ctx->auth.user);
+        if (t != NULL && t->subject != NULL &&
+            !dn_equal_unordered_(t->subject, X509_get_subject_name(old), 0)) {
+            set_detail_(ctx, "the requested subject differs from the certificate to renew", NULL);
+            rc = CG_ECMP_BADREQUEST;
+            goto out;
+        }
+    }
+    if ((rc = read_request_kur(ctx, &en, old)) != CG_OK)
+        goto out;
+    if (ctx->alias->mode == CG_MODE_RA) {
+        if ((rc = ra_username(ctx, en.subject, en.username, sizeof(en.username))) != CG_OK)
+            goto out;
+        struct find_old f = {en.subject, t ? t->issuer : NULL, NULL};
+        rc = cg_store_list_certs(ctx->core->store, en.username, find_old_cb, &f);
+        old = f.found;
+        if (rc != CG_OK || old == NULL) {
+            set_detail_(ctx, "no valid certificate of %s with that subject to renew", en.username);
+            rc = CG_ECMP_BADMSGCHECK;
+            goto out;
+        }
+        struct cg_entity *owner = NULL;
+        cg_store_get_entity(ctx->core->store, en.username, &owner);
+        int allowed = auth_admin_allows_(ctx, "kur", owner ? owner->ee_profile : NULL);
+        cg_entity_free(owner);
+        if (!allowed) {
+            set_detail_(ctx, "the administrator may not update keys of %s", en.username);
+            rc = CG_ECMP_NOTAUTHORIZED;
+            goto out;
+        }
+    }
+    if (EVP_PKEY_eq(en.key, X509_get0_pubkey(old)) == 1 &&
+        !ctx->alias->allow_update_with_same_key) {
+        set_detail_(ctx, "key update with the same key pair is not allowed on this alias", NULL);
+        rc = CG_ECMP_BADMSGCHECK;
+        goto out;
+    }
+    en.subject = X509_get_subject_name(old);
+    snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", en.username);
+    ctx->implicit_confirm = has_implicit_confirm(ctx->req->header);
+    cg_store_lock_entity(ctx->core->store, en.username);
+    rc = issue_locked(ctx, &en, kur_prepare, &cert);
+    cg_store_unlock_entity(ctx->core->store, en.username);
+    if (rc != CG_OK)
+        goto out;
+    rc = certrep_response(ctx, cert, en.cert_req_id);
+    snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "accepted");
+out:
+    X509_free(old);
     X509_free(cert);
     return rc;
 }
@@ -1103,8 +1282,15 @@ static int handle_certconf(struct msgctx *ctx)
         goto out;
     }
     rc = cg_store_batch_set_txn_state(b, t->txid, t->txid_len, CG_TXN_OPEN, to, time(NULL));
+    /* RFC 4210: a certificate the client rejects is revoked (revoke_unconfirmed) */
+    int revoke = to == CG_TXN_REJECTED && ctx->alias->revoke_unconfirmed;
+    if (rc == CG_OK && revoke)
+        rc = cg_store_batch_revoke_cert(b, t->issuer_key, t->serial, t->serial_len,
+                                        CG_REASON_UNCONFIRMED, time(NULL));
     if (rc == CG_OK)
         rc = cg_store_commit(ctx->core->store, b);
+    if (rc == CG_EALREADY) /* revoked meanwhile by an administrator: just close */
+        rc = CG_OK;
     if (rc == CG_ECONFLICT) {
         set_detail_(ctx, "the certificate was already confirmed", NULL);
         rc = CG_ECMP_CERTCONFIRMED;
@@ -1119,7 +1305,9 @@ static int handle_certconf(struct msgctx *ctx)
         goto out;
     }
     snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "%s",
-             to == CG_TXN_CONFIRMED ? "pkiConf" : "pkiConf(rejected-by-client)");
+             to == CG_TXN_CONFIRMED ? "pkiConf"
+             : revoke               ? "pkiConf(rejected-by-client,revoked)"
+                                    : "pkiConf(rejected-by-client)");
     rc = CG_OK;
 out:
     (void)cert;
@@ -1288,6 +1476,95 @@ out:
     return rc;
 }
 
+/* --- nested messages ---------------------------------------------------------------------- */
+
+#define MAX_NESTED 16
+
+static int process_der(struct cg_core *core, const char *alias, const char *op, const uint8_t *der,
+                       size_t len, struct cg_core_result *res, int depth);
+
+/* RFC 4210 5.1.3.4 / RFC 9483 5.2.2: an RA's signed wrapper around one or more requests. The
+ * outer signature must verify with a certificate chaining to nested_message_trusted_certs_path
+ * (else BAD_REQUEST, the reference row); each inner message is then processed on this alias
+ * with its own protection, and the answers go back in a nested response signed by the CA. */
+static int handle_nested(struct msgctx *ctx)
+{
+    X509_STORE *st = ctx->core->nested_stores[core_alias_index_(ctx->core, ctx->alias)];
+    STACK_OF(CG_PKIMESSAGE) *inner = ctx->req->body->value.nested;
+    STACK_OF(CG_PKIMESSAGE) *answers = NULL;
+    char why[160];
+    int rc = CG_ECMP_BADREQUEST;
+    if (ctx->nested_ok) {
+        set_detail_(ctx, "a nested message inside a nested message is not accepted", NULL);
+        return rc;
+    }
+    if (st == NULL) {
+        set_detail_(ctx,
+                    "this alias accepts no nested messages (no nested_message_trusted_certs_path)",
+                    NULL);
+        return rc;
+    }
+    X509 *signer = sk_X509_value(ctx->req->extraCerts, 0);
+    if (ctx->req->protection == NULL || protect_is_pbm_(ctx->req->header->protectionAlg) ||
+        signer == NULL) {
+        set_detail_(ctx,
+                    "a nested message must be signed, with the signer certificate in extraCerts",
+                    NULL);
+        return rc;
+    }
+    if (!core_verify_chain_(st, signer, ctx->req->extraCerts, why, sizeof(why))) {
+        set_detail_(ctx, "the nested message signer is not trusted: %s", why);
+        return rc;
+    }
+    CG_PROTECTEDPART part = {ctx->req->header, ctx->req->body};
+    if (ASN1_item_verify(ASN1_ITEM_rptr(CG_PROTECTEDPART), ctx->req->header->protectionAlg,
+                         ctx->req->protection, &part, X509_get0_pubkey(signer)) != 1) {
+        set_detail_(ctx, "signature verification on the nested message failed", NULL);
+        return rc;
+    }
+    if (sk_CG_PKIMESSAGE_num(inner) < 1 || sk_CG_PKIMESSAGE_num(inner) > MAX_NESTED) {
+        set_detail_(ctx, "a nested message must carry 1 to 16 messages", NULL);
+        return rc;
+    }
+    if ((answers = sk_CG_PKIMESSAGE_new_null()) == NULL)
+        return CG_ENOMEM;
+    for (int i = 0; i < sk_CG_PKIMESSAGE_num(inner); i++) {
+        unsigned char *der = NULL;
+        struct cg_core_result r;
+        int n = i2d_CG_PKIMESSAGE(sk_CG_PKIMESSAGE_value(inner, i), &der);
+        rc = n > 0 ? process_der(ctx->core, ctx->alias->name, NULL, der, (size_t)n, &r, 1)
+                   : CG_ENOMEM;
+        OPENSSL_free(der);
+        if (rc != CG_OK)
+            goto fail;
+        const unsigned char *p = r.der;
+        CG_PKIMESSAGE *ans = d2i_CG_PKIMESSAGE(NULL, &p, (long)r.der_len);
+        if (i == 0) {
+            snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", r.username);
+            snprintf(ctx->res->serial, sizeof(ctx->res->serial), "%s", r.serial);
+            snprintf(ctx->res->detail, sizeof(ctx->res->detail), "inner %s: %s%s%.160s",
+                     r.body_type, r.outcome, r.detail[0] ? ": " : "", r.detail);
+        }
+        cg_core_result_clear(&r);
+        if (ans == NULL || sk_CG_PKIMESSAGE_push(answers, ans) <= 0) {
+            CG_PKIMESSAGE_free(ans);
+            rc = CG_ENOMEM;
+            goto fail;
+        }
+    }
+    if ((ctx->resp = response_new(ctx, CG_BODY_NESTED)) == NULL) {
+        rc = CG_ENOMEM;
+        goto fail;
+    }
+    ctx->resp->body->value.nested = answers;
+    snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "nested(%d)",
+             sk_CG_PKIMESSAGE_num(answers));
+    return CG_OK;
+fail:
+    sk_CG_PKIMESSAGE_pop_free(answers, CG_PKIMESSAGE_free);
+    return rc;
+}
+
 /* --- the dispatch -------------------------------------------------------------------------- */
 
 static const struct cg_ca *alias_ca(struct msgctx *ctx)
@@ -1315,6 +1592,8 @@ static int dispatch(struct msgctx *ctx)
         set_detail_(ctx, "the CA named for this alias does not exist", NULL);
         return CG_ECMP_WRONGAUTHORITY;
     }
+    if (type == CG_BODY_NESTED)
+        return handle_nested(ctx);
     if (type == CG_BODY_CERTCONF) {
         const ASN1_OCTET_STRING *txid = ctx->req->header->transactionID;
         rc = cg_store_get_txn(ctx->core->store, ASN1_STRING_get0_data(txid),
@@ -1374,8 +1653,10 @@ void cg_core_result_clear(struct cg_core_result *res)
     res->der_len = 0;
 }
 
-int cg_core_process(struct cg_core *core, const char *alias, const char *op, const uint8_t *der,
-                    size_t len, struct cg_core_result *res)
+/* One message, at nesting depth `depth` (0 = received from the transport; 1 = inside a nested
+ * message whose outer signature verified). */
+static int process_der(struct cg_core *core, const char *alias, const char *op, const uint8_t *der,
+                       size_t len, struct cg_core_result *res, int depth)
 {
     struct msgctx ctx;
     int rc, out_rc = CG_ENOMEM;
@@ -1390,6 +1671,7 @@ int cg_core_process(struct cg_core *core, const char *alias, const char *op, con
     ctx.res = res;
     ctx.op = op;
     ctx.auth.module = -1;
+    ctx.nested_ok = depth > 0;
     ctx.alias = cg_config_alias(core->cfg, alias);
     if (ctx.alias == NULL) {
         res->http_status = 404;
@@ -1450,20 +1732,224 @@ out:
     return out_rc;
 }
 
+int cg_core_process(struct cg_core *core, const char *alias, const char *op, const uint8_t *der,
+                    size_t len, struct cg_core_result *res)
+{
+    return process_der(core, alias, op, der, len, res, 0);
+}
+
+/* --- unconfirmed certificates --------------------------------------------------------------- */
+
+struct sweep {
+    const struct cg_config *cfg;
+    int64_t now;
+    struct cg_txn_rec **due;
+    size_t n, cap;
+};
+
+static int collect_due(const struct cg_txn_rec *t, void *arg)
+{
+    struct sweep *sw = arg;
+    if (t->state != CG_TXN_OPEN || t->serial_len == 0 || t->alias == NULL)
+        return 0;
+    const struct cg_alias *a = cg_config_alias(sw->cfg, t->alias);
+    if (a == NULL || !a->revoke_unconfirmed || sw->now - t->created < a->confirm_timeout_s)
+        return 0;
+    if (sw->n == sw->cap) {
+        size_t cap = sw->cap ? sw->cap * 2 : 16;
+        struct cg_txn_rec **p = realloc(sw->due, cap * sizeof(*p));
+        if (p == NULL)
+            return 1;
+        sw->due = p;
+        sw->cap = cap;
+    }
+    struct cg_txn_rec *copy = cg_txn_rec_new();
+    if (copy == NULL)
+        return 1;
+    *copy = *t;
+    copy->alias = copy->username = copy->secret = NULL; /* not needed; t's strings are borrowed */
+    sw->due[sw->n++] = copy;
+    return 0;
+}
+
+int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked)
+{
+    struct sweep sw = {core->cfg, now, NULL, 0, 0};
+    int rc = cg_store_list_txns(core->store, collect_due, &sw);
+    *revoked = 0;
+    for (size_t i = 0; rc == CG_OK && i < sw.n; i++) {
+        struct cg_txn_rec *t = sw.due[i];
+        struct cg_store_batch *b = cg_store_batch_new();
+        int r = b ? cg_store_batch_set_txn_state(b, t->txid, t->txid_len, CG_TXN_OPEN,
+                                                 CG_TXN_REJECTED, now)
+                  : CG_ENOMEM;
+        if (r == CG_OK)
+            r = cg_store_batch_revoke_cert(b, t->issuer_key, t->serial, t->serial_len,
+                                           CG_REASON_UNCONFIRMED, now);
+        if (r == CG_OK)
+            r = cg_store_commit(core->store, b);
+        if (r == CG_OK) {
+            char serial[80];
+            hex_(t->serial, t->serial_len, serial, sizeof(serial));
+            cg_log(CG_LOG_INFO, "event=unconfirmed serial=%s outcome=revoked", serial);
+            (*revoked)++;
+        } else if (r != CG_ECONFLICT && r != CG_EALREADY) { /* confirmed or revoked meanwhile */
+            rc = r;
+        }
+        cg_store_batch_free(b);
+    }
+    for (size_t i = 0; i < sw.n; i++)
+        cg_txn_rec_free(sw.due[i]);
+    free(sw.due);
+    return rc;
+}
+
+int cg_core_sweep_interval(const struct cg_core *core)
+{
+    int best = 0;
+    for (size_t i = 0; i < core->cfg->n_aliases; i++) {
+        const struct cg_alias *a = &core->cfg->aliases[i];
+        int every = a->confirm_timeout_s / 4 > 0 ? a->confirm_timeout_s / 4 : 1;
+        if (a->revoke_unconfirmed && (best == 0 || every < best))
+            best = every > 30 ? 30 : every;
+    }
+    return best;
+}
+
+size_t core_alias_index_(const struct cg_core *core, const struct cg_alias *alias)
+{
+    return (size_t)(alias - core->cfg->aliases);
+}
+
+int core_verify_chain_(X509_STORE *store, X509 *cert, STACK_OF(X509) * untrusted, char *why,
+                       size_t n)
+{
+    X509_STORE_CTX *vc = X509_STORE_CTX_new();
+    int ok = 0;
+    snprintf(why, n, "out of memory");
+    if (vc != NULL && X509_STORE_CTX_init(vc, store, cert, untrusted) == 1) {
+        X509_STORE_CTX_set_flags(vc, X509_V_FLAG_PARTIAL_CHAIN);
+        ok = X509_verify_cert(vc) == 1;
+        if (!ok)
+            snprintf(why, n, "%s", X509_verify_cert_error_string(X509_STORE_CTX_get_error(vc)));
+    }
+    X509_STORE_CTX_free(vc);
+    return ok;
+}
+
+/* Adds every certificate of a PEM file to st. @return number added, -1 if unreadable. */
+static int add_pem_file(X509_STORE *st, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    if (f == NULL)
+        return -1;
+    for (X509 *x; (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL; X509_free(x))
+        if (X509_STORE_add_cert(st, x) == 1)
+            n++;
+    ERR_clear_error();
+    fclose(f);
+    return n;
+}
+
+/* Trust anchors from a PEM file or a directory of PEM files; NULL with why on failure. */
+static X509_STORE *load_trust_path(const char *path, char *why, size_t n)
+{
+    X509_STORE *st = X509_STORE_new();
+    struct stat sb;
+    int count = 0;
+    if (st == NULL || stat(path, &sb) != 0) {
+        snprintf(why, n, "cannot read %s", path);
+        goto fail;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *de;
+        while (d != NULL && (de = readdir(d)) != NULL) {
+            char file[4096];
+            if (de->d_name[0] == '.')
+                continue;
+            snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+            int k = add_pem_file(st, file);
+            count += k > 0 ? k : 0;
+        }
+        if (d != NULL)
+            closedir(d);
+    } else {
+        count = add_pem_file(st, path);
+    }
+    if (count <= 0) {
+        snprintf(why, n, "no certificate in %s", path);
+        goto fail;
+    }
+    return st;
+fail:
+    X509_STORE_free(st);
+    return NULL;
+}
+
+/* The per-alias trust stores (vendor CAs, nested signers). */
+static int build_stores(struct cg_core *c, char *why, size_t n)
+{
+    const struct cg_config *cfg = c->cfg;
+    c->vendor_stores = calloc(cfg->n_aliases + 1, sizeof(X509_STORE *));
+    c->nested_stores = calloc(cfg->n_aliases + 1, sizeof(X509_STORE *));
+    if (c->vendor_stores == NULL || c->nested_stores == NULL)
+        return CG_ENOMEM;
+    for (size_t i = 0; i < cfg->n_aliases; i++) {
+        const struct cg_alias *a = &cfg->aliases[i];
+        if (a->vendor_certificate_mode && a->n_vendor_cas > 0) {
+            if ((c->vendor_stores[i] = X509_STORE_new()) == NULL)
+                return CG_ENOMEM;
+            for (size_t k = 0; k < a->n_vendor_cas; k++) {
+                const struct cg_external_ca *ext = cg_config_external_ca(cfg, a->vendor_cas[k]);
+                if (ext != NULL && X509_STORE_add_cert(c->vendor_stores[i], ext->cert) != 1)
+                    return CG_ECRYPTO;
+            }
+        }
+        const char *np = a->nested_message_trusted_certs_path;
+        if (np != NULL && *np != '\0') {
+            char reason[256];
+            if ((c->nested_stores[i] = load_trust_path(np, reason, sizeof(reason))) == NULL) {
+                snprintf(why, n, "%s: aliases.%s.nested_message_trusted_certs_path: %s", cfg->file,
+                         a->name, reason);
+                return CG_ECONFIG;
+            }
+        }
+    }
+    return CG_OK;
+}
+
 int cg_core_new(const struct cg_config *cfg, struct cg_store *store, struct cg_core **out)
 {
+    char why[512];
     struct cg_core *c = calloc(1, sizeof(*c));
+    int rc;
     *out = NULL;
     if (c == NULL)
         return CG_ENOMEM;
     c->cfg = cfg;
     c->store = store;
+    if ((rc = build_stores(c, why, sizeof(why))) != CG_OK) {
+        if (rc == CG_ECONFIG)
+            cg_log(CG_LOG_ERROR, "%s", why);
+        cg_core_free(c);
+        return rc;
+    }
     *out = c;
     return CG_OK;
 }
 
 void cg_core_free(struct cg_core *core)
 {
+    if (core == NULL)
+        return;
+    for (size_t i = 0; core->vendor_stores && i < core->cfg->n_aliases; i++)
+        X509_STORE_free(core->vendor_stores[i]);
+    for (size_t i = 0; core->nested_stores && i < core->cfg->n_aliases; i++)
+        X509_STORE_free(core->nested_stores[i]);
+    free(core->vendor_stores);
+    free(core->nested_stores);
     free(core);
 }
 
@@ -1472,19 +1958,23 @@ int cg_core_check_config(const struct cg_config *cfg, char *err, size_t errlen)
     for (size_t i = 0; i < cfg->n_aliases; i++) {
         const struct cg_alias *a = &cfg->aliases[i];
         const char *why = NULL, *key = NULL;
-        if (a->vendor_certificate_mode) {
-            key = "vendor_certificate_mode";
-            why = "vendor certificate mode is not available in this version";
+        if (a->vendor_certificate_mode && a->n_vendor_cas == 0) {
+            key = "vendor_cas";
+            why = "vendor certificate mode needs at least one vendor CA (external_cas)";
         } else if (a->allow_server_generated_keys) {
             key = "allow_server_generated_keys";
             why = "server-generated keys are not available in this version";
         } else if (a->nested_message_trusted_certs_path != NULL &&
                    a->nested_message_trusted_certs_path[0] != '\0') {
-            key = "nested_message_trusted_certs_path";
-            why = "nested messages are not available in this version";
-        } else if (a->revoke_unconfirmed) {
-            key = "revoke_unconfirmed";
-            why = "revoking unconfirmed certificates is not available in this version";
+            char reason[256];
+            X509_STORE *st =
+                load_trust_path(a->nested_message_trusted_certs_path, reason, sizeof(reason));
+            if (st == NULL) {
+                snprintf(err, errlen, "%s: aliases.%s.nested_message_trusted_certs_path: %s",
+                         cfg->file, a->name, reason);
+                return CG_ECONFIG;
+            }
+            X509_STORE_free(st);
         }
         for (size_t m = 0; why == NULL && m < a->n_auth; m++) {
             int mod = a->auth_modules[m];
@@ -1494,9 +1984,11 @@ int cg_core_check_config(const struct cg_config *cfg, char *err, size_t errlen)
                     "RegTokenPwd and DnPartPwd extract an end entity's password: client mode only";
             else if (mod == CG_AUTH_DNPARTPWD && a->auth_params[m] == NULL)
                 why = "DnPartPwd needs the DN attribute holding the password as its parameter";
-            else if (a->mode == CG_MODE_RA && mod == CG_AUTH_EEC && a->auth_params[m] == NULL)
-                why = "EndEntityCertificate in RA mode needs the administrators' CA as parameter "
-                      "(without one it relies on nested messages, not available in this version)";
+            else if (a->mode == CG_MODE_RA && mod == CG_AUTH_EEC && a->auth_params[m] == NULL &&
+                     (a->nested_message_trusted_certs_path == NULL ||
+                      a->nested_message_trusted_certs_path[0] == '\0'))
+                why = "EndEntityCertificate in RA mode without a CA parameter trusts the outer "
+                      "signature of nested messages: set nested_message_trusted_certs_path";
         }
         if (why != NULL) {
             snprintf(err, errlen, "%s: aliases.%s.%s: %s", cfg->file, a->name, key, why);

@@ -15,7 +15,18 @@
 struct cg_core {
     const struct cg_config *cfg;
     struct cg_store *store;
+    /* per alias (same index as cfg->aliases), built once at start: trust anchors for vendor
+     * certificates and for the signers of nested messages; NULL when the alias has none */
+    X509_STORE **vendor_stores;
+    X509_STORE **nested_stores;
 };
+
+/** @brief The alias's index in cfg->aliases. */
+size_t core_alias_index_(const struct cg_core *core, const struct cg_alias *alias);
+/** @brief Verify cert against store (anchors may be intermediates), with untrusted helpers.
+ *  @return 1 when it chains and is valid now; else 0 with the reason in why. */
+int core_verify_chain_(X509_STORE *store, X509 *cert, STACK_OF(X509) * untrusted, char *why,
+                       size_t n);
 
 #define NONCE_LEN 16
 
@@ -30,6 +41,7 @@ struct auth_state {
     struct cg_cert_rec *signer_rec; /* its store record (new) */
     const struct cg_admin *admin;   /* RA mode EndEntityCertificate: the administrator */
     const char *dn_pwd_attr;        /* DnPartPwd: the DN attribute carrying the password */
+    int vendor;                     /* the signer is a device certificate of a vendor CA */
 };
 
 /* Everything about one message being processed. Lives on the worker's stack. */
@@ -47,6 +59,7 @@ struct msgctx {
     char extracted[256];      /* username from the requested subject (extract_username_component) */
     struct cg_txn_rec *txn;   /* certConf: the transaction it confirms (new), or NULL */
     struct auth_state auth;
+    int nested_ok; /* inside a nested message whose outer signature verified */
     char detail[256];
 };
 

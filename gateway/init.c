@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -47,7 +48,10 @@ static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
     return ok;
 }
 
-static X509 *self_signed_ca(EVP_PKEY *key, const char *cn, const char *o, const char *c, int years)
+/* A certificate for key with subject CN/O/C, signed by issuer_key under issuer (NULL:
+ * self-signed). A CA certificate when is_ca, else a device (end entity) certificate. */
+static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *o, const char *c, int years,
+                       X509 *issuer, EVP_PKEY *issuer_key, int is_ca)
 {
     X509 *x = X509_new();
     X509_NAME *name = X509_NAME_new();
@@ -65,21 +69,28 @@ static X509 *self_signed_ca(EVP_PKEY *key, const char *cn, const char *o, const 
                                     0) ||
         !X509_NAME_add_entry_by_txt(name, "C", MBSTRING_UTF8, (const unsigned char *)c, -1, -1, 0))
         goto fail;
+    if (issuer == NULL) {
+        issuer = x;
+        issuer_key = key;
+    }
     if (X509_set_version(x, X509_VERSION_3) != 1 || X509_set_subject_name(x, name) != 1 ||
-        X509_set_issuer_name(x, name) != 1 || X509_set_pubkey(x, key) != 1 ||
-        X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
+        X509_set_issuer_name(x, issuer == x ? name : X509_get_subject_name(issuer)) != 1 ||
+        X509_set_pubkey(x, key) != 1 || X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
         X509_gmtime_adj(X509_getm_notAfter(x), (long)years * 365 * 86400) == NULL)
         goto fail;
-    if (!add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") ||
-        !add_ext(x, x, NID_key_usage, "critical,digitalSignature,keyCertSign,cRLSign") ||
-        !add_ext(x, x, NID_subject_key_identifier, "hash") ||
-        !add_ext(x, x, NID_authority_key_identifier, "keyid:always"))
+    if (!add_ext(x, issuer, NID_basic_constraints,
+                 is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE") ||
+        !add_ext(x, issuer, NID_key_usage,
+                 is_ca ? "critical,digitalSignature,keyCertSign,cRLSign"
+                       : "critical,digitalSignature") ||
+        !add_ext(x, issuer, NID_subject_key_identifier, "hash") ||
+        !add_ext(x, issuer, NID_authority_key_identifier, "keyid:always"))
         goto fail;
-    int id = EVP_PKEY_get_base_id(key);
-    const EVP_MD *md = id == EVP_PKEY_ED25519                                ? NULL
-                       : (id == EVP_PKEY_EC && EVP_PKEY_get_bits(key) > 256) ? EVP_sha384()
-                                                                             : EVP_sha256();
-    if (X509_sign(x, key, md) <= 0)
+    int id = EVP_PKEY_get_base_id(issuer_key);
+    const EVP_MD *md = id == EVP_PKEY_ED25519                                       ? NULL
+                       : (id == EVP_PKEY_EC && EVP_PKEY_get_bits(issuer_key) > 256) ? EVP_sha384()
+                                                                                    : EVP_sha256();
+    if (X509_sign(x, issuer_key, md) <= 0)
         goto fail;
     X509_NAME_free(name);
     BN_free(bn);
@@ -126,58 +137,87 @@ struct json_args {
     char secrets[3][33];
 };
 
+static json_t *ra_alias(const char *secret)
+{
+    return json_pack("{s:s, s:[s], s:[s], s:s, s:b, s:s, s:s, s:s, s:s, s:s}", "mode", "ra",
+                     "authentication_modules", "HMAC", "authentication_parameters", secret,
+                     "response_protection", "pbe", "allow_ra_verify_popo", 1,
+                     "ra_name_generation_scheme", "DN", "ra_name_generation_parameters", "CN",
+                     "ra_end_entity_profile", "EMPTY", "ra_certificate_profile", "ENDUSER",
+                     "ra_ca_name", "ManagementCA");
+}
+
+static json_t *client_alias(json_t *modules, json_t *params)
+{
+    return json_pack("{s:s, s:o, s:o, s:s, s:s}", "mode", "client", "authentication_modules",
+                     modules, "authentication_parameters", params, "extract_username_component",
+                     "CN", "response_protection", "signature");
+}
+
+/* The configuration: loopback listeners, the ManagementCA, the default profiles, and the
+ * aliases of the reference documents (CONTRACT.md, "The demo instance"). */
+static json_t *build_config(const struct json_args *a)
+{
+    const char *s0 = a->demo ? "password" : a->secrets[0];
+    const char *s1 = a->demo ? "password" : a->secrets[1];
+    const char *s2 = a->demo ? "password" : a->secrets[2];
+    json_t *aliases = json_object();
+    json_t *cmp = client_alias(json_pack("[s,s]", "HMAC", "EndEntityCertificate"),
+                               json_pack("[s,s]", "", ""));
+    /* the device workflow renews right after enrollment, without resetting the status */
+    json_object_set_new(cmp, "allow_automatic_key_update", json_true());
+    json_object_set_new(aliases, "cmp", cmp);
+    json_object_set_new(aliases, "opensslra", ra_alias(s0));
+    json_object_set_new(aliases, "cmpra", ra_alias(s1));
+    json_object_set_new(aliases, "opensslclient",
+                        client_alias(json_pack("[s]", "HMAC"), json_pack("[s]", "")));
+    json_object_set_new(
+        aliases, "openssleec",
+        client_alias(json_pack("[s]", "EndEntityCertificate"), json_pack("[s]", "ManagementCA")));
+    json_object_set_new(aliases, "tcp", ra_alias(s2));
+    if (a->demo) {
+        /* the reference "Huawei Pico 3GPP" alias settings */
+        json_t *g = client_alias(json_pack("[s]", "EndEntityCertificate"), json_pack("[s]", ""));
+        json_object_set_new(g, "vendor_certificate_mode", json_true());
+        json_object_set_new(g, "vendor_cas", json_pack("[s]", "VendorRootCA"));
+        json_object_set_new(g, "allow_automatic_key_update", json_true());
+        json_object_set_new(g, "allow_update_with_same_key", json_true());
+        json_object_set_new(aliases, "3gpp", g);
+    }
+    json_t *cfg = json_pack(
+        "{s:{s:[s], s:[s], s:[s]}, s:i, s:i, s:{s:i, s:i, s:i, s:i, s:i, s:i},"
+        " s:{s:s, s:i, s:b}, s:{s:{s:s, s:s}},"
+        " s:{s:{s:s, s:[s,s], s:[s,s], s:[s,s,s], s:[i,i,i], s:[s,s,s], s:b, s:b}},"
+        " s:{s:{s:[s], s:s, s:[s], s:[s], s:s, s:s}},"
+        " s:o, s:{s:s}, s:{s:s, s:s}}",
+        "listen", "http", "127.0.0.1:8080", "tcp", "127.0.0.1:8829", "admin", "127.0.0.1:8081",
+        "workers", 0, "queue_depth", 1024, "limits", "max_body_bytes", 1048576, "max_header_bytes",
+        16384, "idle_timeout_s", 60, "read_timeout_s", 30, "max_connections", 4096,
+        "max_pbm_iterations", 100000, "store", "path", "store", "map_size_mb", 1024, "sync", 1,
+        "cas", "ManagementCA", "cert_file", "ManagementCA.cacert.pem", "key_file",
+        "ca/ManagementCA.key.pem", "certificate_profiles", "ENDUSER", "validity", "730d",
+        "key_usage", "digitalSignature", "keyEncipherment", "extended_key_usage", "clientAuth",
+        "emailProtection", "key_algorithms", "RSA", "EC", "Ed25519", "rsa_key_sizes", 2048, 3072,
+        4096, "ec_curves", "P-256", "P-384", "P-521", "allow_validity_override", 0,
+        "allow_key_usage_override", 0, "end_entity_profiles", "EMPTY", "required_dn_attributes",
+        "CN", "allowed_dn_attributes", "*", "available_cas", "ManagementCA",
+        "available_certificate_profiles", "ENDUSER", "default_ca", "ManagementCA",
+        "default_certificate_profile", "ENDUSER", "aliases", aliases, "tcp", "alias", "tcp", "log",
+        "level", "info", "format", "text");
+    if (cfg != NULL && a->demo)
+        json_object_set_new(
+            cfg, "external_cas",
+            json_pack("{s:{s:s}}", "VendorRootCA", "cert_file", "vendor/VendorRootCA.cacert.pem"));
+    return cfg;
+}
+
 static int write_config(FILE *f, void *arg)
 {
-    struct json_args *a = arg;
-    static const char *const ra_aliases[] = {"opensslra", "cmpra", "tcp"};
-    fprintf(
-        f,
-        "{\n"
-        "  \"listen\": {\"http\": [\"127.0.0.1:8080\"], \"tcp\": [\"127.0.0.1:8829\"],\n"
-        "             \"admin\": [\"127.0.0.1:8081\"]},\n"
-        "  \"workers\": 0,\n"
-        "  \"queue_depth\": 1024,\n"
-        "  \"limits\": {\"max_body_bytes\": 1048576, \"max_header_bytes\": 16384,\n"
-        "             \"idle_timeout_s\": 60, \"read_timeout_s\": 30,\n"
-        "             \"max_connections\": 4096, \"max_pbm_iterations\": 100000},\n"
-        "  \"store\": {\"path\": \"store\", \"map_size_mb\": 1024, \"sync\": true},\n"
-        "  \"cas\": {\n"
-        "    \"ManagementCA\": {\"cert_file\": \"ManagementCA.cacert.pem\",\n"
-        "                     \"key_file\": \"ca/ManagementCA.key.pem\"}\n"
-        "  },\n"
-        "  \"certificate_profiles\": {\n"
-        "    \"ENDUSER\": {\"validity\": \"730d\",\n"
-        "                \"key_usage\": [\"digitalSignature\", \"keyEncipherment\"],\n"
-        "                \"extended_key_usage\": [\"clientAuth\", \"emailProtection\"],\n"
-        "                \"key_algorithms\": [\"RSA\", \"EC\", \"Ed25519\"],\n"
-        "                \"rsa_key_sizes\": [2048, 3072, 4096],\n"
-        "                \"ec_curves\": [\"P-256\", \"P-384\", \"P-521\"],\n"
-        "                \"allow_validity_override\": false,\n"
-        "                \"allow_key_usage_override\": false}\n"
-        "  },\n"
-        "  \"end_entity_profiles\": {\n"
-        "    \"EMPTY\": {\"required_dn_attributes\": [\"CN\"], \"allowed_dn_attributes\": \"*\",\n"
-        "              \"available_cas\": [\"ManagementCA\"],\n"
-        "              \"available_certificate_profiles\": [\"ENDUSER\"],\n"
-        "              \"default_ca\": \"ManagementCA\", \"default_certificate_profile\": "
-        "\"ENDUSER\"}\n"
-        "  },\n"
-        "  \"aliases\": {\n");
-    for (int i = 0; i < 3; i++)
-        fprintf(
-            f,
-            "    \"%s\": {\"mode\": \"ra\", \"authentication_modules\": [\"HMAC\"],\n"
-            "      \"authentication_parameters\": [\"%s\"], \"response_protection\": \"pbe\",\n"
-            "      \"allow_ra_verify_popo\": true, \"ra_name_generation_scheme\": \"DN\",\n"
-            "      \"ra_name_generation_parameters\": \"CN\", \"ra_end_entity_profile\": "
-            "\"EMPTY\",\n"
-            "      \"ra_certificate_profile\": \"ENDUSER\", \"ra_ca_name\": \"ManagementCA\"}%s\n",
-            ra_aliases[i], a->demo ? "password" : a->secrets[i], i < 2 ? "," : "");
-    fprintf(f, "  },\n"
-               "  \"tcp\": {\"alias\": \"tcp\"},\n"
-               "  \"log\": {\"level\": \"info\", \"format\": \"text\"}\n"
-               "}\n");
-    return !ferror(f);
+    json_t *cfg = build_config(arg);
+    int ok = cfg != NULL && json_dumpf(cfg, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0 &&
+             fputc('\n', f) != EOF;
+    json_decref(cfg);
+    return ok && !ferror(f);
 }
 
 static int random_secret(char out[33])
@@ -190,6 +230,42 @@ static int random_secret(char out[33])
         out[i] = alphabet[r[i] % (sizeof(alphabet) - 1)];
     out[32] = '\0';
     return 1;
+}
+
+/* The demo's vendor PKI (3GPP flow): DIR/vendor/VendorRootCA.cacert.pem, configured as the
+ * external CA VendorRootCA, and one device credential it signed (device.cert.pem and
+ * device.key.pem, subject CN=device-0001,O=Example Vendor,C=SE). */
+static int write_vendor(const char *dir)
+{
+    char vdir[4200], path[4300];
+    EVP_PKEY *rkey = EVP_EC_gen("P-256"), *dkey = EVP_EC_gen("P-256");
+    X509 *root = NULL, *dev = NULL;
+    int rc = CG_EIO;
+    snprintf(vdir, sizeof(vdir), "%s/vendor", dir);
+    if ((mkdir(vdir, 0700) != 0 && errno != EEXIST) || rkey == NULL || dkey == NULL)
+        goto out;
+    root = make_cert(rkey, "VendorRootCA", "Example Vendor", "SE", 20, NULL, NULL, 1);
+    dev = root ? make_cert(dkey, "device-0001", "Example Vendor", "SE", 15, root, rkey, 0) : NULL;
+    if (dev == NULL)
+        goto out;
+    snprintf(path, sizeof(path), "%s/VendorRootCA.cacert.pem", vdir);
+    if (write_file(path, 0644, write_cert, root) != CG_OK)
+        goto out;
+    snprintf(path, sizeof(path), "%s/device.cert.pem", vdir);
+    if (write_file(path, 0644, write_cert, dev) != CG_OK)
+        goto out;
+    snprintf(path, sizeof(path), "%s/device.key.pem", vdir);
+    if (write_file(path, 0600, write_key, dkey) != CG_OK)
+        goto out;
+    rc = CG_OK;
+out:
+    if (rc != CG_OK)
+        gw_err("init: cannot create the vendor credentials in %s", vdir);
+    EVP_PKEY_free(rkey);
+    EVP_PKEY_free(dkey);
+    X509_free(root);
+    X509_free(dev);
+    return rc;
 }
 
 int gw_init(const char *dir, int demo, int force, const char *ca_key)
@@ -222,7 +298,7 @@ int gw_init(const char *dir, int demo, int force, const char *ca_key)
         return EXIT_RUNTIME;
     }
     if ((key = gen_key(ca_key)) == NULL ||
-        (cert = self_signed_ca(key, "ManagementCA", "EJBCA Sample", "SE", 10)) == NULL) {
+        (cert = make_cert(key, "ManagementCA", "EJBCA Sample", "SE", 10, NULL, NULL, 1)) == NULL) {
         gw_err("init: cannot generate the CA");
         goto out;
     }
@@ -236,6 +312,8 @@ int gw_init(const char *dir, int demo, int force, const char *ca_key)
         gw_err("init: cannot write %s: %s", path, strerror(errno));
         goto out;
     }
+    if (demo && write_vendor(dir) != CG_OK)
+        goto out;
     for (int i = 0; i < 3 && !demo; i++)
         if (!random_secret(args.secrets[i]))
             goto out;

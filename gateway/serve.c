@@ -41,7 +41,8 @@ struct server {
     struct cg_http **http;
     size_t n_http;
     struct cg_tcp *tcp; /* NULL when listen.tcp is empty */
-    struct event *ev_term, *ev_int, *ev_pipe, *ev_drain;
+    struct event *ev_term, *ev_int, *ev_pipe, *ev_drain, *ev_sweep;
+    int sweep_running; /* a sweep job is queued or running */
     int draining;
     int drain_quiet_ticks; /* ticks with nothing in flight, so replies had time to flush */
     time_t drain_start;
@@ -50,7 +51,7 @@ struct server {
     atomic_ulong m_ms_total;
 };
 
-enum job_kind { JOB_CMP, JOB_HEALTH };
+enum job_kind { JOB_CMP, JOB_HEALTH, JOB_SWEEP };
 
 struct cmp_job {
     struct cg_job base;
@@ -76,6 +77,13 @@ static void job_work(struct cg_job *j, void *arg)
     struct server *srv = arg;
     if (job->kind == JOB_HEALTH) {
         job->rc = cg_store_check_writable(srv->store);
+        return;
+    }
+    if (job->kind == JOB_SWEEP) {
+        int revoked = 0;
+        job->rc = cg_core_sweep(srv->core, (int64_t)time(NULL), &revoked);
+        if (job->rc != CG_OK)
+            cg_log(CG_LOG_ERROR, "unconfirmed-certificate sweep failed: %s", cg_strerror(job->rc));
         return;
     }
     size_t len = 0;
@@ -112,8 +120,10 @@ static void job_work(struct cg_job *j, void *arg)
 static void job_done(struct cg_job *j, void *arg)
 {
     struct cmp_job *job = (struct cmp_job *)j;
-    (void)arg;
-    if (job->kind == JOB_HEALTH) {
+    struct server *srv = arg;
+    if (job->kind == JOB_SWEEP) {
+        srv->sweep_running = 0;
+    } else if (job->kind == JOB_HEALTH) {
         const char *txt = job->rc == CG_OK ? "ok\n" : "store not writable\n";
         cg_request_reply(job->req, job->rc == CG_OK ? 200 : 503, "text/plain", (const uint8_t *)txt,
                          strlen(txt));
@@ -208,6 +218,19 @@ static void on_request(struct cg_request *req, void *arg)
         atomic_fetch_add(&srv->m_busy, 1);
         reply_text(req, 503, "busy: the work queue is full\n");
     }
+}
+
+/* Loop thread: every few seconds, revoke certificates whose certConf never came (on a
+ * worker: it writes to the store). */
+static void on_sweep_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    (void)fd;
+    (void)what;
+    if (srv->sweep_running || srv->draining)
+        return;
+    if (queue_job(srv, NULL, JOB_SWEEP) == CG_OK)
+        srv->sweep_running = 1;
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -346,6 +369,13 @@ int gw_serve(const char *config_path)
                  admin_addr, sizeof(admin_addr)) != CG_OK ||
         bind_tcp(&srv, tcp_addr, sizeof(tcp_addr)) != CG_OK)
         goto out;
+    int every = cg_core_sweep_interval(srv.core);
+    if (every > 0) {
+        struct timeval tv = {every, 0};
+        srv.ev_sweep = event_new(srv.base, -1, EV_PERSIST, on_sweep_tick, &srv);
+        if (srv.ev_sweep == NULL || event_add(srv.ev_sweep, &tv) != 0)
+            goto out;
+    }
     srv.ev_term = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
     srv.ev_int = evsignal_new(srv.base, SIGINT, on_signal, &srv);
     if (!srv.ev_term || !srv.ev_int || evsignal_add(srv.ev_term, NULL) ||
@@ -371,6 +401,8 @@ out:
         event_free(srv.ev_int);
     if (srv.ev_drain)
         event_free(srv.ev_drain);
+    if (srv.ev_sweep)
+        event_free(srv.ev_sweep);
     if (srv.base)
         event_base_free(srv.base);
     cg_core_free(srv.core);

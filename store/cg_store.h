@@ -162,6 +162,10 @@ typedef int (*cg_store_cert_cb)(const struct cg_cert_rec *c, void *arg);
 int cg_store_list_entities(struct cg_store *s, cg_store_entity_cb cb, void *arg);
 /** @brief Certificates of username (issue order), or all certificates when username is NULL. */
 int cg_store_list_certs(struct cg_store *s, const char *username, cg_store_cert_cb cb, void *arg);
+typedef int (*cg_store_txn_cb)(const struct cg_txn_rec *t, void *arg);
+/** @brief All transactions in transactionID order (one read transaction: keep cb short and
+ *  do not write from it; collect, then act). */
+int cg_store_list_txns(struct cg_store *s, cg_store_txn_cb cb, void *arg);
 /** @brief Number of certificates of username (0 if none). */
 int cg_store_count_certs(struct cg_store *s, const char *username, size_t *count);
 

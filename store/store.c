@@ -553,6 +553,45 @@ out:
     return rc;
 }
 
+int cg_store_list_txns(struct cg_store *s, cg_store_txn_cb cb, void *arg)
+{
+    int rc = CG_EINTERNAL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int mrc = 0;
+    if (cb == NULL) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    rc = begin_read(s, &txn);
+    if (rc != CG_OK)
+        goto out;
+    rc = CG_ESTORE;
+    if (mdb_cursor_open(txn, s->dbi_txns, &cur) != 0) {
+        cur = NULL;
+        goto out;
+    }
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct cg_txn_rec *t = NULL;
+        int stop = 0;
+        rc = decode_txn_(v.mv_data, v.mv_size, &t);
+        if (rc != CG_OK)
+            goto out;
+        stop = cb(t, arg);
+        cg_txn_rec_free(t);
+        if (stop)
+            break;
+    }
+    rc = (mrc == 0 || mrc == MDB_NOTFOUND) ? CG_OK : CG_ESTORE;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    end_read(txn);
+    return rc;
+}
+
 /* Decode one certificate, hand it to cb. @return CG_OK or the decode error; *stop from cb. */
 static int visit_cert(const MDB_val *v, cg_store_cert_cb cb, void *arg, int *stop)
 {

@@ -13,14 +13,14 @@ grep -q '127.0.0.1' d2/cmpgate.json && ! grep -q '0.0.0.0' d2/cmpgate.json && pa
 
 cfgerr() { # NAME JQ-FILTER PATTERN
     jq "$2" d1/cmpgate.json >bad.json
-    cp -r d1/ca d1/ManagementCA.cacert.pem . 2>/dev/null
+    cp -r d1/ca d1/vendor d1/ManagementCA.cacert.pem . 2>/dev/null
     "$CMPGATE" check-config --config bad.json >/dev/null 2>err.txt
     local rc=$?
     if [ $rc -eq 2 ] && [ "$(wc -l <err.txt)" -eq 1 ] && grep -qE -- "$3" err.txt; then pass "$1"; else fail "$1" "rc=$rc $(cat err.txt)"; fi
 }
 cfgerr unknown_key '.aliases.opensslra.bogus = 1' '^cmpgate: bad.json: aliases.opensslra.bogus: unknown key'
 cfgerr bad_mode '.aliases.opensslra.mode = "proxy"' 'aliases.opensslra.mode: must be one of'
-cfgerr vendor_mode_not_yet '.aliases.opensslra.vendor_certificate_mode = true' 'aliases.opensslra.vendor_certificate_mode: vendor certificate mode is not available'
+cfgerr vendor_mode_without_vendor_ca '.aliases.opensslra.vendor_certificate_mode = true' 'aliases.opensslra.vendor_cas: vendor certificate mode needs at least one vendor CA'
 cfgerr regtoken_in_ra_mode '.aliases.opensslra.authentication_modules = ["RegTokenPwd"]' 'aliases.opensslra.authentication_modules: .*client mode only'
 cfgerr unknown_profile '.aliases.opensslra.ra_certificate_profile = "NOPE"' 'aliases.opensslra.ra_certificate_profile: unknown'
 cfgerr wrong_type '.workers = "two"' 'workers: must be an integer'

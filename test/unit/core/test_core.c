@@ -1650,14 +1650,15 @@ static void test_check_config(void)
                             "  }\n"
                             "}\n",
                    "aliases.sgk.allow_server_generated_keys");
-    expect_refused("revun.json",
+    /* revoke_unconfirmed is implemented now; vendor mode without a vendor CA is refused */
+    expect_refused("vendor.json",
                    CFG_HEAD "  \"aliases\": {\n"
-                            "    \"ru\": {\"mode\": \"ra\", \"authentication_parameters\": "
-                            "[\"password\"],\n"
-                            "      \"revoke_unconfirmed\": true}\n"
+                            "    \"vm\": {\"mode\": \"client\",\n"
+                            "      \"authentication_modules\": [\"EndEntityCertificate\"],\n"
+                            "      \"vendor_certificate_mode\": true}\n"
                             "  }\n"
                             "}\n",
-                   "aliases.ru.revoke_unconfirmed");
+                   "aliases.vm.vendor_cas");
 }
 
 /* Refused authentication modules carry the authentication_modules path: EndEntityCertificate
@@ -2178,6 +2179,219 @@ static void test_header_checks(void)
     TEST_EQ(n, 0);
 }
 
+/* --- client mode: RegTokenPwd and the module order ------------------------------------------ */
+
+/* A second configuration with client-mode aliases (the shared cfg_text has RA aliases only):
+ * the tests below build an engine on it over the same store and swap it in as g_core. */
+static const char client_cfg_text[] = CFG_HEAD
+    "  \"aliases\": {\n"
+    "    \"regtoken\": {\"mode\": \"client\", \"authentication_modules\": [\"RegTokenPwd\"],\n"
+    "      \"authentication_parameters\": [\"\"], \"extract_username_component\": \"CN\",\n"
+    "      \"response_protection\": \"signature\"},\n"
+    "    \"hmaceec\": {\"mode\": \"client\",\n"
+    "      \"authentication_modules\": [\"HMAC\", \"EndEntityCertificate\"],\n"
+    "      \"authentication_parameters\": [\"\", \"\"], \"extract_username_component\": \"CN\",\n"
+    "      \"response_protection\": \"signature\"}\n"
+    "  },\n"
+    "  \"log\": {\"level\": \"info\", \"format\": \"text\"}\n"
+    "}\n";
+
+static struct cg_core *g_shared_core; /* the engine on cfg_text while a client one is in use */
+
+/* Frees the client-mode engine and puts the shared one back (before its config goes). */
+static void restore_core(void *p)
+{
+    cg_core_free(p);
+    g_core = g_shared_core;
+    g_shared_core = NULL;
+}
+
+static void use_client_aliases(void)
+{
+    static char err[1024], path[512];
+    write_file("client.json", client_cfg_text, 0600);
+    snprintf(path, sizeof(path), "%s/client.json", g_dir);
+    struct cg_config *c = NULL;
+    if (cg_config_load(path, &c, err, sizeof(err)) != CG_OK)
+        TEST_FAIL_("client.json: %s", err);
+    gc(c, gc_cg_config_unref);
+    TEST_OK(cg_core_check_config(c, err, sizeof(err)));
+    struct cg_core *core = NULL;
+    TEST_OK(cg_core_new(c, g_store, &core));
+    g_shared_core = g_core;
+    g_core = gc(core, restore_core); /* registered after c: freed before it */
+}
+
+/* Registers end entity user (DN CN=user,O=EJBCA Sample,C=SE, status NEW) with code. */
+static void add_entity(const char *user, const char *code)
+{
+    char dn[256];
+    struct cg_entity *e = gc(cg_entity_new(), gc_cg_entity_free);
+    struct cg_store_batch *b = cg_store_batch_new();
+    TEST_NOTNULL(e);
+    TEST_NOTNULL(b);
+    snprintf(dn, sizeof(dn), "CN=%s,O=EJBCA Sample,C=SE", user);
+    e->username = strdup(user);
+    e->subject_dn = strdup(dn);
+    e->ca = strdup("ManagementCA");
+    e->ee_profile = strdup("EMPTY");
+    e->cert_profile = strdup("ENDUSER");
+    e->password = code ? strdup(code) : NULL;
+    e->token_type = strdup("USERGENERATED");
+    e->status = CG_EE_NEW;
+    e->created = e->modified = time(NULL);
+    int rc = cg_store_batch_put_entity(b, e, CG_VERSION_NONE);
+    if (rc == CG_OK)
+        rc = cg_store_commit(g_store, b);
+    cg_store_batch_free(b);
+    TEST_OK(rc);
+}
+
+/* Adds an id-regCtrl-regToken control (UTF8String cl->arg) to the CertRequest and signs the
+ * POPO again with the new key, since the POPO signature covers the CertRequest. The message
+ * protection is left as it is: RegTokenPwd does not look at it. */
+static void add_regtoken(struct client *cl, CG_PKIMESSAGE *m)
+{
+    CG_CERTREQMSG *r = sk_CG_CERTREQMSG_value(m->body->value.ir, 0);
+    CG_ATAV *a = CG_ATAV_new();
+    ASN1_UTF8STRING *u = ASN1_UTF8STRING_new();
+    const char *code = cl->arg;
+    if (r == NULL || a == NULL || u == NULL || ASN1_STRING_set(u, code, (int)strlen(code)) != 1)
+        abort();
+    ASN1_OBJECT_free(a->type);
+    a->type = OBJ_nid2obj(NID_id_regCtrl_regToken);
+    if (a->value == NULL && (a->value = ASN1_TYPE_new()) == NULL)
+        abort();
+    ASN1_TYPE_set(a->value, V_ASN1_UTF8STRING, u);
+    if (r->certReq->controls == NULL && (r->certReq->controls = sk_CG_ATAV_new_null()) == NULL)
+        abort();
+    if (sk_CG_ATAV_push(r->certReq->controls, a) <= 0)
+        abort();
+    if (r->popo == NULL || r->popo->type != CG_POPO_SIGNATURE)
+        abort();
+    CG_POPOSIGNINGKEY *ps = r->popo->value.signature;
+    if (ASN1_item_sign(ASN1_ITEM_rptr(CG_CERTREQUEST), ps->algorithmIdentifier, NULL, ps->signature,
+                       r->certReq, cl->key, EVP_sha256()) <= 0)
+        abort();
+}
+
+static struct client *regtoken_client(const char *user, const char *code, int unprotected)
+{
+    struct client *cl = client_new("regtoken", user, "irrelevant-secret", subj(user), ec_key());
+    cl->mutate = add_regtoken;
+    cl->mutate_body = CG_BODY_IR;
+    cl->arg = (void *)code;
+    if (unprotected && OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_UNPROTECTED_SEND, 1) != 1)
+        abort();
+    return cl;
+}
+
+/* RegTokenPwd, unprotected ir and certConf: the right code is accepted and consumed. */
+static void test_regtoken_accepted(void)
+{
+    use_client_aliases();
+    add_entity("rt1", "Rt1-code");
+    struct client *cl = regtoken_client("rt1", "Rt1-code", 1);
+    X509 *cert = run_ir(cl);
+    gc(cert, gc_X509_free);
+    if (cert == NULL)
+        TEST_FAIL_("ir refused: %s", cl->detail);
+    TEST_EQ(OSSL_CMP_CTX_get_status(cl->ctx), OSSL_CMP_PKISTATUS_accepted);
+    TEST_EQ(cl->n_sent, 2); /* ir + certConf */
+    check_enduser_cert(cert, subj("rt1"), cl->key);
+    check_entity_and_cert("rt1", cert);
+    struct cg_entity *e = NULL;
+    TEST_OK(cg_store_get_entity(g_store, "rt1", &e));
+    gc(e, gc_cg_entity_free);
+    TEST_TRUE(e->password == NULL);
+    TEST_EQ(txn_state(cl), CG_TXN_CONFIRMED);
+}
+
+/* RegTokenPwd with the ir PBM-protected by the client (a MAC the gateway cannot and need not
+ * verify): accepted, the protection is ignored. */
+static void test_regtoken_protected_ir(void)
+{
+    use_client_aliases();
+    add_entity("rt2", "Rt2-code");
+    struct client *cl = regtoken_client("rt2", "Rt2-code", 0);
+    /* implicitConfirm: no certConf (a PBM-protected certConf of a password-extractor
+     * transaction is refused notAuthorized by the gateway, see the DnPartPwd case) */
+    if (OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_IMPLICIT_CONFIRM, 1) != 1)
+        abort();
+    X509 *cert = run_ir(cl);
+    gc(cert, gc_X509_free);
+    if (cert == NULL)
+        TEST_FAIL_("ir refused: %s", cl->detail);
+    TEST_EQ(cl->n_sent, 1);
+    check_entity_and_cert("rt2", cert);
+}
+
+/* "client mode enrollment request with wrong user/enrollment code" -> NOT_AUTHORIZED. */
+static void test_regtoken_wrong_code(void)
+{
+    use_client_aliases();
+    add_entity("rt3", "Rt3-code");
+    struct client *cl = regtoken_client("rt3", "wrong", 1);
+    TEST_TRUE(run_ir(cl) == NULL);
+    TEST_EQ(cl->n_sent, 1);
+    TEST_ERROR_ANSWER(cl, CG_FI_NOTAUTHORIZED);
+    TEST_CLIENT_FAILINFO(cl, OSSL_CMP_PKIFAILUREINFO_notAuthorized);
+    size_t n = 1;
+    TEST_OK(cg_store_count_certs(g_store, "rt3", &n));
+    TEST_EQ(n, 0);
+    struct cg_entity *e = NULL;
+    TEST_OK(cg_store_get_entity(g_store, "rt3", &e));
+    gc(e, gc_cg_entity_free);
+    TEST_EQ(e->status, CG_EE_NEW);
+    TEST_NOTNULL(e->password);
+    /* the right code afterwards still works (the wrong one consumed nothing) */
+    struct client *ok = regtoken_client("rt3", "Rt3-code", 1);
+    X509 *cert = run_ir(ok);
+    gc(cert, gc_X509_free);
+    TEST_NOTNULL(cert);
+    /* and the same code again is refused: it was consumed */
+    struct client *again = regtoken_client("rt3", "Rt3-code", 1);
+    TEST_TRUE(run_ir(again) == NULL);
+    TEST_ERROR_ANSWER(again, CG_FI_NOTAUTHORIZED);
+}
+
+/* No regToken control and no other module: NOT_AUTHORIZED; unknown user: NOT_AUTHORIZED. */
+static void test_regtoken_missing_or_unknown(void)
+{
+    use_client_aliases();
+    add_entity("rt4", "Rt4-code");
+    struct client *cl = regtoken_client("rt4", "Rt4-code", 1);
+    cl->mutate = NULL;
+    TEST_TRUE(run_ir(cl) == NULL);
+    TEST_ERROR_ANSWER(cl, CG_FI_NOTAUTHORIZED);
+    struct client *un = regtoken_client("rt-nobody", "Rt4-code", 1);
+    TEST_TRUE(run_ir(un) == NULL);
+    TEST_ERROR_ANSWER(un, CG_FI_NOTAUTHORIZED);
+}
+
+/* Module order: [HMAC, EndEntityCertificate], a PBM-protected request with a wrong code
+ * reports HMAC's NOT_AUTHORIZED (the first module that found its input), not the
+ * EndEntityCertificate module's error for a message that is not signed. */
+static void test_module_order_wrong_code(void)
+{
+    use_client_aliases();
+    add_entity("mo1", "Mo1-code");
+    struct client *cl = client_new("hmaceec", "mo1", "wrong", subj("mo1"), ec_key());
+    TEST_TRUE(run_ir(cl) == NULL);
+    TEST_EQ(cl->n_sent, 1);
+    TEST_ERROR_ANSWER(cl, CG_FI_NOTAUTHORIZED);
+    TEST_CLIENT_FAILINFO(cl, OSSL_CMP_PKIFAILUREINFO_notAuthorized);
+    /* the right code on the same alias: accepted, certConf MAC'd with the consumed code */
+    struct client *ok = client_new("hmaceec", "mo1", "Mo1-code", subj("mo1"), ec_key());
+    X509 *cert = run_ir(ok);
+    gc(cert, gc_X509_free);
+    if (cert == NULL)
+        TEST_FAIL_("ir refused: %s", ok->detail);
+    TEST_EQ(ok->n_sent, 2);
+    check_entity_and_cert("mo1", cert);
+    TEST_EQ(txn_state(ok), CG_TXN_CONFIRMED);
+}
+
 CG_TESTS = {
     CG_TEST("core/ir", test_ir),
     CG_TEST("core/cr", test_cr),
@@ -2238,6 +2452,11 @@ CG_TESTS = {
     CG_TEST("core/ir_rsa2048", test_ir_rsa2048),
     CG_TEST("core/ir_ed448_refused", test_ir_ed448_refused),
     CG_TEST("core/header_checks", test_header_checks),
+    CG_TEST("core/regtoken_accepted", test_regtoken_accepted),
+    CG_TEST("core/regtoken_protected_ir", test_regtoken_protected_ir),
+    CG_TEST("core/regtoken_wrong_code", test_regtoken_wrong_code),
+    CG_TEST("core/regtoken_missing_or_unknown", test_regtoken_missing_or_unknown),
+    CG_TEST("core/module_order_wrong_code", test_module_order_wrong_code),
 };
 
 CG_TEST_MAIN(set_up, tear_down)
