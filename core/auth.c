@@ -97,13 +97,14 @@ static int same_code(const char *a, const char *b)
     return la == lb && CRYPTO_memcmp(a, b, la) == 0;
 }
 
-/* certConf of a client-mode transaction opened by a password extractor: the request carried
- * no protection, so neither does the confirmation; the recipNonce (checked by the handler)
- * proves it comes from the client that received our response. */
+/* certConf of a client-mode transaction opened by a password extractor: the extractors ignore
+ * message protection, so the confirmation is accepted protected or not; the recipNonce
+ * (checked by the handler against our nonce) proves it comes from the client that received
+ * our response. */
 static int unprotected_confirm(struct msgctx *ctx, int *relevant)
 {
-    if (ctx->req->body->type != CG_BODY_CERTCONF || ctx->txn == NULL ||
-        ctx->req->protection != NULL || ctx->txn->secret != NULL)
+    if (ctx->req->body->type != CG_BODY_CERTCONF || ctx->txn == NULL || ctx->txn->secret != NULL ||
+        ctx->txn->body_type == CG_BODY_RR)
         return CG_ECMP_NOTAUTHORIZED;
     *relevant = 1;
     snprintf(ctx->auth.user, sizeof(ctx->auth.user), "%s",

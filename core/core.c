@@ -1107,15 +1107,8 @@ static int handle_kur(struct msgctx *ctx)
 {
     struct enroll en;
     X509 *cert = NULL, *old = NULL;
-    int rc, eec = 0;
+    int rc;
     memset(&en, 0, sizeof(en));
-    for (size_t i = 0; i < ctx->alias->n_auth; i++)
-        eec |= ctx->alias->auth_modules[i] == CG_AUTH_EEC;
-    if (!eec) {
-        set_detail_(ctx, "key update requires the EndEntityCertificate authentication module",
-                    NULL);
-        return CG_ECMP_BADREQUEST;
-    }
     if (ctx->auth.module != CG_AUTH_EEC) {
         set_detail_(ctx,
                     "a key update request must be signed with a certificate (EndEntityCertificate)",
@@ -1476,6 +1469,74 @@ out:
     return rc;
 }
 
+/* --- general messages ---------------------------------------------------------------------- */
+
+/* genm → genp: answers id-it-caCerts (RFC 9483 4.3.1) with the CA certificate and its chain;
+ * other info types are left out of the answer, as RFC 4210 5.3.19 allows. */
+static int handle_genm(struct msgctx *ctx)
+{
+    STACK_OF(CG_ITAV) *in = ctx->req->body->value.genm, *out = sk_CG_ITAV_new_null();
+    if (out == NULL)
+        return CG_ENOMEM;
+    for (int i = 0; i < sk_CG_ITAV_num(in); i++) {
+        const ASN1_OBJECT *type = sk_CG_ITAV_value(in, i)->type;
+        char oid[64];
+        OBJ_obj2txt(oid, sizeof(oid), type, 1);
+        if (strcmp(oid, "1.3.6.1.5.5.7.4.17") != 0)
+            continue;
+        STACK_OF(X509) *certs = NULL;
+        unsigned char *der = NULL;
+        if (push_cert(&certs, ctx->ca->cert) != CG_OK)
+            goto fail;
+        for (int k = 0; k < sk_X509_num(ctx->ca->chain); k++)
+            if (push_cert(&certs, sk_X509_value(ctx->ca->chain, k)) != CG_OK) {
+                sk_X509_pop_free(certs, X509_free);
+                goto fail;
+            }
+        /* SEQUENCE OF Certificate, as an ANY value */
+        ASN1_SEQUENCE_ANY *seq = sk_ASN1_TYPE_new_null();
+        for (int k = 0; seq != NULL && k < sk_X509_num(certs); k++) {
+            unsigned char *cder = NULL;
+            int clen = i2d_X509(sk_X509_value(certs, k), &cder);
+            const unsigned char *cp = cder;
+            ASN1_TYPE *t = clen > 0 ? d2i_ASN1_TYPE(NULL, &cp, clen) : NULL;
+            OPENSSL_free(cder);
+            if (t == NULL || sk_ASN1_TYPE_push(seq, t) <= 0) {
+                ASN1_TYPE_free(t);
+                break;
+            }
+        }
+        sk_X509_pop_free(certs, X509_free);
+        int len = seq ? i2d_ASN1_SEQUENCE_ANY(seq, &der) : -1;
+        sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+        CG_ITAV *itav = CG_ITAV_new();
+        ASN1_STRING *str = ASN1_STRING_new();
+        if (len <= 0 || itav == NULL || str == NULL || ASN1_STRING_set(str, der, len) != 1 ||
+            (itav->value = ASN1_TYPE_new()) == NULL) {
+            OPENSSL_free(der);
+            ASN1_STRING_free(str);
+            CG_ITAV_free(itav);
+            goto fail;
+        }
+        OPENSSL_free(der);
+        ASN1_OBJECT_free(itav->type);
+        itav->type = OBJ_dup(type);
+        ASN1_TYPE_set(itav->value, V_ASN1_SEQUENCE, str);
+        if (sk_CG_ITAV_push(out, itav) <= 0) {
+            CG_ITAV_free(itav);
+            goto fail;
+        }
+    }
+    if ((ctx->resp = response_new(ctx, CG_BODY_GENP)) == NULL)
+        goto fail;
+    ctx->resp->body->value.genm = out;
+    snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "genp");
+    return CG_OK;
+fail:
+    sk_CG_ITAV_pop_free(out, CG_ITAV_free);
+    return CG_ENOMEM;
+}
+
 /* --- nested messages ---------------------------------------------------------------------- */
 
 #define MAX_NESTED 16
@@ -1579,6 +1640,14 @@ static const struct cg_ca *alias_ca(struct msgctx *ctx)
     return cg_config_ca(ctx->cfg, name);
 }
 
+static int alias_has_module(const struct cg_alias *a, int module)
+{
+    for (size_t i = 0; i < a->n_auth; i++)
+        if (a->auth_modules[i] == module)
+            return 1;
+    return 0;
+}
+
 static int dispatch(struct msgctx *ctx)
 {
     int rc;
@@ -1603,6 +1672,12 @@ static int dispatch(struct msgctx *ctx)
             return CG_ECMP_SYSTEMUNAVAIL;
         }
     }
+    if (type == CG_BODY_KUR && !alias_has_module(ctx->alias, CG_AUTH_EEC)) {
+        /* the reference row, answered before authentication can fail for another reason */
+        set_detail_(ctx, "key update requires the EndEntityCertificate authentication module",
+                    NULL);
+        return CG_ECMP_BADREQUEST;
+    }
     if ((rc = auth_authenticate_(ctx)) != CG_OK)
         return rc;
     switch (type) {
@@ -1615,6 +1690,8 @@ static int dispatch(struct msgctx *ctx)
         return handle_cert_request(ctx);
     case CG_BODY_CERTCONF:
         return handle_certconf(ctx);
+    case CG_BODY_GENM:
+        return handle_genm(ctx);
     case CG_BODY_RR:
         if ((rc = txid_in_use(ctx)) != CG_OK)
             return rc;

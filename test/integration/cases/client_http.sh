@@ -1,6 +1,7 @@
 # Client mode over HTTP with the real openssl cmp client: the reference documents' client-mode
 # commands verbatim (apart from host and paths) on opensslclient (HMAC), openssleec
-# (EndEntityCertificate), the default alias `cmp` (HMAC then EndEntityCertificate) and a
+# (EndEntityCertificate), the default alias `cmp` (HMAC then EndEntityCertificate; the device
+# enrollment and its kur renewal) and a
 # DnPartPwd alias, then the refusal rows of the error table (NOT_AUTHORIZED for a wrong or
 # reused code or an unknown user, BAD_REQUEST for a mismatched DN, invalid extensions or a
 # revoked signer, NOT_AUTHORIZED for a signer certificate not in the store or of another user,
@@ -118,14 +119,23 @@ check device_ir_reference cmp -cmd ir -path ejbca/publicweb/cmp -srvcert certs/3
     -ref cmptest -secret pass:CMP-pwd -newkey certs/cl_key.pem -certout certs/cl_cert.pem -subject "/CN=cmptest"
 check_out device_cert_subject 'subject=CN = cmptest$' openssl x509 -in certs/cl_cert.pem -noout -subject
 shows device_generated cmptest '.status == "GENERATED" and .has_password == false and (.certificates | length) == 1'
-# The `cmp` alias also accepts a certificate-signed cr (its second module).
+# Steps 3 and 4 of the guide: a new key pair, then kur signed with the old key and certificate.
 openssl genrsa -out certs/cl_new_key.pem 2048 2>/dev/null
+check device_kur_reference cmp -cmd kur -path ejbca/publicweb/cmp -srvcert certs/3GPPCA.pem \
+    -key certs/cl_key.pem -cert certs/cl_cert.pem -newkey certs/cl_new_key.pem -certout certs/cl_new_cert.pem
+check_out device_kur_subject 'subject=CN = cmptest$' openssl x509 -in certs/cl_new_cert.pem -noout -subject
+[ -s certs/cl_new_cert.pem ] && [ "$(openssl x509 -in certs/cl_new_cert.pem -noout -pubkey 2>/dev/null)" = \
+    "$(openssl pkey -in certs/cl_new_key.pem -pubout 2>/dev/null)" ] && pass device_kur_new_key ||
+    fail device_kur_new_key "the renewed certificate does not carry cl_new_key.pem"
+shows device_kur_generated cmptest '.status == "GENERATED" and (.certificates | length) == 2'
+# The `cmp` alias also accepts a certificate-signed cr (its second module).
+openssl genrsa -out certs/cl_cr_key.pem 2048 2>/dev/null
 ra setendentitystatus cmptest 10 >/dev/null
 check cmp_alias_signed_cr cmp -cmd cr -path ejbca/publicweb/cmp -srvcert certs/3GPPCA.pem \
-    -key certs/cl_key.pem -cert certs/cl_cert.pem -newkey certs/cl_new_key.pem -certout certs/cl_new_cert.pem \
+    -key certs/cl_new_key.pem -cert certs/cl_new_cert.pem -newkey certs/cl_cr_key.pem -certout certs/cl_cr_cert.pem \
     -subject "/CN=cmptest"
-check_out cmp_alias_signed_cr_subject 'subject=CN = cmptest$' openssl x509 -in certs/cl_new_cert.pem -noout -subject
-shows cmp_alias_two_certs cmptest '.status == "GENERATED" and (.certificates | length) == 2'
+check_out cmp_alias_signed_cr_subject 'subject=CN = cmptest$' openssl x509 -in certs/cl_cr_cert.pem -noout -subject
+shows cmp_alias_three_certs cmptest '.status == "GENERATED" and (.certificates | length) == 3'
 # Module order: a PBM-protected request with a wrong code reports HMAC's NOT_AUTHORIZED.
 ra addendentity order1 --dn CN=order1 --password right >/dev/null
 refused cmp_alias_wrong_code_notAuthorized notAuthorized -cmd ir -path ejbca/publicweb/cmp \

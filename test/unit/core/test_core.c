@@ -1830,18 +1830,58 @@ static void test_wrong_authority(void)
 
 /* Reference row "Received CMP message was of an unknown type": Unsigned CMP, BAD_REQUEST (2)
  * (a genm: not supported by this version). */
-static void test_genm_unsupported(void)
+/* SEQUENCE OF Certificate → a new stack (NULL if malformed). */
+static STACK_OF(X509) * d2i_X509_SEQ_like(const unsigned char **pp, long len)
+{
+    ASN1_SEQUENCE_ANY *seq = d2i_ASN1_SEQUENCE_ANY(NULL, pp, len);
+    STACK_OF(X509) *out = seq ? sk_X509_new_null() : NULL;
+    for (int i = 0; out != NULL && i < sk_ASN1_TYPE_num(seq); i++) {
+        unsigned char *der = NULL;
+        int n = i2d_ASN1_TYPE(sk_ASN1_TYPE_value(seq, i), &der);
+        const unsigned char *p = der;
+        X509 *x = n > 0 ? d2i_X509(NULL, &p, n) : NULL;
+        OPENSSL_free(der);
+        if (x == NULL || sk_X509_push(out, x) <= 0) {
+            X509_free(x);
+            sk_X509_pop_free(out, X509_free);
+            out = NULL;
+        }
+    }
+    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+    return out;
+}
+
+/* genm (getcacerts path) → genp: id-it-caCerts answered with the CA certificate; an info type
+ * the gateway does not know is left out (RFC 4210 5.3.19). */
+static void test_genm_cacerts(void)
 {
     struct client *cl = client_new("opensslra", "NewUser", "password", subj("Genm"), NULL);
     cl->op = "getcacerts";
+    ASN1_OBJECT *cacerts = OBJ_txt2obj("1.3.6.1.5.5.7.4.17", 1);
+    ASN1_OBJECT *unknown = OBJ_txt2obj("1.3.6.1.4.1.99999.1", 1);
+    TEST_TRUE(OSSL_CMP_CTX_push0_genm_ITAV(cl->ctx, OSSL_CMP_ITAV_create(cacerts, NULL)) == 1);
+    TEST_TRUE(OSSL_CMP_CTX_push0_genm_ITAV(cl->ctx, OSSL_CMP_ITAV_create(unknown, NULL)) == 1);
     STACK_OF(OSSL_CMP_ITAV) *r = OSSL_CMP_exec_GENM_ses(cl->ctx);
     ERR_clear_error();
-    int got = r != NULL;
+    int n = sk_OSSL_CMP_ITAV_num(r);
+    int type_ok = n == 1 && OBJ_cmp(OSSL_CMP_ITAV_get0_type(sk_OSSL_CMP_ITAV_value(r, 0)),
+                                    OBJ_txt2obj("1.3.6.1.5.5.7.4.17", 1)) == 0;
+    ASN1_TYPE *v = n == 1 ? OSSL_CMP_ITAV_get0_value(sk_OSSL_CMP_ITAV_value(r, 0)) : NULL;
+    int seq = v != NULL && ASN1_TYPE_get(v) == V_ASN1_SEQUENCE;
+    STACK_OF(X509) *certs = NULL;
+    if (seq) {
+        const unsigned char *p = v->value.sequence->data;
+        certs = d2i_X509_SEQ_like(&p, v->value.sequence->length);
+    }
+    int ca_first = certs != NULL && sk_X509_num(certs) >= 1 &&
+                   X509_cmp(sk_X509_value(certs, 0), g_ca_cert) == 0;
+    sk_X509_pop_free(certs, X509_free);
     sk_OSSL_CMP_ITAV_pop_free(r, OSSL_CMP_ITAV_free);
-    TEST_FALSE(got);
     TEST_EQ(cl->n_sent, 1);
     TEST_EQ(cl->last_req_type, CG_BODY_GENM);
-    TEST_ERROR_ANSWER(cl, CG_FI_BADREQUEST);
+    TEST_TRUE(type_ok);
+    TEST_TRUE(seq);
+    TEST_TRUE(ca_first);
 }
 
 /* An unknown certificate profile named by senderKID → badRequest. */
@@ -2438,7 +2478,7 @@ CG_TESTS = {
     CG_TEST("core/certconf_rejected_by_client", test_certconf_rejected_by_client),
     CG_TEST("core/rr_no_serial", test_rr_no_serial),
     CG_TEST("core/wrong_authority", test_wrong_authority),
-    CG_TEST("core/genm_unsupported", test_genm_unsupported),
+    CG_TEST("core/genm_cacerts", test_genm_cacerts),
     CG_TEST("core/keyid_unknown_profile", test_keyid_unknown_profile),
     CG_TEST("core/key_usage_override", test_key_usage_override),
     CG_TEST("core/replay_concurrent", test_replay_concurrent),

@@ -1,0 +1,838 @@
+/*
+ * cmpgate_bench.c - load generator: full CMP transactions over many connections, HTTP or
+ * legacy TCP, with latency percentiles and a final JSON line (CONTRACT.md, "Load generator").
+ *
+ * DESIGN: one libevent loop drives `concurrency` connections; each runs one transaction at a
+ * time (request → response → certConf → pkiConf unless implicitConfirm) on a keep-alive
+ * connection. Messages are built with the gateway's own CMP templates (core/cmp_asn.h) and
+ * protection code, with real proof of possession. With --prebuild every first message is built
+ * and signed before the clock starts, so the figure is the server's. Every response is decoded
+ * and anything but an accepted certificate, pkiConf or an accepting rp counts as an error.
+ * Keys: a pool of 64 key pairs is generated up front and reused across requests (distinct
+ * subjects), since key generation is client work, not server work.
+ */
+#include "cmp_asn.h"
+#include "core_local.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/ec.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KEY_POOL 64
+#define PBM_ITER 500
+
+enum { CMD_IR, CMD_CR, CMD_P10CR, CMD_KUR, CMD_RR, CMD_GENM };
+
+struct opts {
+    char host[256];
+    int port;
+    const char *path;
+    int tcp;
+    int cmd;
+    const char *secret; /* NULL: signature protection */
+    const char *ref;
+    const char *cert_file, *key_file;
+    const char *recipient;
+    const char *key_type;
+    const char *subject_prefix;
+    long requests;
+    double duration;
+    int concurrency;
+    int prebuild;
+    int implicit;
+    long server_pid;
+    int json;
+};
+
+struct msgbuf {
+    uint8_t *der;
+    size_t len;
+};
+
+struct bench;
+
+struct conn {
+    struct bench *b;
+    struct bufferevent *bev;
+    int phase;          /* 0 idle, 1 request sent, 2 certConf sent */
+    long index;         /* transaction number */
+    double t0;          /* transaction start */
+    CG_PKIMESSAGE *req; /* the first message of the transaction (for txid, protection) */
+    X509 *rr_cert;      /* rr: the certificate being revoked */
+};
+
+struct bench {
+    struct opts o;
+    struct event_base *base;
+    struct conn *conns;
+    EVP_PKEY *keys[KEY_POOL];
+    X509 *signer;
+    EVP_PKEY *signer_key;
+    STACK_OF(X509) * rr_certs; /* rr: certificates enrolled before the clock starts */
+    struct msgbuf *prebuilt;
+    long next, done, ok, errors, target;
+    double start, end_at;
+    double *lat;
+    size_t nlat, caplat;
+    struct event *tick;
+    long last_done;
+    int setup; /* 1 while enrolling the certificates an rr run revokes */
+    int active;
+    char last_error[256];
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *msg)
+{
+    fprintf(stderr, "cmpgate-bench: %s\n", msg);
+    exit(2);
+}
+
+/* --- message building ------------------------------------------------------------------ */
+
+static int set_octets(ASN1_OCTET_STRING **o, const uint8_t *p, size_t n)
+{
+    ASN1_OCTET_STRING_free(*o);
+    *o = ASN1_OCTET_STRING_new();
+    return *o && ASN1_OCTET_STRING_set(*o, p, (int)n) == 1;
+}
+
+static X509_ALGOR *pbm_alg(void)
+{
+    CG_PBMPARAMETER *p = CG_PBMPARAMETER_new();
+    uint8_t salt[16];
+    unsigned char *der = NULL;
+    X509_ALGOR *alg = X509_ALGOR_new();
+    ASN1_STRING *seq = ASN1_STRING_new();
+    RAND_bytes(salt, sizeof(salt));
+    ASN1_OCTET_STRING_set(p->salt, salt, sizeof(salt));
+    X509_ALGOR_set0(p->owf, OBJ_nid2obj(NID_sha256), V_ASN1_UNDEF, NULL);
+    ASN1_INTEGER_set(p->iterationCount, PBM_ITER);
+    X509_ALGOR_set0(p->mac, OBJ_nid2obj(NID_hmacWithSHA256), V_ASN1_UNDEF, NULL);
+    int n = i2d_CG_PBMPARAMETER(p, &der);
+    ASN1_STRING_set(seq, der, n);
+    X509_ALGOR_set0(alg, OBJ_txt2obj("1.2.840.113533.7.66.13", 1), V_ASN1_SEQUENCE, seq);
+    OPENSSL_free(der);
+    CG_PBMPARAMETER_free(p);
+    return alg;
+}
+
+static CG_PKIMESSAGE *header_new(struct bench *b, int body_type, const ASN1_OCTET_STRING *txid,
+                                 const ASN1_OCTET_STRING *recip_nonce)
+{
+    CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
+    CG_PKIHEADER *h = m->header;
+    uint8_t r[16];
+    m->body->type = body_type;
+    ASN1_INTEGER_set(h->pvno, 2);
+    X509_NAME *snd = b->signer ? X509_NAME_dup(X509_get_subject_name(b->signer)) : X509_NAME_new();
+    GENERAL_NAME_set0_value(h->sender, GEN_DIRNAME, snd);
+    X509_NAME *rcp = X509_NAME_new();
+    if (b->o.recipient != NULL) {
+        X509_NAME_free(rcp);
+        rcp = X509_NAME_dup(dn_parse_(b->o.recipient));
+    }
+    GENERAL_NAME_set0_value(h->recipient, GEN_DIRNAME, rcp);
+    h->messageTime = ASN1_GENERALIZEDTIME_set(NULL, time(NULL));
+    if (txid != NULL) {
+        h->transactionID = ASN1_OCTET_STRING_dup(txid);
+    } else {
+        RAND_bytes(r, sizeof(r));
+        set_octets(&h->transactionID, r, sizeof(r));
+    }
+    RAND_bytes(r, sizeof(r));
+    set_octets(&h->senderNonce, r, sizeof(r));
+    if (recip_nonce != NULL)
+        h->recipNonce = ASN1_OCTET_STRING_dup(recip_nonce);
+    if (b->o.secret != NULL && b->o.ref != NULL)
+        set_octets(&h->senderKID, (const uint8_t *)b->o.ref, strlen(b->o.ref));
+    return m;
+}
+
+static void add_implicit_confirm(CG_PKIHEADER *h)
+{
+    CG_ITAV *itav = CG_ITAV_new();
+    ASN1_OBJECT_free(itav->type);
+    itav->type = OBJ_nid2obj(NID_id_it_implicitConfirm);
+    itav->value = ASN1_TYPE_new();
+    ASN1_TYPE_set(itav->value, V_ASN1_NULL, NULL);
+    h->generalInfo = sk_CG_ITAV_new_null();
+    sk_CG_ITAV_push(h->generalInfo, itav);
+}
+
+/* Protects m (PBM with the secret, or the signer's signature) and encodes it. */
+static int finish(struct bench *b, CG_PKIMESSAGE *m, const X509_ALGOR *reuse_pbm,
+                  struct msgbuf *out)
+{
+    int rc;
+    if (b->o.secret != NULL) {
+        X509_ALGOR *alg = reuse_pbm ? X509_ALGOR_dup(reuse_pbm) : pbm_alg();
+        rc = protect_apply_pbm_(m, alg, b->o.secret, 10000000);
+        X509_ALGOR_free(alg);
+    } else {
+        m->extraCerts = sk_X509_new_null();
+        X509_up_ref(b->signer);
+        sk_X509_push(m->extraCerts, b->signer);
+        const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(b->signer);
+        if (ski)
+            m->header->senderKID = ASN1_OCTET_STRING_dup(ski);
+        rc = protect_apply_sig_(m, b->signer_key, protect_default_md_(b->signer_key));
+    }
+    if (rc != 0)
+        return rc;
+    unsigned char *der = NULL;
+    int n = i2d_CG_PKIMESSAGE(m, &der);
+    if (n <= 0)
+        return -1;
+    out->der = malloc((size_t)n);
+    memcpy(out->der, der, (size_t)n);
+    out->len = (size_t)n;
+    OPENSSL_free(der);
+    return 0;
+}
+
+static X509_NAME *subject_for(struct bench *b, long i)
+{
+    char buf[300];
+    snprintf(buf, sizeof(buf), "%s-%ld-%08lx", b->o.subject_prefix, i, (unsigned long)getpid());
+    /* "/CN=bench" style prefix */
+    X509_NAME *n = X509_NAME_new();
+    char *p = buf;
+    while (*p == '/')
+        p++;
+    char *eq = strchr(p, '=');
+    if (eq == NULL)
+        die("--subject-prefix must look like /CN=bench");
+    *eq = '\0';
+    if (X509_NAME_add_entry_by_txt(n, p, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1, 0) != 1)
+        die("bad --subject-prefix attribute");
+    return n;
+}
+
+static CG_PKIMESSAGE *build_certreq(struct bench *b, long i, int body_type)
+{
+    CG_PKIMESSAGE *m = header_new(b, body_type, NULL, NULL);
+    EVP_PKEY *key = b->keys[i % KEY_POOL];
+    if (b->o.implicit)
+        add_implicit_confirm(m->header);
+    if (body_type == CG_BODY_P10CR) {
+        X509_REQ *csr = X509_REQ_new();
+        X509_REQ_set_version(csr, 0);
+        X509_NAME *subj = subject_for(b, i);
+        X509_REQ_set_subject_name(csr, subj);
+        X509_NAME_free(subj);
+        X509_REQ_set_pubkey(csr, key);
+        X509_REQ_sign(csr, key, protect_default_md_(key));
+        m->body->value.p10cr = csr;
+        return m;
+    }
+    CG_CERTREQMSG *crm = CG_CERTREQMSG_new();
+    CG_CERTTEMPLATE *t = crm->certReq->certTemplate;
+    ASN1_INTEGER_set(crm->certReq->certReqId, 0);
+    t->subject = body_type == CG_BODY_KUR ? X509_NAME_dup(X509_get_subject_name(b->signer))
+                                          : subject_for(b, i);
+    X509_PUBKEY_set(&t->publicKey, key);
+    crm->popo = CG_POPO_new();
+    crm->popo->type = CG_POPO_SIGNATURE;
+    crm->popo->value.signature = CG_POPOSIGNINGKEY_new();
+    CG_POPOSIGNINGKEY *sk = crm->popo->value.signature;
+    ASN1_item_sign(ASN1_ITEM_rptr(CG_CERTREQUEST), sk->algorithmIdentifier, NULL, sk->signature,
+                   crm->certReq, key, protect_default_md_(key));
+    m->body->value.ir = sk_CG_CERTREQMSG_new_null();
+    sk_CG_CERTREQMSG_push(m->body->value.ir, crm);
+    return m;
+}
+
+static CG_PKIMESSAGE *build_rr(struct bench *b, X509 *cert)
+{
+    CG_PKIMESSAGE *m = header_new(b, CG_BODY_RR, NULL, NULL);
+    CG_REVDETAILS *d = CG_REVDETAILS_new();
+    d->certDetails->serialNumber = ASN1_INTEGER_dup(X509_get0_serialNumber(cert));
+    d->certDetails->issuer = X509_NAME_dup(X509_get_issuer_name(cert));
+    m->body->value.rr = sk_CG_REVDETAILS_new_null();
+    sk_CG_REVDETAILS_push(m->body->value.rr, d);
+    return m;
+}
+
+static CG_PKIMESSAGE *build_genm(struct bench *b)
+{
+    CG_PKIMESSAGE *m = header_new(b, CG_BODY_GENM, NULL, NULL);
+    m->body->value.genm = sk_CG_ITAV_new_null();
+    CG_ITAV *itav = CG_ITAV_new();
+    ASN1_OBJECT_free(itav->type);
+    itav->type = OBJ_txt2obj("1.3.6.1.5.5.7.4.17", 1); /* id-it-caCerts */
+    sk_CG_ITAV_push(m->body->value.genm, itav);
+    return m;
+}
+
+/* The first message of transaction i (the request), encoded; *msg keeps the structure. */
+static void build_first(struct bench *b, struct conn *c, long i, struct msgbuf *out)
+{
+    CG_PKIMESSAGE *m;
+    switch (b->setup ? CMD_IR : b->o.cmd) {
+    case CMD_CR:
+        m = build_certreq(b, i, CG_BODY_CR);
+        break;
+    case CMD_P10CR:
+        m = build_certreq(b, i, CG_BODY_P10CR);
+        break;
+    case CMD_KUR:
+        m = build_certreq(b, i, CG_BODY_KUR);
+        break;
+    case CMD_RR:
+        m = build_rr(b, c->rr_cert);
+        break;
+    case CMD_GENM:
+        m = build_genm(b);
+        break;
+    default:
+        m = build_certreq(b, i, CG_BODY_IR);
+        break;
+    }
+    if (b->setup) {
+        CG_PKIHEADER *h = m->header;
+        if (h->generalInfo == NULL)
+            add_implicit_confirm(h);
+    }
+    if (finish(b, m, NULL, out) != 0)
+        die("cannot build a request");
+    CG_PKIMESSAGE_free(c->req);
+    c->req = m;
+}
+
+static int build_certconf(struct bench *b, struct conn *c, CG_PKIMESSAGE *rsp, X509 *cert, long rid,
+                          struct msgbuf *out)
+{
+    CG_PKIMESSAGE *m =
+        header_new(b, CG_BODY_CERTCONF, c->req->header->transactionID, rsp->header->senderNonce);
+    CG_CERTSTATUS *cs = CG_CERTSTATUS_new();
+    ASN1_OCTET_STRING *h = X509_digest_sig(cert, NULL, NULL);
+    ASN1_OCTET_STRING_free(cs->certHash);
+    cs->certHash = h;
+    ASN1_INTEGER_set(cs->certReqId, rid);
+    m->body->value.certConf = sk_CG_CERTSTATUS_new_null();
+    sk_CG_CERTSTATUS_push(m->body->value.certConf, cs);
+    int rc = finish(b, m, c->req->header->protectionAlg, out);
+    CG_PKIMESSAGE_free(m);
+    return rc;
+}
+
+/* --- transport --------------------------------------------------------------------------- */
+
+static void send_der(struct conn *c, const struct msgbuf *mb)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->b->o.tcp) {
+        uint8_t hdr[7];
+        uint32_t l = (uint32_t)mb->len + 3;
+        hdr[0] = (uint8_t)(l >> 24);
+        hdr[1] = (uint8_t)(l >> 16);
+        hdr[2] = (uint8_t)(l >> 8);
+        hdr[3] = (uint8_t)l;
+        hdr[4] = 10;
+        hdr[5] = 0;
+        hdr[6] = 0;
+        evbuffer_add(out, hdr, 7);
+    } else {
+        evbuffer_add_printf(
+            out,
+            "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/pkixcmp\r\n"
+            "Content-Length: %zu\r\n\r\n",
+            c->b->o.path, c->b->o.host, c->b->o.port, mb->len);
+    }
+    evbuffer_add(out, mb->der, mb->len);
+}
+
+static void start_next(struct conn *c);
+
+static void record(struct bench *b, struct conn *c, int ok, const char *why)
+{
+    double t = now_s();
+    if (b->setup) {
+        if (!ok)
+            die(why);
+    } else {
+        if (ok)
+            b->ok++;
+        else {
+            b->errors++;
+            snprintf(b->last_error, sizeof(b->last_error), "%s", why);
+        }
+        if (b->nlat == b->caplat) {
+            b->caplat = b->caplat ? b->caplat * 2 : 4096;
+            b->lat = realloc(b->lat, b->caplat * sizeof(double));
+        }
+        b->lat[b->nlat++] = (t - c->t0) * 1000.0;
+    }
+    b->done++;
+    c->phase = 0;
+    start_next(c);
+}
+
+static X509 *ip_cert(CG_PKIMESSAGE *m, long *rid, const char **why)
+{
+    if (m->body->type != CG_BODY_IP && m->body->type != CG_BODY_CP &&
+        m->body->type != CG_BODY_KUP) {
+        *why = m->body->type == CG_BODY_ERROR ? "error response" : "unexpected body";
+        return NULL;
+    }
+    CG_CERTRESPONSE *r = sk_CG_CERTRESPONSE_value(m->body->value.ip->response, 0);
+    if (r == NULL || ASN1_INTEGER_get(r->status->status) > 1 || r->certifiedKeyPair == NULL ||
+        r->certifiedKeyPair->certOrEncCert->type != 0) {
+        *why = "rejected certificate request";
+        return NULL;
+    }
+    *rid = ASN1_INTEGER_get(r->certReqId);
+    return r->certifiedKeyPair->certOrEncCert->value.certificate;
+}
+
+static void on_response(struct conn *c, const uint8_t *der, size_t len)
+{
+    struct bench *b = c->b;
+    const unsigned char *p = der;
+    CG_PKIMESSAGE *m = d2i_CG_PKIMESSAGE(NULL, &p, (long)len);
+    const char *why = "undecodable response";
+    if (m == NULL) {
+        record(b, c, 0, why);
+        return;
+    }
+    int cmd = b->setup ? CMD_IR : b->o.cmd;
+    if (c->phase == 2) {
+        record(b, c, m->body->type == CG_BODY_PKICONF, "certConf not answered with pkiConf");
+    } else if (cmd == CMD_RR) {
+        CG_PKISI *si =
+            m->body->type == CG_BODY_RP ? sk_CG_PKISI_value(m->body->value.rp->status, 0) : NULL;
+        record(b, c, si != NULL && ASN1_INTEGER_get(si->status) == 0, "revocation not accepted");
+    } else if (cmd == CMD_GENM) {
+        record(b, c, m->body->type == CG_BODY_GENP, "genm not answered with genp");
+    } else {
+        long rid = 0;
+        X509 *cert = ip_cert(m, &rid, &why);
+        if (cert == NULL) {
+            record(b, c, 0, why);
+        } else if (b->setup) {
+            X509_up_ref(cert);
+            sk_X509_push(b->rr_certs, cert);
+            record(b, c, 1, NULL);
+        } else if (b->o.implicit) {
+            record(b, c, 1, NULL);
+        } else {
+            struct msgbuf mb;
+            if (build_certconf(b, c, m, cert, rid, &mb) != 0) {
+                record(b, c, 0, "cannot build certConf");
+            } else {
+                c->phase = 2;
+                send_der(c, &mb);
+                free(mb.der);
+            }
+        }
+    }
+    CG_PKIMESSAGE_free(m);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        size_t avail = evbuffer_get_length(in);
+        if (c->b->o.tcp) {
+            uint8_t hdr[7];
+            if (avail < 7)
+                return;
+            evbuffer_copyout(in, hdr, 7);
+            size_t l =
+                ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) | ((size_t)hdr[2] << 8) | hdr[3];
+            if (l < 3 || avail < 4 + l)
+                return;
+            uint8_t *buf = malloc(l + 4);
+            evbuffer_remove(in, buf, l + 4);
+            if (hdr[6] != 5)
+                record(c->b, c, 0, "TCP error frame");
+            else
+                on_response(c, buf + 7, l - 3);
+            free(buf);
+        } else {
+            struct evbuffer_ptr eoh = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+            if (eoh.pos < 0)
+                return;
+            size_t hlen = (size_t)eoh.pos + 4;
+            char *hdrs = malloc(hlen + 1);
+            evbuffer_copyout(in, hdrs, hlen);
+            hdrs[hlen] = '\0';
+            int status = atoi(hdrs + 9);
+            size_t clen = 0;
+            for (char *h = strstr(hdrs, "\r\n"); h != NULL; h = strstr(h + 2, "\r\n"))
+                if (strncasecmp(h + 2, "Content-Length:", 15) == 0)
+                    clen = (size_t)strtoul(h + 17, NULL, 10);
+            free(hdrs);
+            if (avail < hlen + clen)
+                return;
+            evbuffer_drain(in, hlen);
+            uint8_t *body = malloc(clen + 1);
+            evbuffer_remove(in, body, clen);
+            if (status != 200) {
+                char why[64];
+                snprintf(why, sizeof(why), "HTTP %d", status);
+                record(c->b, c, 0, why);
+            } else {
+                on_response(c, body, clen);
+            }
+            free(body);
+        }
+    }
+}
+
+static void connect_conn(struct conn *c);
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    /* the server closed: count a transaction in flight as failed, reconnect */
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    if (c->phase != 0) {
+        c->b->active--;
+        c->phase = 0;
+        c->b->active++;
+        connect_conn(c);
+        record(c->b, c, 0, "connection closed");
+        return;
+    }
+    connect_conn(c);
+}
+
+static void connect_conn(struct conn *c)
+{
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)c->b->o.port);
+    if (inet_pton(AF_INET, c->b->o.host, &sin.sin_addr) != 1)
+        die("--server must be IPv4 HOST:PORT");
+    c->bev = bufferevent_socket_new(c->b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+        die("cannot connect");
+}
+
+static void start_next(struct conn *c)
+{
+    struct bench *b = c->b;
+    int more = b->setup ? b->next < b->target
+                        : (b->o.duration > 0 ? now_s() < b->end_at : b->next < b->target);
+    if (!more) {
+        if (--b->active == 0)
+            event_base_loopexit(b->base, NULL);
+        return;
+    }
+    long i = b->next++;
+    if (!b->setup && b->o.cmd == CMD_RR)
+        c->rr_cert = sk_X509_value(b->rr_certs, (int)(i % sk_X509_num(b->rr_certs)));
+    c->index = i;
+    c->t0 = now_s();
+    c->phase = 1;
+    if (!b->setup && b->prebuilt != NULL && i < b->target) {
+        send_der(c, &b->prebuilt[i]);
+        const unsigned char *p = b->prebuilt[i].der;
+        CG_PKIMESSAGE_free(c->req);
+        c->req = d2i_CG_PKIMESSAGE(NULL, &p, (long)b->prebuilt[i].len);
+    } else {
+        struct msgbuf mb;
+        build_first(b, c, i, &mb);
+        send_der(c, &mb);
+        free(mb.der);
+    }
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct bench *b = arg;
+    (void)fd;
+    (void)what;
+    double el = now_s() - b->start;
+    fprintf(stderr, "\r%s%ld done, %ld ok, %ld errors, %.0f req/s   ", b->setup ? "setup: " : "",
+            b->done, b->ok, b->errors, (double)(b->done - b->last_done));
+    b->last_done = b->done;
+    (void)el;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(struct bench *b, double q)
+{
+    if (b->nlat == 0)
+        return 0;
+    size_t i = (size_t)(q * (double)(b->nlat - 1) + 0.5);
+    return b->lat[i];
+}
+
+static long proc_cpu_ticks(long pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    long utime = 0, stime = 0;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2)
+        return -1;
+    return utime + stime;
+}
+
+static void run(struct bench *b)
+{
+    b->active = b->o.concurrency;
+    b->last_done = b->done;
+    for (int i = 0; i < b->o.concurrency; i++) {
+        struct conn *c = &b->conns[i];
+        c->b = b;
+        if (c->bev == NULL)
+            connect_conn(c);
+        start_next(c);
+    }
+    event_base_dispatch(b->base);
+}
+
+static void usage(void)
+{
+    fputs("usage: cmpgate-bench --server HOST:PORT [--path PATH | --tcp] --cmd "
+          "ir|cr|p10cr|kur|rr|genm\n"
+          "         [--secret pass:PW --ref REF | --cert FILE --key FILE] [--recipient DN]\n"
+          "         [--key-type ec-p256|ec-p384|rsa2048|ed25519] [--subject-prefix /CN=bench]\n"
+          "         [--requests N | --duration S] [--concurrency C] [--prebuild]\n"
+          "         [--implicit-confirm] [--server-pid PID] [--json]\n",
+          stderr);
+    exit(2);
+}
+
+static EVP_PKEY *gen_key(const char *t)
+{
+    if (strcmp(t, "ec-p256") == 0)
+        return EVP_EC_gen("P-256");
+    if (strcmp(t, "ec-p384") == 0)
+        return EVP_EC_gen("P-384");
+    if (strcmp(t, "rsa2048") == 0)
+        return EVP_RSA_gen(2048);
+    if (strcmp(t, "ed25519") == 0)
+        return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    die("--key-type must be ec-p256, ec-p384, rsa2048 or ed25519");
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static struct bench B;
+    struct bench *b = &B;
+    struct opts *o = &b->o;
+    static const struct option lo[] = {{"server", 1, 0, 's'},
+                                       {"path", 1, 0, 'p'},
+                                       {"tcp", 0, 0, 't'},
+                                       {"cmd", 1, 0, 'c'},
+                                       {"secret", 1, 0, 'S'},
+                                       {"ref", 1, 0, 'r'},
+                                       {"cert", 1, 0, 'C'},
+                                       {"key", 1, 0, 'K'},
+                                       {"recipient", 1, 0, 'R'},
+                                       {"key-type", 1, 0, 'k'},
+                                       {"subject-prefix", 1, 0, 'P'},
+                                       {"requests", 1, 0, 'n'},
+                                       {"duration", 1, 0, 'd'},
+                                       {"concurrency", 1, 0, 'N'},
+                                       {"prebuild", 0, 0, 'b'},
+                                       {"implicit-confirm", 0, 0, 'i'},
+                                       {"server-pid", 1, 0, 'x'},
+                                       {"json", 0, 0, 'j'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    o->path = "/ejbca/publicweb/cmp/opensslra";
+    o->key_type = "ec-p256";
+    o->subject_prefix = "/CN=bench";
+    o->requests = 1000;
+    o->concurrency = 16;
+    o->cmd = -1;
+    const char *server = NULL, *cmd = NULL;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            server = optarg;
+            break;
+        case 'p':
+            o->path = optarg;
+            break;
+        case 't':
+            o->tcp = 1;
+            break;
+        case 'c':
+            cmd = optarg;
+            break;
+        case 'S':
+            o->secret = strncmp(optarg, "pass:", 5) == 0 ? optarg + 5 : optarg;
+            break;
+        case 'r':
+            o->ref = optarg;
+            break;
+        case 'C':
+            o->cert_file = optarg;
+            break;
+        case 'K':
+            o->key_file = optarg;
+            break;
+        case 'R':
+            o->recipient = optarg;
+            break;
+        case 'k':
+            o->key_type = optarg;
+            break;
+        case 'P':
+            o->subject_prefix = optarg;
+            break;
+        case 'n':
+            o->requests = atol(optarg);
+            break;
+        case 'd':
+            o->duration = atof(optarg);
+            break;
+        case 'N':
+            o->concurrency = atoi(optarg);
+            break;
+        case 'b':
+            o->prebuild = 1;
+            break;
+        case 'i':
+            o->implicit = 1;
+            break;
+        case 'x':
+            o->server_pid = atol(optarg);
+            break;
+        case 'j':
+            o->json = 1;
+            break;
+        default:
+            usage();
+        }
+    }
+    if (server == NULL || cmd == NULL || o->concurrency < 1 || o->requests < 1)
+        usage();
+    static const char *const cmds[] = {"ir", "cr", "p10cr", "kur", "rr", "genm"};
+    for (int i = 0; i < 6; i++)
+        if (strcmp(cmd, cmds[i]) == 0)
+            o->cmd = i;
+    if (o->cmd < 0)
+        usage();
+    const char *colon = strrchr(server, ':');
+    if (colon == NULL || (size_t)(colon - server) >= sizeof(o->host))
+        usage();
+    memcpy(o->host, server, (size_t)(colon - server));
+    o->host[colon - server] = '\0';
+    if (strcmp(o->host, "localhost") == 0)
+        strcpy(o->host, "127.0.0.1");
+    o->port = atoi(colon + 1);
+    if ((o->secret == NULL) == (o->cert_file == NULL))
+        die("give either --secret pass:PW (with --ref) or --cert FILE --key FILE");
+    if (o->cert_file != NULL) {
+        FILE *f = fopen(o->cert_file, "r");
+        FILE *k = o->key_file ? fopen(o->key_file, "r") : NULL;
+        if (f == NULL || k == NULL)
+            die("cannot read --cert / --key");
+        b->signer = PEM_read_X509(f, NULL, NULL, NULL);
+        b->signer_key = PEM_read_PrivateKey(k, NULL, NULL, NULL);
+        fclose(f);
+        fclose(k);
+        if (b->signer == NULL || b->signer_key == NULL)
+            die("cannot parse --cert / --key");
+    } else if (o->ref == NULL) {
+        o->ref = "bench";
+    }
+    if (o->cmd == CMD_KUR && b->signer == NULL)
+        die("kur needs --cert and --key (the certificate to renew)");
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < KEY_POOL; i++)
+        if ((b->keys[i] = gen_key(o->key_type)) == NULL)
+            die("key generation failed");
+    b->base = event_base_new();
+    b->conns = calloc((size_t)o->concurrency, sizeof(struct conn));
+    b->rr_certs = sk_X509_new_null();
+    if (o->cmd == CMD_RR) {
+        /* enroll the certificates to revoke before the clock starts */
+        b->setup = 1;
+        b->target = o->duration > 0 ? 20000 : o->requests;
+        run(b);
+        fprintf(stderr, "\n");
+        b->setup = 0;
+        b->done = b->next = 0;
+    }
+    b->target = o->duration > 0 ? 0x7fffffff : o->requests;
+    if (o->prebuild) {
+        long n = o->duration > 0 ? 200000 : o->requests;
+        b->prebuilt = calloc((size_t)n, sizeof(struct msgbuf));
+        struct conn tmp = {0};
+        tmp.b = b;
+        for (long i = 0; i < n; i++) {
+            if (o->cmd == CMD_RR)
+                tmp.rr_cert = sk_X509_value(b->rr_certs, (int)(i % sk_X509_num(b->rr_certs)));
+            build_first(b, &tmp, i, &b->prebuilt[i]);
+        }
+        CG_PKIMESSAGE_free(tmp.req);
+        if (o->duration > 0)
+            b->target = n; /* then built on the fly */
+        b->target = o->duration > 0 ? 0x7fffffff : o->requests;
+    }
+    b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
+    struct timeval one = {1, 0};
+    event_add(b->tick, &one);
+    long cpu0 = o->server_pid ? proc_cpu_ticks(o->server_pid) : -1;
+    b->start = now_s();
+    b->end_at = b->start + o->duration;
+    run(b);
+    double secs = now_s() - b->start;
+    long cpu1 = o->server_pid ? proc_cpu_ticks(o->server_pid) : -1;
+    fprintf(stderr, "\n");
+    qsort(b->lat, b->nlat, sizeof(double), cmp_double);
+    printf("{\"requests\":%ld,\"ok\":%ld,\"errors\":%ld,\"seconds\":%.3f,\"rps\":%.1f,"
+           "\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"p999_ms\":%.2f",
+           b->done, b->ok, b->errors, secs, (double)b->done / secs, pct(b, 0.5), pct(b, 0.9),
+           pct(b, 0.99), pct(b, 0.999));
+    if (cpu0 >= 0 && cpu1 >= 0 && b->done > 0)
+        printf(",\"server_cpu_ms_per_req\":%.3f",
+               (double)(cpu1 - cpu0) * 1000.0 / (double)sysconf(_SC_CLK_TCK) / (double)b->done);
+    printf("}\n");
+    if (b->errors > 0)
+        fprintf(stderr, "last error: %s\n", b->last_error);
+    return b->errors > 0 ? 1 : 0;
+}
