@@ -36,6 +36,7 @@ void auth_clear_(struct auth_state *a)
         free(a->code);
     }
     cg_cert_rec_free(a->signer_rec);
+    OPENSSL_cleanse(a->pbm.key, sizeof(a->pbm.key));
     memset(a, 0, sizeof(*a));
     a->module = -1;
 }
@@ -222,7 +223,7 @@ static int verify_hmac(struct msgctx *ctx, const char *param, int *relevant)
         secret = code;
         snprintf(ctx->auth.user, sizeof(ctx->auth.user), "%s", user);
     }
-    rc = protect_verify_pbm_(ctx->req, secret, ctx->cfg->max_pbm_iterations);
+    rc = protect_verify_pbm_cached_(ctx->req, secret, ctx->cfg->max_pbm_iterations, &ctx->auth.pbm);
     if (rc == CG_ECMP_BADALG) {
         set_detail_(ctx, "HMAC: unsupported PBM parameters or iteration count over the limit",
                     NULL);

@@ -289,8 +289,8 @@ static int protect_response(struct msgctx *ctx)
     if (ctx->alias->response_protection == CG_PROT_PBE && ctx->auth.mac_secret != NULL) {
         if (rh->senderKID && (m->header->senderKID = ASN1_OCTET_STRING_dup(rh->senderKID)) == NULL)
             return CG_ENOMEM;
-        return protect_apply_pbm_(m, rh->protectionAlg, ctx->auth.mac_secret,
-                                  ctx->cfg->max_pbm_iterations);
+        return protect_apply_pbm_cached_(m, rh->protectionAlg, ctx->auth.mac_secret,
+                                         ctx->cfg->max_pbm_iterations, &ctx->auth.pbm);
     }
     const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ctx->ca->cert);
     if (ski != NULL && (m->header->senderKID = ASN1_OCTET_STRING_dup(ski)) == NULL)
@@ -549,6 +549,7 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X50
 struct enroll {
     X509_NAME *subject;
     EVP_PKEY *key;
+    const X509_PUBKEY *spki; /* the received SubjectPublicKeyInfo of key, when known */
     const CG_OPTVALIDITY *validity;
     STACK_OF(X509_EXTENSION) * exts; /* borrowed or owned (p10cr) */
     int own_exts;
@@ -602,6 +603,7 @@ static int read_request(struct msgctx *ctx, struct enroll *en)
         X509_REQ *csr = b->value.p10cr;
         en->subject = X509_REQ_get_subject_name(csr);
         en->key = X509_REQ_get0_pubkey(csr);
+        en->spki = X509_REQ_get_X509_PUBKEY(csr);
         if (en->key == NULL || X509_REQ_verify(csr, en->key) != 1) {
             set_detail_(ctx, "the PKCS#10 request's signature does not verify", NULL);
             return CG_ECMP_BADPOP;
@@ -624,6 +626,7 @@ static int read_request(struct msgctx *ctx, struct enroll *en)
     }
     en->subject = t->subject;
     en->key = t->publicKey ? X509_PUBKEY_get0(t->publicKey) : NULL;
+    en->spki = t->publicKey;
     /* verify_popo may fill the subject and key from POPOSigningKeyInput */
     if (t->publicKey != NULL && en->key == NULL) {
         set_detail_(ctx, "the template's public key cannot be decoded", NULL);
@@ -892,7 +895,7 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
         rc = prepare(ctx, en, &e, &expect);
         if (rc != CG_OK)
             goto next;
-        struct ca_request rq = {en->subject, en->key, en->validity, en->exts};
+        struct ca_request rq = {en->subject, en->key, en->spki, en->validity, en->exts};
         if ((rc = ca_random_serial_(serial)) != CG_OK ||
             (rc = ca_issue_(ctx->ca, en->cp, &rq, serial, &cert, ctx->detail,
                             sizeof(ctx->detail))) != CG_OK)

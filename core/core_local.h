@@ -30,6 +30,16 @@ int core_verify_chain_(X509_STORE *store, X509 *cert, STACK_OF(X509) * untrusted
 
 #define NONCE_LEN 16
 
+/* The PBM base key of one request, derived once and reused for the response (same salt,
+ * iteration count, one-way function and secret). Keyed by the pointers given. */
+struct pbm_cache {
+    const X509_ALGOR *alg;
+    const char *secret;
+    unsigned char key[EVP_MAX_MD_SIZE];
+    unsigned keylen;
+    int valid;
+};
+
 /* What authentication established about a message (auth.c). */
 struct auth_state {
     int module;             /* enum cg_auth_module that accepted the message, or -1 */
@@ -42,6 +52,7 @@ struct auth_state {
     const struct cg_admin *admin;   /* RA mode EndEntityCertificate: the administrator */
     const char *dn_pwd_attr;        /* DnPartPwd: the DN attribute carrying the password */
     int vendor;                     /* the signer is a device certificate of a vendor CA */
+    struct pbm_cache pbm;           /* the request's PBM key, reused for the response */
 };
 
 /* Everything about one message being processed. Lives on the worker's stack. */
@@ -92,6 +103,11 @@ X509_NAME *dn_parse_(const char *text);
 int dn_equal_unordered_(const X509_NAME *a, const X509_NAME *b, int skip_nid);
 
 /* --- protect.c ------------------------------------------------------------------------ */
+/** @brief protect_verify_pbm_ / protect_apply_pbm_ with a key cache (may be NULL). */
+int protect_verify_pbm_cached_(const CG_PKIMESSAGE *msg, const char *secret, long max_iter,
+                               struct pbm_cache *cache);
+int protect_apply_pbm_cached_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *secret,
+                              long max_iter, struct pbm_cache *cache);
 /** @brief DER of ProtectedPart{header, body} of msg. @param[out] der new (OPENSSL_free). */
 int protect_part_der_(const CG_PKIMESSAGE *msg, unsigned char **der, int *len);
 /** @brief 1 if alg is id-PasswordBasedMac. */
@@ -118,6 +134,7 @@ const EVP_MD *protect_default_md_(EVP_PKEY *key);
 struct ca_request {
     X509_NAME *subject;              /* borrowed */
     EVP_PKEY *pubkey;                /* borrowed */
+    const X509_PUBKEY *spki;         /* borrowed: the received SubjectPublicKeyInfo, or NULL */
     const CG_OPTVALIDITY *validity;  /* borrowed, may be NULL */
     STACK_OF(X509_EXTENSION) * exts; /* borrowed, requested extensions, may be NULL */
 };

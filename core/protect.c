@@ -12,9 +12,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/objects.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <string.h>
 
 #define PBM_OID "1.2.840.113533.7.66.13"
@@ -38,44 +38,49 @@ int protect_is_pbm_(const X509_ALGOR *alg)
 }
 
 /* HMAC digest for a PBM mac AlgorithmIdentifier (hmac-sha1 or hmacWithSHA*). */
-static const EVP_MD *pbm_mac_md(const X509_ALGOR *mac)
+/* Digests fetched once: OpenSSL 3's implicit fetch (EVP_sha256() in EVP_Digest) takes a lock
+ * and a name lookup on every call, which dominated the PBM loop of hundreds of iterations. */
+static EVP_MD *fetched[5];
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_digests(void)
 {
-    const ASN1_OBJECT *obj = NULL;
-    X509_ALGOR_get0(&obj, NULL, NULL, mac);
-    switch (OBJ_obj2nid(obj)) {
+    static const char *const names[5] = {"SHA1", "SHA224", "SHA256", "SHA384", "SHA512"};
+    for (int i = 0; i < 5; i++)
+        fetched[i] = EVP_MD_fetch(NULL, names[i], NULL);
+}
+
+/* index into fetched[] for a digest or HMAC algorithm NID, -1 if unsupported */
+static int digest_index(int nid)
+{
+    switch (nid) {
+    case NID_sha1:
     case NID_hmac_sha1:
-        return EVP_sha1();
+        return 0;
+    case NID_sha224:
     case NID_hmacWithSHA224:
-        return EVP_sha224();
+        return 1;
+    case NID_sha256:
     case NID_hmacWithSHA256:
-        return EVP_sha256();
+        return 2;
+    case NID_sha384:
     case NID_hmacWithSHA384:
-        return EVP_sha384();
+        return 3;
+    case NID_sha512:
     case NID_hmacWithSHA512:
-        return EVP_sha512();
+        return 4;
     default:
-        return NULL;
+        return -1;
     }
 }
 
-static const EVP_MD *pbm_owf_md(const X509_ALGOR *owf)
+static const EVP_MD *alg_md(const X509_ALGOR *alg)
 {
     const ASN1_OBJECT *obj = NULL;
-    X509_ALGOR_get0(&obj, NULL, NULL, owf);
-    switch (OBJ_obj2nid(obj)) {
-    case NID_sha1:
-        return EVP_sha1();
-    case NID_sha224:
-        return EVP_sha224();
-    case NID_sha256:
-        return EVP_sha256();
-    case NID_sha384:
-        return EVP_sha384();
-    case NID_sha512:
-        return EVP_sha512();
-    default:
-        return NULL;
-    }
+    X509_ALGOR_get0(&obj, NULL, NULL, alg);
+    int i = digest_index(OBJ_obj2nid(obj));
+    pthread_once(&fetch_once, fetch_digests);
+    return i >= 0 ? fetched[i] : NULL;
 }
 
 static CG_PBMPARAMETER *pbm_params(const X509_ALGOR *alg)
@@ -90,45 +95,82 @@ static CG_PBMPARAMETER *pbm_params(const X509_ALGOR *alg)
     return d2i_CG_PBMPARAMETER(NULL, &p, ASN1_STRING_length(seq));
 }
 
-/* Computes the PBM MAC of data[0..len) into mac (EVP_MAX_MD_SIZE bytes). */
-static int pbm_mac(const X509_ALGOR *alg, const char *secret, long max_iter,
-                   const unsigned char *data, int len, unsigned char *mac, unsigned *maclen)
+/* The PBM base key: OWF applied iterationCount times to secret || salt (RFC 4211 4.4), taken
+ * from cache when the same parameters and secret were used for the request. */
+static int pbm_key(const CG_PBMPARAMETER *pbm, const EVP_MD *owf, const X509_ALGOR *alg,
+                   const char *secret, int64_t iter, struct pbm_cache *cache, unsigned char *key,
+                   unsigned *keylen)
 {
-    int rc = CG_ECMP_BADALG;
-    CG_PBMPARAMETER *pbm = pbm_params(alg);
+    if (cache != NULL && cache->valid && cache->alg == alg && cache->secret == secret) {
+        memcpy(key, cache->key, cache->keylen);
+        *keylen = cache->keylen;
+        return CG_OK;
+    }
+    int rc = CG_ECRYPTO;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char key[EVP_MAX_MD_SIZE];
-    unsigned keylen = 0;
-    int64_t iter = 0;
-    if (pbm == NULL || md == NULL)
-        goto out;
-    const EVP_MD *owf = pbm_owf_md(pbm->owf);
-    const EVP_MD *hmd = pbm_mac_md(pbm->mac);
-    if (owf == NULL || hmd == NULL || ASN1_INTEGER_get_int64(&iter, pbm->iterationCount) != 1)
-        goto out;
-    if (iter < 1 || iter > max_iter || ASN1_STRING_length(pbm->salt) > 1024)
-        goto out;
-    rc = CG_ECRYPTO;
-    if (EVP_DigestInit_ex(md, owf, NULL) != 1 ||
+    if (md == NULL || EVP_DigestInit_ex2(md, owf, NULL) != 1 ||
         EVP_DigestUpdate(md, secret, strlen(secret)) != 1 ||
         EVP_DigestUpdate(md, ASN1_STRING_get0_data(pbm->salt),
                          (size_t)ASN1_STRING_length(pbm->salt)) != 1 ||
-        EVP_DigestFinal_ex(md, key, &keylen) != 1)
+        EVP_DigestFinal_ex(md, key, keylen) != 1)
         goto out;
     for (int64_t i = 1; i < iter; i++)
-        if (EVP_Digest(key, keylen, key, &keylen, owf, NULL) != 1)
+        if (EVP_DigestInit_ex2(md, NULL, NULL) != 1 || EVP_DigestUpdate(md, key, *keylen) != 1 ||
+            EVP_DigestFinal_ex(md, key, keylen) != 1)
             goto out;
-    if (HMAC(hmd, key, (int)keylen, data, (size_t)len, mac, maclen) == NULL)
-        goto out;
+    if (cache != NULL) {
+        memcpy(cache->key, key, *keylen);
+        cache->keylen = *keylen;
+        cache->alg = alg;
+        cache->secret = secret;
+        cache->valid = 1;
+    }
     rc = CG_OK;
 out:
-    OPENSSL_cleanse(key, sizeof(key));
-    CG_PBMPARAMETER_free(pbm);
     EVP_MD_CTX_free(md);
     return rc;
 }
 
+/* Computes the PBM MAC of data[0..len) into mac (EVP_MAX_MD_SIZE bytes). */
+static int pbm_mac(const X509_ALGOR *alg, const char *secret, long max_iter,
+                   const unsigned char *data, int len, unsigned char *mac, unsigned *maclen,
+                   struct pbm_cache *cache)
+{
+    int rc = CG_ECMP_BADALG;
+    CG_PBMPARAMETER *pbm = pbm_params(alg);
+    unsigned char key[EVP_MAX_MD_SIZE];
+    unsigned keylen = 0;
+    int64_t iter = 0;
+    size_t outlen = 0;
+    if (pbm == NULL)
+        goto out;
+    const EVP_MD *owf = alg_md(pbm->owf);
+    const EVP_MD *hmd = alg_md(pbm->mac);
+    if (owf == NULL || hmd == NULL || ASN1_INTEGER_get_int64(&iter, pbm->iterationCount) != 1)
+        goto out;
+    if (iter < 1 || iter > max_iter || ASN1_STRING_length(pbm->salt) > 1024)
+        goto out;
+    if ((rc = pbm_key(pbm, owf, alg, secret, iter, cache, key, &keylen)) != CG_OK)
+        goto out;
+    rc = CG_ECRYPTO;
+    if (EVP_Q_mac(NULL, "HMAC", NULL, EVP_MD_get0_name(hmd), NULL, key, keylen, data, (size_t)len,
+                  mac, EVP_MAX_MD_SIZE, &outlen) == NULL)
+        goto out;
+    *maclen = (unsigned)outlen;
+    rc = CG_OK;
+out:
+    OPENSSL_cleanse(key, sizeof(key));
+    CG_PBMPARAMETER_free(pbm);
+    return rc;
+}
+
 int protect_verify_pbm_(const CG_PKIMESSAGE *msg, const char *secret, long max_iter)
+{
+    return protect_verify_pbm_cached_(msg, secret, max_iter, NULL);
+}
+
+int protect_verify_pbm_cached_(const CG_PKIMESSAGE *msg, const char *secret, long max_iter,
+                               struct pbm_cache *cache)
 {
     int rc = CG_ECMP_BADMSGCHECK;
     unsigned char *der = NULL;
@@ -139,7 +181,7 @@ int protect_verify_pbm_(const CG_PKIMESSAGE *msg, const char *secret, long max_i
         goto out;
     if ((rc = protect_part_der_(msg, &der, &len)) != CG_OK)
         goto out;
-    rc = pbm_mac(msg->header->protectionAlg, secret, max_iter, der, len, mac, &maclen);
+    rc = pbm_mac(msg->header->protectionAlg, secret, max_iter, der, len, mac, &maclen, cache);
     if (rc != CG_OK)
         goto out;
     rc = CG_ECMP_BADMSGCHECK;
@@ -166,19 +208,28 @@ static int set_protection(CG_PKIMESSAGE *msg, const unsigned char *p, size_t n)
 
 int protect_apply_pbm_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *secret, long max_iter)
 {
+    return protect_apply_pbm_cached_(msg, alg, secret, max_iter, NULL);
+}
+
+int protect_apply_pbm_cached_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *secret,
+                              long max_iter, struct pbm_cache *cache)
+{
     int rc = CG_ENOMEM;
     unsigned char *der = NULL;
     int len = 0;
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned maclen = 0;
-    X509_ALGOR *copy = X509_ALGOR_dup(alg); /* alg may be the header's own */
+    int own = alg == msg->header->protectionAlg; /* re-protecting with its own parameters */
+    X509_ALGOR *copy = X509_ALGOR_dup(alg);
     if (copy == NULL)
         goto out;
     X509_ALGOR_free(msg->header->protectionAlg);
     msg->header->protectionAlg = copy;
     if ((rc = protect_part_der_(msg, &der, &len)) != CG_OK)
         goto out;
-    if ((rc = pbm_mac(alg, secret, max_iter, der, len, mac, &maclen)) != CG_OK)
+    /* the cache is keyed by the request's algorithm object (alg), not the header's copy */
+    rc = pbm_mac(own ? copy : alg, secret, max_iter, der, len, mac, &maclen, own ? NULL : cache);
+    if (rc != CG_OK)
         goto out;
     rc = set_protection(msg, mac, maclen);
 out:

@@ -327,12 +327,17 @@ static int bind_tcp(struct server *srv, char *first, size_t firstlen)
     return CG_OK;
 }
 
+/* Workers per CPU when the configuration says 0: a worker spends most of a request's time
+ * waiting for its group commit to be durable, so several per core keep the CPUs busy and let
+ * one fsync serve many requests (docs/decisions.md, "Worker count"). */
+#define WORKERS_PER_CPU 8
+
 static int workers_for(const struct cg_config *cfg)
 {
     if (cfg->workers > 0)
         return cfg->workers;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    return (n > 0 ? (int)n : 1) * WORKERS_PER_CPU;
 }
 
 int gw_serve(const char *config_path)

@@ -2432,6 +2432,743 @@ static void test_module_order_wrong_code(void)
     TEST_EQ(txn_state(ok), CG_TXN_CONFIRMED);
 }
 
+/* --- nested messages (RFC 4210 5.1.3.4) and response protection rules ---------------------- */
+
+/* A configuration with two RA aliases that accept nested messages signed by an RA whose
+ * certificate chains to nested-trust.pem (the "RA root"). It is written next to a CA (the
+ * shared EC one, or an RSA one in DIR/rsa) and swapped in as g_core like client.json. */
+#define NESTED_RA_COMMON                                                                           \
+    "\"mode\": \"ra\", \"ra_name_generation_scheme\": \"DN\",\n"                                   \
+    "      \"ra_name_generation_parameters\": \"CN\", \"ra_end_entity_profile\": \"EMPTY\",\n"     \
+    "      \"ra_ca_name\": \"ManagementCA\", \"ra_certificate_profile\": \"ENDUSER\",\n"           \
+    "      \"nested_message_trusted_certs_path\": \"nested-trust.pem\",\n"
+static const char nested_cfg_text[] = CFG_HEAD
+    "  \"aliases\": {\n"
+    "    \"nestedra\": {" NESTED_RA_COMMON
+    "      \"authentication_modules\": [\"HMAC\"], \"authentication_parameters\": [\"password\"],\n"
+    "      \"response_protection\": \"pbe\"},\n"
+    "    \"nestedeec\": {" NESTED_RA_COMMON
+    "      \"authentication_modules\": [\"EndEntityCertificate\"],\n"
+    "      \"authentication_parameters\": [\"\"], \"response_protection\": \"signature\"}\n"
+    "  },\n"
+    "  \"log\": {\"level\": \"info\", \"format\": \"text\"}\n"
+    "}\n";
+
+static EVP_PKEY *g_nca_key; /* the CA answering on the nested engine (borrowed) */
+static X509 *g_nca_cert;
+
+/* A certificate for key named CN=cn,O=Nested Test, signed by issuer (NULL: self-signed). */
+static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, int ca)
+{
+    X509 *x = gc(X509_new(), gc_X509_free);
+    X509_NAME *name = gc(name_of("CN", cn, "O", "Nested Test", NULL), gc_X509_NAME_free);
+    uint8_t serial[8];
+    TEST_NOTNULL(x);
+    TEST_EQ(RAND_bytes(serial, sizeof(serial)), 1);
+    serial[0] &= 0x7f;
+    BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
+    int ok = bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+    BN_free(bn);
+    TEST_TRUE(ok);
+    TEST_EQ(X509_set_version(x, X509_VERSION_3), 1);
+    TEST_EQ(X509_set_subject_name(x, name), 1);
+    TEST_EQ(X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name), 1);
+    TEST_EQ(X509_set_pubkey(x, key), 1);
+    TEST_NOTNULL(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
+    TEST_NOTNULL(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
+    X509 *iss = issuer ? issuer : x;
+    TEST_TRUE(add_ext(x, iss, NID_basic_constraints, ca ? "critical,CA:TRUE" : "CA:FALSE"));
+    TEST_TRUE(add_ext(x, iss, NID_key_usage,
+                      ca ? "critical,digitalSignature,keyCertSign,cRLSign"
+                         : "critical,digitalSignature"));
+    TEST_TRUE(add_ext(x, iss, NID_subject_key_identifier, "hash"));
+    TEST_TRUE(add_ext(x, iss, NID_authority_key_identifier, "keyid:always"));
+    EVP_PKEY *sk = issuer_key ? issuer_key : key;
+    const EVP_MD *md = EVP_PKEY_get_base_id(sk) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
+    TEST_TRUE(X509_sign(x, sk, md) > 0);
+    return x;
+}
+
+static void write_pem_cert(const char *name, X509 *x)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "w");
+    TEST_NOTNULL(f);
+    int ok = PEM_write_X509(f, x) == 1;
+    ok = fclose(f) == 0 && ok;
+    TEST_TRUE(ok);
+}
+
+static void write_pem_key(const char *name, EVP_PKEY *k)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "w");
+    TEST_NOTNULL(f);
+    int ok = PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1;
+    ok = fclose(f) == 0 && ok;
+    TEST_TRUE(ok);
+    chmod(path, 0600);
+}
+
+/* The RA: a key and certificate issued by the trusted RA root, the root written to
+ * nested-trust.pem (in DIR/sub when sub is set). */
+static EVP_PKEY *g_ra_key;
+static X509 *g_ra_cert;
+
+static void make_ra(const char *sub, const char *curve)
+{
+    char name[128];
+    EVP_PKEY *root_key = ec_key();
+    X509 *root = make_cert("RA root", root_key, NULL, NULL, 1);
+    g_ra_key = gc(EVP_EC_gen(curve), gc_EVP_PKEY_free);
+    TEST_NOTNULL(g_ra_key);
+    g_ra_cert = make_cert("Nested RA", g_ra_key, root, root_key, 0);
+    snprintf(name, sizeof(name), "%s%snested-trust.pem", sub ? sub : "", sub ? "/" : "");
+    write_pem_cert(name, root);
+}
+
+/* Loads the nested configuration (DIR/sub/nested.json, sub NULL: DIR) and swaps it in. */
+static void use_nested_aliases(const char *sub)
+{
+    static char err[1024], path[512], name[128];
+    snprintf(name, sizeof(name), "%s%snested.json", sub ? sub : "", sub ? "/" : "");
+    write_file(name, nested_cfg_text, 0600);
+    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    struct cg_config *c = NULL;
+    if (cg_config_load(path, &c, err, sizeof(err)) != CG_OK)
+        TEST_FAIL_("%s: %s", name, err);
+    gc(c, gc_cg_config_unref);
+    TEST_OK(cg_core_check_config(c, err, sizeof(err)));
+    struct cg_core *core = NULL;
+    TEST_OK(cg_core_new(c, g_store, &core));
+    g_shared_core = g_core;
+    g_core = gc(core, restore_core); /* registered after c: freed before it */
+}
+
+/* The shared EC CA with the RA and the nested aliases. */
+static void nested_setup(void)
+{
+    g_nca_key = g_ca_key;
+    g_nca_cert = g_ca_cert;
+    make_ra(NULL, "P-256");
+    use_nested_aliases(NULL);
+}
+
+/* An RSA-2048 ManagementCA in DIR/rsa with the RA (P-384) and the nested aliases. */
+static void nested_setup_rsa(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/rsa", g_dir);
+    TEST_EQ(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/rsa/ca", g_dir);
+    TEST_EQ(mkdir(path, 0700), 0);
+    g_nca_key = gc(EVP_RSA_gen(2048), gc_EVP_PKEY_free);
+    TEST_NOTNULL(g_nca_key);
+    g_nca_cert = gc(make_ca(g_nca_key), gc_X509_free);
+    write_pem_key("rsa/ca/ManagementCA.key.pem", g_nca_key);
+    write_pem_cert("rsa/ManagementCA.cacert.pem", g_nca_cert);
+    make_ra("rsa", "P-384");
+    use_nested_aliases("rsa");
+}
+
+/* An end-entity certificate for key from a throw-away "Device CA" the gateway does not know
+ * (not self-signed: OpenSSL's client leaves self-signed certificates out of extraCerts). */
+static X509 *device_cert(const char *cn, EVP_PKEY *key)
+{
+    EVP_PKEY *ca_key = ec_key();
+    X509 *ca = make_cert("Device CA", ca_key, NULL, NULL, 1);
+    return make_cert(cn, key, ca, ca_key, 0);
+}
+
+struct capture {
+    uint8_t *der;
+    size_t len;
+};
+
+/* Transfer callback that keeps the request and answers nothing: the session ends. */
+static OSSL_CMP_MSG *capture_transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
+{
+    struct capture *c = OSSL_CMP_CTX_get_transfer_cb_arg(ctx);
+    unsigned char *der = NULL;
+    int len = i2d_OSSL_CMP_MSG(req, &der);
+    if (len > 0 && c->der == NULL && (c->der = dup_bytes(der, (size_t)len)) != NULL)
+        c->len = (size_t)len;
+    OPENSSL_free(der);
+    return NULL;
+}
+
+/* An inner request built by OpenSSL's client and never sent. */
+struct inner {
+    const char *cn;
+    EVP_PKEY *key; /* the new key */
+    uint8_t *der;
+    size_t len;
+    CG_PKIMESSAGE *msg; /* decoded */
+};
+
+/* An ir for CN=cn with a new P-256 key: PBM-protected with secret, or (secret NULL) signed
+ * by signer/signer_key with digest md_nid. */
+static struct inner *make_inner_ir(const char *cn, const char *secret, X509 *signer,
+                                   EVP_PKEY *signer_key, int md_nid)
+{
+    struct inner *in = gc(calloc(1, sizeof(*in)), gc_free);
+    struct capture c = {NULL, 0};
+    OSSL_CMP_CTX *ctx = OSSL_CMP_CTX_new(NULL, NULL);
+    TEST_NOTNULL(in);
+    in->cn = cn;
+    in->key = ec_key();
+    int ok = ctx != NULL;
+    ok = ok && OSSL_CMP_CTX_set_log_cb(ctx, quiet_log) == 1;
+    ok = ok && OSSL_CMP_CTX_set_transfer_cb(ctx, capture_transfer) == 1;
+    ok = ok && OSSL_CMP_CTX_set_transfer_cb_arg(ctx, &c) == 1;
+    ok = ok && OSSL_CMP_CTX_set1_recipient(ctx, X509_get_subject_name(g_nca_cert)) == 1;
+    ok = ok && OSSL_CMP_CTX_set1_subjectName(ctx, subj(cn)) == 1;
+    ok = ok && EVP_PKEY_up_ref(in->key) && OSSL_CMP_CTX_set0_newPkey(ctx, 1, in->key) == 1;
+    if (secret != NULL) {
+        ok = ok && OSSL_CMP_CTX_set1_referenceValue(ctx, (const unsigned char *)"NewUser", 7) == 1;
+        ok = ok && OSSL_CMP_CTX_set1_secretValue(ctx, (const unsigned char *)secret,
+                                                 (int)strlen(secret)) == 1;
+    } else {
+        ok = ok && OSSL_CMP_CTX_set1_cert(ctx, signer) == 1;
+        ok = ok && OSSL_CMP_CTX_set1_pkey(ctx, signer_key) == 1;
+        ok = ok && OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_DIGEST_ALGNID, md_nid) == 1;
+    }
+    X509 *x = ok ? OSSL_CMP_exec_IR_ses(ctx) : NULL;
+    X509_free(x);
+    OSSL_CMP_CTX_free(ctx);
+    ERR_clear_error();
+    gc(c.der, gc_free);
+    TEST_TRUE(ok);
+    TEST_NOTNULL(c.der);
+    in->der = c.der;
+    in->len = c.len;
+    const unsigned char *p = in->der;
+    in->msg = gc(d2i_CG_PKIMESSAGE(NULL, &p, (long)in->len), gc_CG_PKIMESSAGE_free);
+    TEST_NOTNULL(in->msg);
+    TEST_EQ(in->msg->body->type, CG_BODY_IR);
+    return in;
+}
+
+static ASN1_OCTET_STRING *random_octets(int n)
+{
+    unsigned char b[16];
+    ASN1_OCTET_STRING *s = ASN1_OCTET_STRING_new();
+    if (s == NULL || RAND_bytes(b, n) != 1 || ASN1_OCTET_STRING_set(s, b, n) != 1)
+        abort();
+    return s;
+}
+
+static GENERAL_NAME *dirname_of(const X509_NAME *n)
+{
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    X509_NAME *d = X509_NAME_dup(n);
+    if (g == NULL || d == NULL)
+        abort();
+    GENERAL_NAME_set0_value(g, GEN_DIRNAME, d);
+    return g;
+}
+
+/* An unprotected nested message from the RA holding the DER messages ders[0..n). */
+static CG_PKIMESSAGE *nested_new(uint8_t *const *ders, const size_t *lens, int n, X509 *ra_cert)
+{
+    CG_PKIMESSAGE *m = gc(CG_PKIMESSAGE_new(), gc_CG_PKIMESSAGE_free);
+    TEST_NOTNULL(m);
+    CG_PKIHEADER *h = m->header;
+    TEST_EQ(ASN1_INTEGER_set(h->pvno, 2), 1);
+    GENERAL_NAME_free(h->sender);
+    GENERAL_NAME_free(h->recipient);
+    h->sender = dirname_of(X509_get_subject_name(ra_cert));
+    h->recipient = dirname_of(X509_get_subject_name(g_nca_cert));
+    h->transactionID = random_octets(16);
+    h->senderNonce = random_octets(16);
+    m->body->type = CG_BODY_NESTED;
+    TEST_NOTNULL(m->body->value.nested = sk_CG_PKIMESSAGE_new_null());
+    for (int i = 0; i < n; i++) {
+        const unsigned char *p = ders[i];
+        CG_PKIMESSAGE *im = d2i_CG_PKIMESSAGE(NULL, &p, (long)lens[i]);
+        TEST_NOTNULL(im);
+        if (sk_CG_PKIMESSAGE_push(m->body->value.nested, im) <= 0) {
+            CG_PKIMESSAGE_free(im);
+            TEST_FAIL_("push");
+        }
+    }
+    TEST_NOTNULL(m->extraCerts = sk_X509_new_null());
+    TEST_TRUE(X509_up_ref(ra_cert));
+    if (sk_X509_push(m->extraCerts, ra_cert) <= 0) {
+        X509_free(ra_cert);
+        TEST_FAIL_("push");
+    }
+    return m;
+}
+
+/* nested_new signed by key with md. */
+static CG_PKIMESSAGE *nested_signed(uint8_t *const *ders, const size_t *lens, int n, X509 *cert,
+                                    EVP_PKEY *key, const EVP_MD *md)
+{
+    CG_PKIMESSAGE *m = nested_new(ders, lens, n, cert);
+    TEST_OK(protect_apply_sig_(m, key, md));
+    return m;
+}
+
+static CG_PKIMESSAGE *wrap1(const struct inner *in)
+{
+    return nested_signed(&in->der, &in->len, 1, g_ra_cert, g_ra_key, EVP_sha256());
+}
+
+static struct cg_core_result g_nres;
+
+/* The last nested_process refusal names the reason (a phrase of core.c's detail text). */
+#define TEST_DETAIL(phrase)                                                                        \
+    do {                                                                                           \
+        if (strstr(g_nres.detail, (phrase)) == NULL)                                               \
+            TEST_FAIL_("detail \"%s\" lacks \"%s\"", g_nres.detail, (phrase));                     \
+    } while (0)
+
+/* Encodes m, processes it on core/alias (op NULL), returns the decoded answer (gc'd). */
+static CG_PKIMESSAGE *nested_process(struct cg_core *core, const char *alias, CG_PKIMESSAGE *m)
+{
+    unsigned char *der = NULL;
+    int len = i2d_CG_PKIMESSAGE(m, &der);
+    TEST_TRUE(len > 0);
+    gc(der, gc_free);
+    memset(&g_nres, 0, sizeof(g_nres));
+    TEST_OK(cg_core_process(core, alias, NULL, der, (size_t)len, &g_nres));
+    gc(g_nres.der, gc_free);
+    TEST_EQ(g_nres.http_status, 200);
+    CG_PKIMESSAGE *a = decode_res(&g_nres);
+    TEST_NOTNULL(a);
+    return a;
+}
+
+/* The answer's signature verifies with the nested engine's CA key. */
+static int signed_by_ca(const CG_PKIMESSAGE *a)
+{
+    CG_PROTECTEDPART part = {a->header, a->body};
+    return a->protection != NULL && a->header->protectionAlg != NULL &&
+           !is_pbm(a->header->protectionAlg) &&
+           ASN1_item_verify(ASN1_ITEM_rptr(CG_PROTECTEDPART), a->header->protectionAlg,
+                            a->protection, &part, g_nca_key) == 1;
+}
+
+static int octets_eq(const ASN1_OCTET_STRING *a, const ASN1_OCTET_STRING *b)
+{
+    return a != NULL && b != NULL && ASN1_OCTET_STRING_cmp(a, b) == 0;
+}
+
+/* The answer is a CA-signed nested message answering req with n inner answers. */
+static void check_nested_answer(const CG_PKIMESSAGE *a, const CG_PKIMESSAGE *req, int n)
+{
+    TEST_EQ(a->body->type, CG_BODY_NESTED);
+    TEST_TRUE(signed_by_ca(a));
+    TEST_TRUE(octets_eq(a->header->recipNonce, req->header->senderNonce));
+    TEST_TRUE(octets_eq(a->header->transactionID, req->header->transactionID));
+    TEST_EQ(sk_CG_PKIMESSAGE_num(a->body->value.nested), n);
+}
+
+/* Inner answer ip to in: accepted, the certificate for in's subject and key, the right
+ * nonces; PBM with secret, or (secret NULL) signed by the CA. Returns the certificate. */
+static X509 *check_inner_ip(const CG_PKIMESSAGE *ip, const struct inner *in, const char *secret)
+{
+    TEST_NOTNULL(ip);
+    TEST_EQ(ip->body->type, CG_BODY_IP);
+    TEST_TRUE(octets_eq(ip->header->recipNonce, in->msg->header->senderNonce));
+    TEST_TRUE(octets_eq(ip->header->transactionID, in->msg->header->transactionID));
+    if (secret != NULL) {
+        TEST_TRUE(is_pbm(ip->header->protectionAlg));
+        TEST_OK(protect_verify_pbm_(ip, secret, 100000));
+    } else {
+        TEST_TRUE(signed_by_ca(ip));
+    }
+    CG_CERTRESPONSE *r = sk_CG_CERTRESPONSE_value(ip->body->value.ip->response, 0);
+    TEST_NOTNULL(r);
+    TEST_EQ(ASN1_INTEGER_get(r->status->status), CG_STATUS_ACCEPTED);
+    TEST_NOTNULL(r->certifiedKeyPair);
+    TEST_EQ(r->certifiedKeyPair->certOrEncCert->type, 0);
+    X509 *cert = r->certifiedKeyPair->certOrEncCert->value.certificate;
+    TEST_NOTNULL(cert);
+    TEST_EQ(X509_NAME_cmp(X509_get_subject_name(cert), subj(in->cn)), 0);
+    TEST_EQ(EVP_PKEY_eq(X509_get0_pubkey(cert), in->key), 1);
+    TEST_EQ(X509_verify(cert, g_nca_key), 1);
+    return cert;
+}
+
+/* The store holds cert for user cn, active. */
+static void check_stored(const char *cn, X509 *cert)
+{
+    struct certs_seen *s = list_certs(cn);
+    TEST_NOTNULL(s);
+    int i = find_cert(s, cert);
+    TEST_TRUE(i >= 0);
+    TEST_EQ(s->status[i], CG_CERT_ACTIVE);
+}
+
+static void check_nothing_issued(const char *cn)
+{
+    size_t n = 1;
+    TEST_OK(cg_store_count_certs(g_store, cn, &n));
+    TEST_EQ(n, 0);
+}
+
+/* The answer is an unprotected error message with exactly failInfo bit. */
+static void check_error(const CG_PKIMESSAGE *a, int bit)
+{
+    TEST_EQ(a->body->type, CG_BODY_ERROR);
+    TEST_TRUE(a->protection == NULL);
+    TEST_TRUE(a->header->protectionAlg == NULL);
+    TEST_EQ(ASN1_INTEGER_get(answer_si(a)->status), CG_STATUS_REJECTION);
+    TEST_EQ(si_failinfo(answer_si(a)), 1 << bit);
+}
+
+/* One PBM ir wrapped by the trusted RA: a CA-signed nested answer holding a PBM ip. */
+static void test_nested_ir(void)
+{
+    nested_setup();
+    struct inner *in = make_inner_ir("NestedOne", "password", NULL, NULL, 0);
+    CG_PKIMESSAGE *req = wrap1(in);
+    CG_PKIMESSAGE *a = nested_process(g_core, "nestedra", req);
+    if (a->body->type == CG_BODY_ERROR)
+        TEST_FAIL_("nested refused: %s", g_nres.detail);
+    check_nested_answer(a, req, 1);
+    TEST_STREQ(g_nres.body_type, "nested");
+    TEST_STREQ(g_nres.outcome, "nested(1)");
+    CG_PKIMESSAGE *ip = sk_CG_PKIMESSAGE_value(a->body->value.nested, 0);
+    X509 *cert = check_inner_ip(ip, in, "password");
+    check_enduser_cert(cert, subj("NestedOne"), in->key);
+    check_entity_and_cert("NestedOne", cert);
+    /* the outer answer carries the CA certificate; the RA is its recipient */
+    TEST_TRUE(sk_X509_num(a->extraCerts) >= 1);
+    TEST_EQ(X509_cmp(sk_X509_value(a->extraCerts, 0), g_nca_cert), 0);
+    TEST_EQ(a->header->recipient->type, GEN_DIRNAME);
+    TEST_EQ(X509_NAME_cmp(a->header->recipient->d.directoryName, X509_get_subject_name(g_ra_cert)),
+            0);
+}
+
+/* Two inner requests: two ips, in the order of the requests. */
+static void test_nested_two(void)
+{
+    nested_setup();
+    struct inner *a1 = make_inner_ir("NestedA", "password", NULL, NULL, 0);
+    struct inner *a2 = make_inner_ir("NestedB", "password", NULL, NULL, 0);
+    uint8_t *ders[2] = {a1->der, a2->der};
+    size_t lens[2] = {a1->len, a2->len};
+    CG_PKIMESSAGE *req = nested_signed(ders, lens, 2, g_ra_cert, g_ra_key, EVP_sha256());
+    CG_PKIMESSAGE *a = nested_process(g_core, "nestedra", req);
+    if (a->body->type == CG_BODY_ERROR)
+        TEST_FAIL_("nested refused: %s", g_nres.detail);
+    check_nested_answer(a, req, 2);
+    TEST_STREQ(g_nres.outcome, "nested(2)");
+    X509 *c1 = check_inner_ip(sk_CG_PKIMESSAGE_value(a->body->value.nested, 0), a1, "password");
+    X509 *c2 = check_inner_ip(sk_CG_PKIMESSAGE_value(a->body->value.nested, 1), a2, "password");
+    check_stored("NestedA", c1);
+    check_stored("NestedB", c2);
+}
+
+/* A nested message carries 1 to 16 messages: 0 and 17 → BAD_REQUEST, nothing processed. */
+static void test_nested_count(void)
+{
+    nested_setup();
+    struct inner *in = make_inner_ir("NestedCount", "password", NULL, NULL, 0);
+    uint8_t *ders[17];
+    size_t lens[17];
+    for (int i = 0; i < 17; i++) {
+        ders[i] = in->der;
+        lens[i] = in->len;
+    }
+    CG_PKIMESSAGE *a = nested_process(
+        g_core, "nestedra", nested_signed(ders, lens, 17, g_ra_cert, g_ra_key, EVP_sha256()));
+    check_error(a, CG_FI_BADREQUEST);
+    TEST_DETAIL("1 to 16");
+    a = nested_process(g_core, "nestedra",
+                       nested_signed(ders, lens, 0, g_ra_cert, g_ra_key, EVP_sha256()));
+    check_error(a, CG_FI_BADREQUEST);
+    check_nothing_issued("NestedCount");
+    /* 16 is the limit: accepted (the first one issues, the copies reuse its transactionID) */
+    a = nested_process(g_core, "nestedra",
+                       nested_signed(ders, lens, 16, g_ra_cert, g_ra_key, EVP_sha256()));
+    TEST_EQ(a->body->type, CG_BODY_NESTED);
+    TEST_EQ(sk_CG_PKIMESSAGE_num(a->body->value.nested), 16);
+    check_inner_ip(sk_CG_PKIMESSAGE_value(a->body->value.nested, 0), in, "password");
+    for (int i = 1; i < 16; i++)
+        check_error(sk_CG_PKIMESSAGE_value(a->body->value.nested, i), CG_FI_TRANSACTIONIDINUSE);
+    size_t n = 0;
+    TEST_OK(cg_store_count_certs(g_store, "NestedCount", &n));
+    TEST_EQ(n, 1);
+}
+
+/* Reference row "Signature verification on a nested message failed": Unsigned CMP,
+ * BAD_REQUEST (2). */
+static void test_nested_bad_signature(void)
+{
+    nested_setup();
+    struct inner *in = make_inner_ir("NestedTampered", "password", NULL, NULL, 0);
+    CG_PKIMESSAGE *req = wrap1(in);
+    TEST_TRUE(req->protection->length > 8);
+    req->protection->data[req->protection->length - 1] ^= 0x01; /* inside s: still DER */
+    CG_PKIMESSAGE *a = nested_process(g_core, "nestedra", req);
+    check_error(a, CG_FI_BADREQUEST);
+    TEST_DETAIL("signature verification");
+    TEST_TRUE(octets_eq(a->header->recipNonce, req->header->senderNonce));
+    check_nothing_issued("NestedTampered");
+    /* a tampered body under an intact signature: refused the same way */
+    CG_PKIMESSAGE *req2 = wrap1(in);
+    CG_PKIMESSAGE *im = sk_CG_PKIMESSAGE_value(req2->body->value.nested, 0);
+    ASN1_OCTET_STRING_free(im->header->senderNonce);
+    im->header->senderNonce = random_octets(16);
+    a = nested_process(g_core, "nestedra", req2);
+    check_error(a, CG_FI_BADREQUEST);
+    TEST_DETAIL("signature verification");
+    check_nothing_issued("NestedTampered");
+}
+
+/* An RA certificate from another CA (not in nested-trust.pem) → BAD_REQUEST. */
+static void test_nested_untrusted_ra(void)
+{
+    nested_setup();
+    EVP_PKEY *other_root_key = ec_key();
+    X509 *other_root = make_cert("Other RA root", other_root_key, NULL, NULL, 1);
+    EVP_PKEY *k = ec_key();
+    X509 *cert = make_cert("Nested RA", k, other_root, other_root_key, 0);
+    struct inner *in = make_inner_ir("NestedUntrusted", "password", NULL, NULL, 0);
+    CG_PKIMESSAGE *req = nested_signed(&in->der, &in->len, 1, cert, k, EVP_sha256());
+    CG_PKIMESSAGE *a = nested_process(g_core, "nestedra", req);
+    check_error(a, CG_FI_BADREQUEST);
+    TEST_DETAIL("not trusted");
+    check_nothing_issued("NestedUntrusted");
+    /* a self-signed RA certificate is no better */
+    X509 *self = make_cert("Nested RA", k, NULL, NULL, 0);
+    req = nested_signed(&in->der, &in->len, 1, self, k, EVP_sha256());
+    a = nested_process(g_core, "nestedra", req);
+    check_error(a, CG_FI_BADREQUEST);
+    TEST_DETAIL("not trusted");
+    /* the RA certificate missing from extraCerts → BAD_REQUEST */
+    req = wrap1(in);
+    sk_X509_pop_free(req->extraCerts, X509_free);
+    req->extraCerts = NULL;
+    TEST_OK(protect_apply_sig_(req, g_ra_key, EVP_sha256()));
+    a = nested_process(g_core, "nestedra", req);
+    check_error(a, CG_FI_BADREQUEST);
+    TEST_DETAIL("extraCerts");
+    check_nothing_issued("NestedUntrusted");
+}
+
+/* An alias without nested_message_trusted_certs_path takes no nested message. */
+static void test_nested_not_enabled(void)
+{
+    nested_setup();
+    struct inner *in = make_inner_ir("NestedOff", "password", NULL, NULL, 0);
+    CG_PKIMESSAGE *a = nested_process(g_shared_core, "opensslra", wrap1(in));
+    check_error(a, CG_FI_BADREQUEST);
+    TEST_DETAIL("no nested");
+    check_nothing_issued("NestedOff");
+    /* the inner message alone on that alias is fine */
+    memset(&g_nres, 0, sizeof(g_nres));
+    TEST_OK(cg_core_process(g_shared_core, "opensslra", NULL, in->der, in->len, &g_nres));
+    gc(g_nres.der, gc_free);
+    CG_PKIMESSAGE *ip = decode_res(&g_nres);
+    TEST_NOTNULL(ip);
+    TEST_EQ(ip->body->type, CG_BODY_IP);
+}
+
+/* A nested message protected with PBM (no signature) → BAD_REQUEST; unprotected too. */
+static void test_nested_pbm_outer(void)
+{
+    nested_setup();
+    struct inner *in = make_inner_ir("NestedPbm", "password", NULL, NULL, 0);
+    CG_PKIMESSAGE *req = nested_new(&in->der, &in->len, 1, g_ra_cert);
+    TEST_OK(protect_apply_pbm_(req, in->msg->header->protectionAlg, "password", 100000));
+    CG_PKIMESSAGE *a = nested_process(g_core, "nestedra", req);
+    check_error(a, CG_FI_BADREQUEST);
+    TEST_DETAIL("must be signed");
+    CG_PKIMESSAGE *bare = nested_new(&in->der, &in->len, 1, g_ra_cert);
+    a = nested_process(g_core, "nestedra", bare);
+    check_error(a, CG_FI_BADREQUEST);
+    TEST_DETAIL("must be signed");
+    check_nothing_issued("NestedPbm");
+}
+
+/* EndEntityCertificate without a parameter (RA mode): an inner ir signed by a certificate
+ * the gateway never issued is accepted inside a nested message from a trusted RA (the outer
+ * signature vouches), and refused NOT_AUTHORIZED when sent on its own. */
+static void test_nested_eec(void)
+{
+    nested_setup();
+    EVP_PKEY *dk = ec_key();
+    X509 *dev = device_cert("Device 1", dk);
+    struct inner *in = make_inner_ir("NestedEec", NULL, dev, dk, NID_sha256);
+    TEST_FALSE(is_pbm(in->msg->header->protectionAlg));
+    TEST_NOTNULL(in->msg->protection);
+    /* on its own: the signer was not issued here → notAuthorized (auth.c verify_eec) */
+    memset(&g_nres, 0, sizeof(g_nres));
+    TEST_OK(cg_core_process(g_core, "nestedeec", NULL, in->der, in->len, &g_nres));
+    gc(g_nres.der, gc_free);
+    CG_PKIMESSAGE *direct = decode_res(&g_nres);
+    TEST_NOTNULL(direct);
+    check_error(direct, CG_FI_NOTAUTHORIZED);
+    TEST_DETAIL("not issued here");
+    check_nothing_issued("NestedEec");
+    /* nested: accepted, the inner ip signed by the CA (response_protection signature) */
+    struct inner *in2 = make_inner_ir("NestedEec", NULL, dev, dk, NID_sha256);
+    CG_PKIMESSAGE *req = wrap1(in2);
+    CG_PKIMESSAGE *a = nested_process(g_core, "nestedeec", req);
+    if (a->body->type == CG_BODY_ERROR)
+        TEST_FAIL_("nested refused: %s", g_nres.detail);
+    check_nested_answer(a, req, 1);
+    CG_PKIMESSAGE *ip = sk_CG_PKIMESSAGE_value(a->body->value.nested, 0);
+    if (ip != NULL && ip->body->type == CG_BODY_ERROR)
+        TEST_FAIL_("inner refused: %s", si_text(answer_si(ip)));
+    X509 *cert = check_inner_ip(ip, in2, NULL);
+    check_stored("NestedEec", cert);
+    /* a bad inner signature inside a good nested message is still refused (the inner
+     * signature is verified): the nested answer holds a BAD_MESSAGE_CHECK error */
+    struct inner *in3 = make_inner_ir("NestedEec3", NULL, dev, dk, NID_sha256);
+    CG_PKIMESSAGE *im = in3->msg;
+    im->protection->data[im->protection->length - 1] ^= 0x01;
+    unsigned char *der3 = NULL;
+    int len3 = i2d_CG_PKIMESSAGE(im, &der3);
+    TEST_TRUE(len3 > 0);
+    gc(der3, gc_free);
+    size_t l3 = (size_t)len3;
+    uint8_t *d3 = der3;
+    CG_PKIMESSAGE *req3 = nested_signed(&d3, &l3, 1, g_ra_cert, g_ra_key, EVP_sha256());
+    a = nested_process(g_core, "nestedeec", req3);
+    check_nested_answer(a, req3, 1);
+    check_error(sk_CG_PKIMESSAGE_value(a->body->value.nested, 0), CG_FI_BADMESSAGECHECK);
+    check_nothing_issued("NestedEec3");
+}
+
+/* A nested message inside a nested message: the inner one is refused BAD_REQUEST (answered
+ * inside the CA-signed nested response, like any inner failure); nothing is issued. */
+static void test_nested_in_nested(void)
+{
+    nested_setup();
+    struct inner *in = make_inner_ir("NestedDeep", "password", NULL, NULL, 0);
+    CG_PKIMESSAGE *mid = wrap1(in);
+    unsigned char *der = NULL;
+    int len = i2d_CG_PKIMESSAGE(mid, &der);
+    TEST_TRUE(len > 0);
+    gc(der, gc_free);
+    size_t l = (size_t)len;
+    uint8_t *d = der;
+    CG_PKIMESSAGE *req = nested_signed(&d, &l, 1, g_ra_cert, g_ra_key, EVP_sha256());
+    CG_PKIMESSAGE *a = nested_process(g_core, "nestedra", req);
+    check_nested_answer(a, req, 1);
+    CG_PKIMESSAGE *e = sk_CG_PKIMESSAGE_value(a->body->value.nested, 0);
+    check_error(e, CG_FI_BADREQUEST);
+    TEST_TRUE(strstr(si_text(answer_si(e)), "nested message inside a nested") != NULL);
+    TEST_TRUE(octets_eq(e->header->recipNonce, mid->header->senderNonce));
+    TEST_TRUE(octets_eq(e->header->transactionID, mid->header->transactionID));
+    check_nothing_issued("NestedDeep");
+}
+
+/* protect_choose_md_: the request's digest with the CA's key type, weak or absent digests
+ * fall back to the key's default (docs/decisions.md "Signature response digest"), EdDSA
+ * takes none. */
+static X509_ALGOR *alg_of(int nid)
+{
+    X509_ALGOR *a = X509_ALGOR_new();
+    if (a == NULL || X509_ALGOR_set0(a, OBJ_nid2obj(nid), V_ASN1_UNDEF, NULL) != 1)
+        abort();
+    return a;
+}
+
+static int chosen(EVP_PKEY *ca, int alg_nid)
+{
+    X509_ALGOR *a = alg_nid == NID_undef ? NULL : alg_of(alg_nid);
+    const EVP_MD *md = protect_choose_md_(ca, a);
+    X509_ALGOR_free(a);
+    return md == NULL ? NID_undef : EVP_MD_get_type(md);
+}
+
+static void test_response_digest_rules(void)
+{
+    EVP_PKEY *rsa = gc(EVP_RSA_gen(2048), gc_EVP_PKEY_free);
+    EVP_PKEY *p256 = ec_key();
+    EVP_PKEY *p384 = gc(EVP_EC_gen("P-384"), gc_EVP_PKEY_free);
+    EVP_PKEY *p521 = gc(EVP_EC_gen("P-521"), gc_EVP_PKEY_free);
+    EVP_PKEY *ed = gc(EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), gc_EVP_PKEY_free);
+    TEST_NOTNULL(rsa);
+    TEST_NOTNULL(p384);
+    TEST_NOTNULL(p521);
+    TEST_NOTNULL(ed);
+    /* the request's digest, on the CA's key type */
+    TEST_EQ(chosen(rsa, NID_ecdsa_with_SHA384), NID_sha384);
+    TEST_EQ(chosen(rsa, NID_sha256WithRSAEncryption), NID_sha256);
+    TEST_EQ(chosen(rsa, NID_sha512WithRSAEncryption), NID_sha512);
+    TEST_EQ(chosen(p256, NID_ecdsa_with_SHA512), NID_sha512);
+    TEST_EQ(chosen(p384, NID_sha256WithRSAEncryption), NID_sha256);
+    /* SHA-1 and MD5: the default (our documented deviation from the reference) */
+    TEST_EQ(chosen(p256, NID_ecdsa_with_SHA1), NID_sha256);
+    TEST_EQ(chosen(rsa, NID_sha1WithRSAEncryption), NID_sha256);
+    TEST_EQ(chosen(rsa, NID_md5WithRSAEncryption), NID_sha256);
+    TEST_EQ(chosen(p384, NID_ecdsa_with_SHA1), NID_sha384);
+    /* Ed25519 CA: no digest, whatever the request */
+    TEST_EQ(chosen(ed, NID_ecdsa_with_SHA384), NID_undef);
+    TEST_EQ(chosen(ed, NID_id_PasswordBasedMAC), NID_undef);
+    TEST_EQ(chosen(ed, NID_undef), NID_undef);
+    /* PBM request, no request algorithm, a request signed with EdDSA: the key's default */
+    TEST_EQ(chosen(rsa, NID_id_PasswordBasedMAC), NID_sha256);
+    TEST_EQ(chosen(p256, NID_id_PasswordBasedMAC), NID_sha256);
+    TEST_EQ(chosen(p384, NID_id_PasswordBasedMAC), NID_sha384);
+    TEST_EQ(chosen(p521, NID_id_PasswordBasedMAC), NID_sha512);
+    TEST_EQ(chosen(rsa, NID_undef), NID_sha256);
+    TEST_EQ(chosen(p384, NID_ED25519), NID_sha384);
+    /* protect_default_md_ */
+    TEST_EQ(EVP_MD_get_type(protect_default_md_(rsa)), NID_sha256);
+    TEST_EQ(EVP_MD_get_type(protect_default_md_(p256)), NID_sha256);
+    TEST_EQ(EVP_MD_get_type(protect_default_md_(p384)), NID_sha384);
+    TEST_EQ(EVP_MD_get_type(protect_default_md_(p521)), NID_sha512);
+    TEST_TRUE(protect_default_md_(ed) == NULL);
+}
+
+/* End to end: sigra's ip to a PBM request is ecdsa-with-SHA256 for the P-256 demo CA. */
+static void test_response_sig_pbm_request(void)
+{
+    struct client *cl = std_client("sigra", "password", "SigPbm");
+    TEST_EQ(OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_IMPLICIT_CONFIRM, 1), 1);
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    TEST_NOTNULL(cert);
+    CG_PKIMESSAGE *ip = last_answer(cl);
+    TEST_NOTNULL(ip);
+    TEST_EQ(ip->body->type, CG_BODY_IP);
+    TEST_EQ(OBJ_obj2nid(ip->header->protectionAlg->algorithm), NID_ecdsa_with_SHA256);
+    g_nca_key = g_ca_key;
+    TEST_TRUE(signed_by_ca(ip));
+}
+
+/* End to end with an RSA-2048 CA: the nested answer to an RA signature with ECDSA-SHA384 is
+ * sha384WithRSAEncryption; an inner ir signed ECDSA-SHA384 (nestedeec) gets an ip signed
+ * sha384WithRSAEncryption; an inner PBM ir on nestedra gets a PBM ip. */
+static void test_response_sig_rsa_ca(void)
+{
+    nested_setup_rsa();
+    EVP_PKEY *dk = gc(EVP_EC_gen("P-384"), gc_EVP_PKEY_free);
+    TEST_NOTNULL(dk);
+    X509 *dev = device_cert("Device 384", dk);
+    struct inner *in = make_inner_ir("RsaEec", NULL, dev, dk, NID_sha384);
+    TEST_EQ(OBJ_obj2nid(in->msg->header->protectionAlg->algorithm), NID_ecdsa_with_SHA384);
+    CG_PKIMESSAGE *req = nested_signed(&in->der, &in->len, 1, g_ra_cert, g_ra_key, EVP_sha384());
+    TEST_EQ(OBJ_obj2nid(req->header->protectionAlg->algorithm), NID_ecdsa_with_SHA384);
+    CG_PKIMESSAGE *a = nested_process(g_core, "nestedeec", req);
+    if (a->body->type == CG_BODY_ERROR)
+        TEST_FAIL_("nested refused: %s", g_nres.detail);
+    check_nested_answer(a, req, 1);
+    TEST_EQ(OBJ_obj2nid(a->header->protectionAlg->algorithm), NID_sha384WithRSAEncryption);
+    CG_PKIMESSAGE *ip = sk_CG_PKIMESSAGE_value(a->body->value.nested, 0);
+    if (ip != NULL && ip->body->type == CG_BODY_ERROR)
+        TEST_FAIL_("inner refused: %s", si_text(answer_si(ip)));
+    check_inner_ip(ip, in, NULL);
+    TEST_EQ(OBJ_obj2nid(ip->header->protectionAlg->algorithm), NID_sha384WithRSAEncryption);
+    /* a PBM inner ir on nestedra: PBM ip inside an RSA-signed nested answer */
+    struct inner *pin = make_inner_ir("RsaPbm", "password", NULL, NULL, 0);
+    CG_PKIMESSAGE *req2 = nested_signed(&pin->der, &pin->len, 1, g_ra_cert, g_ra_key, EVP_sha256());
+    a = nested_process(g_core, "nestedra", req2);
+    check_nested_answer(a, req2, 1);
+    TEST_EQ(OBJ_obj2nid(a->header->protectionAlg->algorithm), NID_sha256WithRSAEncryption);
+    check_inner_ip(sk_CG_PKIMESSAGE_value(a->body->value.nested, 0), pin, "password");
+}
+
 CG_TESTS = {
     CG_TEST("core/ir", test_ir),
     CG_TEST("core/cr", test_cr),
@@ -2497,6 +3234,18 @@ CG_TESTS = {
     CG_TEST("core/regtoken_wrong_code", test_regtoken_wrong_code),
     CG_TEST("core/regtoken_missing_or_unknown", test_regtoken_missing_or_unknown),
     CG_TEST("core/module_order_wrong_code", test_module_order_wrong_code),
+    CG_TEST("core/nested_ir", test_nested_ir),
+    CG_TEST("core/nested_two", test_nested_two),
+    CG_TEST("core/nested_count", test_nested_count),
+    CG_TEST("core/nested_bad_signature", test_nested_bad_signature),
+    CG_TEST("core/nested_untrusted_ra", test_nested_untrusted_ra),
+    CG_TEST("core/nested_not_enabled", test_nested_not_enabled),
+    CG_TEST("core/nested_pbm_outer", test_nested_pbm_outer),
+    CG_TEST("core/nested_eec", test_nested_eec),
+    CG_TEST("core/nested_in_nested", test_nested_in_nested),
+    CG_TEST("core/response_digest_rules", test_response_digest_rules),
+    CG_TEST("core/response_sig_pbm_request", test_response_sig_pbm_request),
+    CG_TEST("core/response_sig_rsa_ca", test_response_sig_rsa_ca),
 };
 
 CG_TEST_MAIN(set_up, tear_down)
