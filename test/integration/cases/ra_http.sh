@@ -98,6 +98,26 @@ code=$(post ejbca/publicweb/cmp/opensslra big.bin)
 check_out healthz 'ok' curl -sf "http://$ADMIN/healthz"
 check_out metrics 'cmpgate_cmp_success_total [1-9]' curl -sf "http://$ADMIN/metrics"
 
+# A full work queue answers 503 at once (one worker, queue depth 1, a burst of 40 requests).
+B=$TMP/busy
+new_instance "$B" && jq '.workers = 1 | .queue_depth = 1' "$B/cmpgate.json" >"$B/c.json" &&
+    mv "$B/c.json" "$B/cmpgate.json" && chmod 600 "$B/cmpgate.json"
+SAVED_SERVER=$SERVER SAVED_PID=$DAEMON_PID SAVED_ADMIN=$ADMIN
+start_daemon "$B" || fail busy_setup "daemon did not start"
+pids=()
+for i in $(seq 1 40); do
+    curl -s -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/pkixcmp' \
+        --data-binary @replay_ir.der "http://$SERVER/ejbca/publicweb/cmp/opensslra" >"busy$i.code" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+n503=$(cat busy*.code | grep -c '^503$')
+nother=$(cat busy*.code | grep -vcE '^(200|503)$')
+[ "$n503" -ge 1 ] && [ "$nother" -eq 0 ] && pass queue_full_503 || fail queue_full_503 "503: $n503, other: $nother"
+check_out busy_metric 'cmpgate_busy_total [1-9]' curl -sf "http://$ADMIN/metrics"
+stop_daemon || fail busy_sigterm_exit_0
+SERVER=$SAVED_SERVER DAEMON_PID=$SAVED_PID ADMIN=$SAVED_ADMIN
+
 # One log line per CMP message with the documented fields.
 grep -q 'event=cmp alias=opensslra transport=http peer=127.0.0.1:[0-9]* status=200 body=ir txid=[0-9a-f]* outcome=accepted username=NewUser serial=[0-9a-f]* ms=' "$D/serve.err" &&
     pass log_line_fields || fail log_line_fields "$(grep event=cmp "$D/serve.err" | head -1)"
