@@ -223,7 +223,8 @@ static int verify_hmac(struct msgctx *ctx, const char *param, int *relevant)
         secret = code;
         snprintf(ctx->auth.user, sizeof(ctx->auth.user), "%s", user);
     }
-    rc = protect_verify_pbm_cached_(ctx->req, secret, ctx->cfg->max_pbm_iterations, &ctx->auth.pbm);
+    rc = protect_verify_pbm_part_(ctx->req, ctx->part, ctx->part_len, secret,
+                                  ctx->cfg->max_pbm_iterations, &ctx->auth.pbm);
     if (rc == CG_ECMP_BADALG) {
         set_detail_(ctx, "HMAC: unsupported PBM parameters or iteration count over the limit",
                     NULL);

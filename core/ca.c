@@ -14,7 +14,9 @@
 #include "cg_err.h"
 #include "core_local.h"
 
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/params.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -250,24 +252,23 @@ static int set_validity(X509 *x, const struct cg_cert_profile *cp, const CG_OPTV
  * showed to be a third of the CPU time of an enrollment. */
 static int set_pubkey(X509 *x, const struct ca_request *rq)
 {
-    X509_ALGOR *pa = NULL;
-    const unsigned char *pk = NULL;
-    int pklen = 0, ptype = 0;
+    int ptype = 0;
     const ASN1_OBJECT *aobj = NULL;
     const void *pval = NULL;
     void *pcopy = NULL;
     if (rq->spki == NULL)
         return X509_set_pubkey(x, rq->pubkey) == 1 ? CG_OK : CG_ECRYPTO;
-    if (X509_PUBKEY_get0_param(NULL, &pk, &pklen, &pa, rq->spki) != 1 || pklen <= 0)
-        return CG_ECRYPTO;
-    X509_ALGOR_get0(&aobj, &ptype, &pval, pa);
+    int pklen = ASN1_STRING_length(rq->spki->public_key);
+    X509_ALGOR_get0(&aobj, &ptype, &pval, rq->spki->algor);
     if (ptype == V_ASN1_OBJECT)
         pcopy = OBJ_dup(pval);
     else if (ptype == V_ASN1_SEQUENCE)
         pcopy = ASN1_STRING_dup(pval);
     else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
         return X509_set_pubkey(x, rq->pubkey) == 1 ? CG_OK : CG_ECRYPTO;
-    unsigned char *enc = OPENSSL_memdup(pk, (size_t)pklen);
+    unsigned char *enc =
+        pklen > 0 ? OPENSSL_memdup(ASN1_STRING_get0_data(rq->spki->public_key), (size_t)pklen)
+                  : NULL;
     ASN1_OBJECT *obj = OBJ_dup(aobj);
     if (enc == NULL || obj == NULL || (pval != NULL && pcopy == NULL) ||
         X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), obj, ptype, pcopy, enc, pklen) != 1) {
@@ -280,6 +281,65 @@ static int set_pubkey(X509 *x, const struct ca_request *rq)
         return CG_ECRYPTO;
     }
     return CG_OK;
+}
+
+EVP_PKEY *ca_spki_key_(const CG_SPKI *spki)
+{
+    const ASN1_OBJECT *aobj = NULL;
+    int ptype = 0;
+    const void *pval = NULL;
+    EVP_PKEY *key = NULL;
+    const unsigned char *bits = ASN1_STRING_get0_data(spki->public_key);
+    int nbits = ASN1_STRING_length(spki->public_key);
+    X509_ALGOR_get0(&aobj, &ptype, &pval, spki->algor);
+    int nid = OBJ_obj2nid(aobj);
+    if (nbits <= 0 || (spki->public_key->flags & 0x07) != 0)
+        return NULL; /* a key is a whole number of bytes */
+    if (nid == NID_X9_62_id_ecPublicKey && ptype == V_ASN1_OBJECT) {
+        /* named curve: import the point directly (no decoder) */
+        const char *group = OBJ_nid2sn(OBJ_obj2nid(pval));
+        EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+        OSSL_PARAM params[3];
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
+        params[1] =
+            OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)bits, (size_t)nbits);
+        params[2] = OSSL_PARAM_construct_end();
+        if (pctx == NULL || group == NULL || EVP_PKEY_fromdata_init(pctx) != 1 ||
+            EVP_PKEY_fromdata(pctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1)
+            key = NULL;
+        EVP_PKEY_CTX_free(pctx);
+        return key;
+    }
+    if ((nid == NID_ED25519 || nid == NID_ED448) && ptype == V_ASN1_UNDEF)
+        return EVP_PKEY_new_raw_public_key_ex(NULL, nid == NID_ED25519 ? "ED25519" : "ED448", NULL,
+                                              bits, (size_t)nbits);
+    /* anything else (RSA, explicit curves): the generic decoder */
+    unsigned char *der = NULL;
+    int len = i2d_CG_SPKI(spki, &der);
+    const unsigned char *p = der;
+    key = len > 0 ? d2i_PUBKEY(NULL, &p, len) : NULL;
+    OPENSSL_free(der);
+    return key;
+}
+
+CG_SPKI *ca_spki_from_pkey_(const EVP_PKEY *key)
+{
+    unsigned char *der = NULL;
+    int len = i2d_PUBKEY(key, &der);
+    const unsigned char *p = der;
+    CG_SPKI *spki = len > 0 ? d2i_CG_SPKI(NULL, &p, len) : NULL;
+    OPENSSL_free(der);
+    return spki;
+}
+
+CG_SPKI *ca_spki_from_x509_pubkey_(const X509_PUBKEY *xpk)
+{
+    unsigned char *der = NULL;
+    int len = i2d_X509_PUBKEY(xpk, &der);
+    const unsigned char *p = der;
+    CG_SPKI *spki = len > 0 ? d2i_CG_SPKI(NULL, &p, len) : NULL;
+    OPENSSL_free(der);
+    return spki;
 }
 
 int ca_issue_(const struct cg_ca *ca, const struct cg_cert_profile *cp, const struct ca_request *rq,

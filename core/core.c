@@ -498,18 +498,21 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X50
         CG_POPOSIGNINGKEY *sk = popo->value.signature;
         int ok;
         if (sk->poposkInput != NULL) {
-            EVP_PKEY *pk = X509_PUBKEY_get0(sk->poposkInput->publicKey);
+            EVP_PKEY *pk = ca_spki_key_(sk->poposkInput->publicKey);
             if (pk == NULL || (*key != NULL && EVP_PKEY_eq(pk, *key) != 1)) {
+                EVP_PKEY_free(pk);
                 set_detail_(ctx, "POPOSigningKeyInput public key differs from the template", NULL);
                 return CG_ECMP_BADPOP;
             }
             if (sk->poposkInput->authInfo->type != 0) {
+                EVP_PKEY_free(pk);
                 set_detail_(ctx, "publicKeyMAC in POPOSigningKeyInput is not supported", NULL);
                 return CG_ECMP_BADPOP;
             }
             GENERAL_NAME *snd = sk->poposkInput->authInfo->value.sender;
             if (t->subject != NULL && snd->type == GEN_DIRNAME &&
                 X509_NAME_cmp(snd->d.directoryName, t->subject) != 0) {
+                EVP_PKEY_free(pk);
                 set_detail_(ctx, "POPOSigningKeyInput sender differs from the template subject",
                             NULL);
                 return CG_ECMP_BADPOP;
@@ -517,7 +520,9 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X50
             ok = ASN1_item_verify(ASN1_ITEM_rptr(CG_POPOSKINPUT), sk->algorithmIdentifier,
                                   sk->signature, sk->poposkInput, pk) == 1;
             if (ok && *key == NULL)
-                *key = pk;
+                *key = pk; /* steals */
+            else
+                EVP_PKEY_free(pk);
             /* the subject may be given only as the POPOSigningKeyInput sender */
             if (ok && t->subject == NULL && snd->type == GEN_DIRNAME)
                 *subject = snd->d.directoryName;
@@ -548,8 +553,9 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X50
 /* What an enrollment asks for, whatever its body type. */
 struct enroll {
     X509_NAME *subject;
-    EVP_PKEY *key;
-    const X509_PUBKEY *spki; /* the received SubjectPublicKeyInfo of key, when known */
+    EVP_PKEY *key;       /* new: the requested public key */
+    const CG_SPKI *spki; /* the received SubjectPublicKeyInfo of key, when known */
+    CG_SPKI *own_spki;   /* new, p10cr: spki converted from the CSR */
     const CG_OPTVALIDITY *validity;
     STACK_OF(X509_EXTENSION) * exts; /* borrowed or owned (p10cr) */
     int own_exts;
@@ -559,6 +565,15 @@ struct enroll {
     const struct cg_cert_profile *cp;
     char username[256];
 };
+
+static void enroll_clear(struct enroll *en)
+{
+    if (en->own_exts)
+        sk_X509_EXTENSION_pop_free(en->exts, X509_EXTENSION_free);
+    X509_NAME_free(en->own_subject);
+    EVP_PKEY_free(en->key);
+    CG_SPKI_free(en->own_spki);
+}
 
 static int check_profiles(struct msgctx *ctx, struct enroll *en)
 {
@@ -602,8 +617,9 @@ static int read_request(struct msgctx *ctx, struct enroll *en)
     if (b->type == CG_BODY_P10CR) {
         X509_REQ *csr = b->value.p10cr;
         en->subject = X509_REQ_get_subject_name(csr);
-        en->key = X509_REQ_get0_pubkey(csr);
-        en->spki = X509_REQ_get_X509_PUBKEY(csr);
+        en->key = X509_REQ_get_pubkey(csr);
+        en->own_spki = ca_spki_from_x509_pubkey_(X509_REQ_get_X509_PUBKEY(csr));
+        en->spki = en->own_spki;
         if (en->key == NULL || X509_REQ_verify(csr, en->key) != 1) {
             set_detail_(ctx, "the PKCS#10 request's signature does not verify", NULL);
             return CG_ECMP_BADPOP;
@@ -625,7 +641,7 @@ static int read_request(struct msgctx *ctx, struct enroll *en)
         return CG_ECMP_BADREQUEST;
     }
     en->subject = t->subject;
-    en->key = t->publicKey ? X509_PUBKEY_get0(t->publicKey) : NULL;
+    en->key = t->publicKey ? ca_spki_key_(t->publicKey) : NULL;
     en->spki = t->publicKey;
     /* verify_popo may fill the subject and key from POPOSigningKeyInput */
     if (t->publicKey != NULL && en->key == NULL) {
@@ -1029,9 +1045,7 @@ static int handle_cert_request(struct msgctx *ctx)
     rc = certrep_response(ctx, cert, en.cert_req_id);
     snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "accepted");
 out:
-    if (en.own_exts)
-        sk_X509_EXTENSION_pop_free(en.exts, X509_EXTENSION_free);
-    X509_NAME_free(en.own_subject);
+    enroll_clear(&en);
     X509_free(cert);
     return rc;
 }
@@ -1181,6 +1195,7 @@ static int handle_kur(struct msgctx *ctx)
     rc = certrep_response(ctx, cert, en.cert_req_id);
     snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "accepted");
 out:
+    enroll_clear(&en);
     X509_free(old);
     X509_free(cert);
     return rc;
@@ -1777,6 +1792,8 @@ static int process_der(struct cg_core *core, const char *alias, const char *op, 
         if (txid != NULL)
             hex_(ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid), res->txid,
                  sizeof(res->txid));
+        if (protect_part_from_der_(der, len, &ctx.part, &ctx.part_len) != CG_OK)
+            ctx.part = NULL; /* re-encoded on demand */
         rc = dispatch(&ctx);
         if (rc == CG_OK && ctx.resp != NULL)
             rc = protect_response(&ctx);
@@ -1807,6 +1824,7 @@ out:
     CG_PKIMESSAGE_free(ctx.req);
     CG_PKIMESSAGE_free(ctx.resp);
     cg_txn_rec_free(ctx.txn);
+    free(ctx.part);
     auth_clear_(&ctx.auth);
     ERR_clear_error();
     return out_rc;

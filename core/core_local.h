@@ -64,6 +64,8 @@ struct msgctx {
     CG_PKIMESSAGE *req;
     CG_PKIMESSAGE *resp; /* response built by a handler, protected at the exit */
     struct cg_core_result *res;
+    uint8_t *part; /* new: ProtectedPart bytes of the received message, or NULL */
+    size_t part_len;
     const struct cg_ca *ca;   /* the CA answering: issuing, revoking or default */
     uint8_t nonce[NONCE_LEN]; /* our senderNonce in the response */
     int implicit_confirm;     /* granted in this response */
@@ -110,6 +112,13 @@ int protect_apply_pbm_cached_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const c
                               long max_iter, struct pbm_cache *cache);
 /** @brief DER of ProtectedPart{header, body} of msg. @param[out] der new (OPENSSL_free). */
 int protect_part_der_(const CG_PKIMESSAGE *msg, unsigned char **der, int *len);
+/** @brief ProtectedPart{header, body} taken from the received bytes of a PKIMessage (no
+ *  re-encoding: the protection is checked over exactly what was sent). @param[out] out new
+ *  (free()). @return CG_OK, CG_EPARSE, CG_ENOMEM. */
+int protect_part_from_der_(const uint8_t *der, size_t len, uint8_t **out, size_t *outlen);
+/** @brief protect_verify_pbm_cached_ over given ProtectedPart bytes (NULL: re-encode msg). */
+int protect_verify_pbm_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, size_t partlen,
+                             const char *secret, long max_iter, struct pbm_cache *cache);
 /** @brief 1 if alg is id-PasswordBasedMac. */
 int protect_is_pbm_(const X509_ALGOR *alg);
 /** @brief Verify the PBM protection of msg with secret. max_iter bounds iterationCount
@@ -134,7 +143,7 @@ const EVP_MD *protect_default_md_(EVP_PKEY *key);
 struct ca_request {
     X509_NAME *subject;              /* borrowed */
     EVP_PKEY *pubkey;                /* borrowed */
-    const X509_PUBKEY *spki;         /* borrowed: the received SubjectPublicKeyInfo, or NULL */
+    const CG_SPKI *spki;             /* borrowed: the received SubjectPublicKeyInfo, or NULL */
     const CG_OPTVALIDITY *validity;  /* borrowed, may be NULL */
     STACK_OF(X509_EXTENSION) * exts; /* borrowed, requested extensions, may be NULL */
 };
@@ -143,6 +152,13 @@ struct ca_request {
  *  (unusable request data), CG_ECRYPTO. detail gets a reason on rejection. */
 int ca_issue_(const struct cg_ca *ca, const struct cg_cert_profile *cp, const struct ca_request *rq,
               const uint8_t serial[16], X509 **out, char *detail, size_t dlen);
+/** @brief The public key of spki (new), loaded without the decoder for EC named curves and
+ *  EdDSA. NULL if malformed. */
+EVP_PKEY *ca_spki_key_(const CG_SPKI *spki);
+/** @brief The SubjectPublicKeyInfo of key (new). */
+CG_SPKI *ca_spki_from_pkey_(const EVP_PKEY *key);
+/** @brief A CG_SPKI copy of an X509_PUBKEY (new). */
+CG_SPKI *ca_spki_from_x509_pubkey_(const X509_PUBKEY *xpk);
 /** @brief Random positive 16-byte serial (first byte in 0x40..0x7f). */
 int ca_random_serial_(uint8_t serial[16]);
 /** @brief SHA-256 of the DER encoding of name. */

@@ -15,6 +15,7 @@
 #include <openssl/objects.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PBM_OID "1.2.840.113533.7.66.13"
@@ -25,6 +26,63 @@ int protect_part_der_(const CG_PKIMESSAGE *msg, unsigned char **der, int *len)
     *der = NULL;
     *len = i2d_CG_PROTECTEDPART(&part, der);
     return *len > 0 ? CG_OK : CG_ECRYPTO;
+}
+
+/* Length of the TLV at p (at most n bytes): header + content, or 0 if malformed. */
+static size_t tlv_len(const uint8_t *p, size_t n)
+{
+    if (n < 2)
+        return 0;
+    size_t hdr = 2, len = p[1];
+    if (len & 0x80) {
+        size_t k = len & 0x7f;
+        if (k == 0 || k > 4 || n < 2 + k)
+            return 0;
+        len = 0;
+        for (size_t i = 0; i < k; i++)
+            len = (len << 8) | p[2 + i];
+        hdr = 2 + k;
+    }
+    return hdr + len <= n ? hdr + len : 0;
+}
+
+int protect_part_from_der_(const uint8_t *der, size_t len, uint8_t **out, size_t *outlen)
+{
+    *out = NULL;
+    size_t total = tlv_len(der, len);
+    if (total == 0 || der[0] != 0x30)
+        return CG_EPARSE;
+    size_t off = total - (size_t)(der[1] & 0x80 ? 2 + (der[1] & 0x7f) : 2);
+    const uint8_t *content = der + (total - off);
+    size_t hlen = tlv_len(content, off);
+    size_t blen = hlen ? tlv_len(content + hlen, off - hlen) : 0;
+    if (hlen == 0 || blen == 0)
+        return CG_EPARSE;
+    size_t inner = hlen + blen;
+    uint8_t *buf = malloc(inner + 6);
+    if (buf == NULL)
+        return CG_ENOMEM;
+    size_t k = 0;
+    buf[k++] = 0x30;
+    if (inner < 0x80) {
+        buf[k++] = (uint8_t)inner;
+    } else if (inner < 0x100) {
+        buf[k++] = 0x81;
+        buf[k++] = (uint8_t)inner;
+    } else if (inner < 0x10000) {
+        buf[k++] = 0x82;
+        buf[k++] = (uint8_t)(inner >> 8);
+        buf[k++] = (uint8_t)inner;
+    } else {
+        buf[k++] = 0x83;
+        buf[k++] = (uint8_t)(inner >> 16);
+        buf[k++] = (uint8_t)(inner >> 8);
+        buf[k++] = (uint8_t)inner;
+    }
+    memcpy(buf + k, content, inner);
+    *out = buf;
+    *outlen = k + inner;
+    return CG_OK;
 }
 
 int protect_is_pbm_(const X509_ALGOR *alg)
@@ -172,6 +230,12 @@ int protect_verify_pbm_(const CG_PKIMESSAGE *msg, const char *secret, long max_i
 int protect_verify_pbm_cached_(const CG_PKIMESSAGE *msg, const char *secret, long max_iter,
                                struct pbm_cache *cache)
 {
+    return protect_verify_pbm_part_(msg, NULL, 0, secret, max_iter, cache);
+}
+
+int protect_verify_pbm_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, size_t partlen,
+                             const char *secret, long max_iter, struct pbm_cache *cache)
+{
     int rc = CG_ECMP_BADMSGCHECK;
     unsigned char *der = NULL;
     int len = 0;
@@ -179,9 +243,14 @@ int protect_verify_pbm_cached_(const CG_PKIMESSAGE *msg, const char *secret, lon
     unsigned maclen = 0;
     if (msg->protection == NULL || !protect_is_pbm_(msg->header->protectionAlg))
         goto out;
-    if ((rc = protect_part_der_(msg, &der, &len)) != CG_OK)
-        goto out;
-    rc = pbm_mac(msg->header->protectionAlg, secret, max_iter, der, len, mac, &maclen, cache);
+    if (part == NULL) {
+        if ((rc = protect_part_der_(msg, &der, &len)) != CG_OK)
+            goto out;
+        part = der;
+        partlen = (size_t)len;
+    }
+    rc = pbm_mac(msg->header->protectionAlg, secret, max_iter, part, (int)partlen, mac, &maclen,
+                 cache);
     if (rc != CG_OK)
         goto out;
     rc = CG_ECMP_BADMSGCHECK;

@@ -252,7 +252,7 @@ static CG_PKIMESSAGE *build_certreq(struct bench *b, long i, int body_type)
     ASN1_INTEGER_set(crm->certReq->certReqId, 0);
     t->subject = body_type == CG_BODY_KUR ? X509_NAME_dup(X509_get_subject_name(b->signer))
                                           : subject_for(b, i);
-    X509_PUBKEY_set(&t->publicKey, key);
+    t->publicKey = ca_spki_from_pkey_(key);
     crm->popo = CG_POPO_new();
     crm->popo->type = CG_POPO_SIGNATURE;
     crm->popo->value.signature = CG_POPOSIGNINGKEY_new();

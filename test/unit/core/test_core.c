@@ -2036,9 +2036,9 @@ static void use_poposkinput(struct client *cl, CG_PKIMESSAGE *m)
     GENERAL_NAME_set0_value(gn, GEN_DIRNAME, dn);
     in->authInfo->type = 0;
     in->authInfo->value.sender = gn;
-    X509_PUBKEY_free(in->publicKey);
-    in->publicKey = NULL;
-    if (X509_PUBKEY_set(&in->publicKey, o->input_key ? o->input_key : cl->key) != 1)
+    CG_SPKI_free(in->publicKey);
+    in->publicKey = ca_spki_from_pkey_(o->input_key ? o->input_key : cl->key);
+    if (in->publicKey == NULL)
         abort();
     CG_POPOSKINPUT_free(sk->poposkInput);
     sk->poposkInput = in;
@@ -2050,7 +2050,7 @@ static void use_poposkinput(struct client *cl, CG_PKIMESSAGE *m)
         t->subject = NULL;
     }
     if (o->drop_key) {
-        X509_PUBKEY_free(t->publicKey);
+        CG_SPKI_free(t->publicKey);
         t->publicKey = NULL;
     }
     remac(m, "password");
