@@ -12,6 +12,7 @@
 #ifndef CG_CORE_CG_CORE_H
 #define CG_CORE_CG_CORE_H
 
+#include <openssl/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,10 @@ int cg_core_sweep_interval(const struct cg_core *core);
  *  (so nothing is silently ignored). @param[out] err "FILE: PATH: REASON".
  *  @return CG_OK or CG_ECONFIG. */
 int cg_core_check_config(const struct cg_config *cfg, char *err, size_t errlen);
+
+/** @brief name as the CA stores and prints subjects: "CN=a,O=b,C=c" in DER order, short
+ *  attribute names, RFC 2253 escaping, UTF-8 kept. @return new (OPENSSL_free) or NULL. */
+char *cg_core_dn_text(const X509_NAME *name);
 
 /** @brief 1 if der[0..len) is exactly one well-formed DER TLV (tag, definite length, no
  *  trailing bytes). Cheap; used by the gateway to answer 400 before queueing. */

@@ -817,6 +817,24 @@ static int check_client_extensions(struct msgctx *ctx, const struct enroll *en)
 
 static int check_profiles(struct msgctx *ctx, struct enroll *en);
 
+/* A registered entity's CA (→ ctx->ca) and profiles (→ en), checked against each other. */
+static int entity_ca_profiles(struct msgctx *ctx, const struct cg_entity *e, struct enroll *en)
+{
+    const struct cg_ca *ca = e->ca ? cg_config_ca(ctx->cfg, e->ca) : NULL;
+    if (ca == NULL) {
+        set_detail_(ctx, "the CA of end entity %s does not exist", en->username);
+        return CG_ECMP_WRONGAUTHORITY;
+    }
+    ctx->ca = ca;
+    en->ep = e->ee_profile ? cg_config_ee_profile(ctx->cfg, e->ee_profile) : NULL;
+    en->cp = e->cert_profile ? cg_config_cert_profile(ctx->cfg, e->cert_profile) : NULL;
+    if (en->ep == NULL || en->cp == NULL) {
+        set_detail_(ctx, "the profiles of end entity %s do not exist", en->username);
+        return CG_ECMP_BADREQUEST;
+    }
+    return check_profiles(ctx, en);
+}
+
 /* Client mode, under the entity lock: the registered entity must be NEW, still hold the code
  * that authenticated the request, and have the requested DN; it becomes GENERATED and its
  * code is consumed in the same durable batch as the certificate. */
@@ -843,21 +861,7 @@ static int client_prepare(struct msgctx *ctx, struct enroll *en, struct cg_entit
         set_detail_(ctx, "the enrollment code of %s was used or changed meanwhile", en->username);
         goto out;
     }
-    const struct cg_ca *ca = e->ca ? cg_config_ca(ctx->cfg, e->ca) : NULL;
-    if (ca == NULL) {
-        set_detail_(ctx, "the CA of end entity %s does not exist", en->username);
-        rc = CG_ECMP_WRONGAUTHORITY;
-        goto out;
-    }
-    ctx->ca = ca;
-    en->ep = e->ee_profile ? cg_config_ee_profile(ctx->cfg, e->ee_profile) : NULL;
-    en->cp = e->cert_profile ? cg_config_cert_profile(ctx->cfg, e->cert_profile) : NULL;
-    rc = CG_ECMP_BADREQUEST;
-    if (en->ep == NULL || en->cp == NULL) {
-        set_detail_(ctx, "the profiles of end entity %s do not exist", en->username);
-        goto out;
-    }
-    if ((rc = check_profiles(ctx, en)) != CG_OK)
+    if ((rc = entity_ca_profiles(ctx, e, en)) != CG_OK)
         goto out;
     reg = e->subject_dn ? dn_parse_(e->subject_dn) : NULL;
     int skip = ctx->auth.dn_pwd_attr ? OBJ_txt2nid(ctx->auth.dn_pwd_attr) : 0;
@@ -1071,16 +1075,7 @@ static int kur_prepare(struct msgctx *ctx, struct enroll *en, struct cg_entity *
         set_detail_(ctx, "end entity %s is not NEW and automatic key update is off", en->username);
         goto out;
     }
-    const struct cg_ca *ca = e->ca ? cg_config_ca(ctx->cfg, e->ca) : NULL;
-    en->ep = e->ee_profile ? cg_config_ee_profile(ctx->cfg, e->ee_profile) : NULL;
-    en->cp = e->cert_profile ? cg_config_cert_profile(ctx->cfg, e->cert_profile) : NULL;
-    if (ca == NULL || en->ep == NULL || en->cp == NULL) {
-        set_detail_(ctx, "the CA or profiles of end entity %s do not exist", en->username);
-        rc = ca == NULL ? CG_ECMP_WRONGAUTHORITY : CG_ECMP_BADREQUEST;
-        goto out;
-    }
-    ctx->ca = ca;
-    if ((rc = check_profiles(ctx, en)) != CG_OK ||
+    if ((rc = entity_ca_profiles(ctx, e, en)) != CG_OK ||
         (rc = ca_check_key_(en->cp, en->key, ctx->detail, sizeof(ctx->detail))) != CG_OK)
         goto out;
     *expect = e->version;
@@ -1739,6 +1734,11 @@ int cg_core_is_der(const uint8_t *der, size_t len)
         i = 2 + k;
     }
     return n == len - i;
+}
+
+char *cg_core_dn_text(const X509_NAME *name)
+{
+    return ca_name_text_(name);
 }
 
 void cg_core_result_clear(struct cg_core_result *res)

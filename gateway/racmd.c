@@ -13,6 +13,7 @@
  * (short names, "," separator, RFC 2253 escaping, UTF-8 kept), so both sides agree.
  */
 #include "cg_config.h"
+#include "cg_core.h"
 #include "cg_err.h"
 #include "cg_store.h"
 #include "gateway_local.h"
@@ -176,29 +177,6 @@ static int hexval(char c)
     if (c >= 'a' && c <= 'f')
         return c - 'a' + 10;
     return -1;
-}
-
-/* The text core stores for issued subjects (core/ca.c): short names, ",", RFC 2253 escaping,
- * UTF-8 left as is. @return OPENSSL_malloc'ed text or NULL. */
-static char *name_text(const X509_NAME *name)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    char *out = NULL;
-    if (b == NULL)
-        return NULL;
-    unsigned long flags = XN_FLAG_SEP_COMMA_PLUS | XN_FLAG_FN_SN | ASN1_STRFLGS_RFC2253;
-    flags &= ~(unsigned long)ASN1_STRFLGS_ESC_MSB;
-    if (X509_NAME_print_ex(b, name, 0, flags) >= 0) {
-        char *p = NULL;
-        long n = BIO_get_mem_data(b, &p);
-        out = OPENSSL_malloc((size_t)n + 1);
-        if (out != NULL) {
-            memcpy(out, p, (size_t)n);
-            out[n] = '\0';
-        }
-    }
-    BIO_free(b);
-    return out;
 }
 
 /**
@@ -451,7 +429,7 @@ static int ra_add(struct cg_config *cfg, struct cg_store *st, const struct add_a
     if ((status = check_dn_profile(sub, name, ep)) != 0)
         goto out;
     status = EXIT_RUNTIME;
-    if ((dn = name_text(name)) == NULL) {
+    if ((dn = cg_core_dn_text(name)) == NULL) {
         gw_err("ra %s: out of memory", sub);
         goto out;
     }

@@ -514,14 +514,24 @@ out:
     return rc;
 }
 
-int cg_store_list_entities(struct cg_store *s, cg_store_entity_cb cb, void *arg)
+/* Walks every record of dbi in key order in one read transaction, handing each value to
+ * visit (which decodes it and calls the caller's callback; *stop ends the walk). */
+struct walk_cbs {
+    cg_store_entity_cb entity;
+    cg_store_txn_cb txn;
+    void *arg;
+};
+
+static int walk_db(struct cg_store *s, MDB_dbi dbi,
+                   int (*visit)(const MDB_val *v, const struct walk_cbs *cbs, int *stop),
+                   const struct walk_cbs *cbs)
 {
     int rc = CG_EINTERNAL;
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     MDB_val k, v;
     int mrc = 0;
-    if (cb == NULL) {
+    if (cbs->entity == NULL && cbs->txn == NULL) {
         rc = CG_EINVAL;
         goto out;
     }
@@ -529,19 +539,16 @@ int cg_store_list_entities(struct cg_store *s, cg_store_entity_cb cb, void *arg)
     if (rc != CG_OK)
         goto out;
     rc = CG_ESTORE;
-    if (mdb_cursor_open(txn, s->dbi_entities, &cur) != 0) {
+    if (mdb_cursor_open(txn, dbi, &cur) != 0) {
         cur = NULL;
         goto out;
     }
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        struct cg_entity *e = NULL;
         int stop = 0;
-        rc = decode_entity_(v.mv_data, v.mv_size, &e);
+        rc = visit(&v, cbs, &stop);
         if (rc != CG_OK)
             goto out;
-        stop = cb(e, arg);
-        cg_entity_free(e);
         if (stop)
             break;
     }
@@ -553,43 +560,36 @@ out:
     return rc;
 }
 
+static int visit_entity(const MDB_val *v, const struct walk_cbs *cbs, int *stop)
+{
+    struct cg_entity *e = NULL;
+    int rc = decode_entity_(v->mv_data, v->mv_size, &e);
+    if (rc == CG_OK)
+        *stop = cbs->entity(e, cbs->arg);
+    cg_entity_free(e);
+    return rc;
+}
+
+static int visit_txn(const MDB_val *v, const struct walk_cbs *cbs, int *stop)
+{
+    struct cg_txn_rec *t = NULL;
+    int rc = decode_txn_(v->mv_data, v->mv_size, &t);
+    if (rc == CG_OK)
+        *stop = cbs->txn(t, cbs->arg);
+    cg_txn_rec_free(t);
+    return rc;
+}
+
+int cg_store_list_entities(struct cg_store *s, cg_store_entity_cb cb, void *arg)
+{
+    struct walk_cbs cbs = {cb, NULL, arg};
+    return walk_db(s, s->dbi_entities, visit_entity, &cbs);
+}
+
 int cg_store_list_txns(struct cg_store *s, cg_store_txn_cb cb, void *arg)
 {
-    int rc = CG_EINTERNAL;
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    int mrc = 0;
-    if (cb == NULL) {
-        rc = CG_EINVAL;
-        goto out;
-    }
-    rc = begin_read(s, &txn);
-    if (rc != CG_OK)
-        goto out;
-    rc = CG_ESTORE;
-    if (mdb_cursor_open(txn, s->dbi_txns, &cur) != 0) {
-        cur = NULL;
-        goto out;
-    }
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        struct cg_txn_rec *t = NULL;
-        int stop = 0;
-        rc = decode_txn_(v.mv_data, v.mv_size, &t);
-        if (rc != CG_OK)
-            goto out;
-        stop = cb(t, arg);
-        cg_txn_rec_free(t);
-        if (stop)
-            break;
-    }
-    rc = (mrc == 0 || mrc == MDB_NOTFOUND) ? CG_OK : CG_ESTORE;
-out:
-    if (cur != NULL)
-        mdb_cursor_close(cur);
-    end_read(txn);
-    return rc;
+    struct walk_cbs cbs = {NULL, cb, arg};
+    return walk_db(s, s->dbi_txns, visit_txn, &cbs);
 }
 
 /* Decode one certificate, hand it to cb. @return CG_OK or the decode error; *stop from cb. */
