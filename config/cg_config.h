@@ -40,7 +40,7 @@ struct cg_ca {
     char *key_file;
     X509 *cert;             /* the CA certificate */
     EVP_PKEY *key;          /* its private key */
-    STACK_OF(X509) *chain;  /* issuers above cert (from "chain_file"), may be empty, never NULL */
+    STACK_OF(X509) * chain; /* issuers above cert (from "chain_file"), may be empty, never NULL */
     char *cmp_ra_secret;    /* NULL when not set */
 };
 
@@ -52,31 +52,31 @@ struct cg_external_ca {
 
 struct cg_cert_profile {
     char *name;
-    int64_t validity_s;          /* "validity": "730d" | "2y" | "12h" | "90m" | "3600s" | "1y6mo" */
-    unsigned key_usage;          /* CG_KU_* bits; 0 → no keyUsage extension */
-    int key_usage_critical;      /* default 1 */
-    int *eku_nids;               /* extended_key_usage: names (serverAuth, clientAuth, codeSigning,
-                                    emailProtection, timeStamping, OCSPSigning) or dotted OIDs */
+    int64_t validity_s;     /* "validity": "730d" | "2y" | "12h" | "90m" | "3600s" | "1y6mo" */
+    unsigned key_usage;     /* CG_KU_* bits; 0 → no keyUsage extension */
+    int key_usage_critical; /* default 1 */
+    int *eku_nids;          /* extended_key_usage: names (serverAuth, clientAuth, codeSigning,
+                               emailProtection, timeStamping, OCSPSigning) or dotted OIDs */
     size_t n_eku;
-    int eku_critical;            /* default 0 */
-    unsigned key_algorithms;     /* CG_KEYALG_*; default RSA|EC|ED25519 */
-    int *rsa_key_sizes;          /* allowed RSA modulus sizes; default 2048, 3072, 4096 */
+    int eku_critical;        /* default 0 */
+    unsigned key_algorithms; /* CG_KEYALG_*; default RSA|EC|ED25519 */
+    int *rsa_key_sizes;      /* allowed RSA modulus sizes; default 2048, 3072, 4096 */
     size_t n_rsa_key_sizes;
-    int *ec_curve_nids;          /* allowed EC curves ("P-256"/"prime256v1", "P-384"/"secp384r1",
-                                    "P-521"/"secp521r1"); default P-256, P-384, P-521 */
+    int *ec_curve_nids; /* allowed EC curves ("P-256"/"prime256v1", "P-384"/"secp384r1",
+                           "P-521"/"secp521r1"); default P-256, P-384, P-521 */
     size_t n_ec_curves;
-    int allow_validity_override; /* default 0 */
+    int allow_validity_override;  /* default 0 */
     int allow_key_usage_override; /* default 0 */
     int allow_extension_override; /* default 0 */
-    char **available_cas;        /* names, or NULL = any */
+    char **available_cas;         /* names, or NULL = any */
     size_t n_available_cas;
 };
 
 struct cg_ee_profile {
     char *name;
-    char **required_dn;   /* short names ("CN", "O", ...) that must be present */
+    char **required_dn; /* short names ("CN", "O", ...) that must be present */
     size_t n_required_dn;
-    char **allowed_dn;    /* short names allowed; NULL = any */
+    char **allowed_dn; /* short names allowed; NULL = any */
     size_t n_allowed_dn;
     char **available_cas; /* NULL = any */
     size_t n_available_cas;
@@ -95,22 +95,22 @@ enum cg_ra_name_scheme { CG_RANAME_DN = 0, CG_RANAME_RANDOM, CG_RANAME_FIXED, CG
 
 struct cg_alias {
     char *name;
-    int mode;                    /* enum cg_alias_mode; default client */
-    int *auth_modules;           /* enum cg_auth_module, in order; default [HMAC] */
-    char **auth_params;          /* one per module, NULL entries when empty */
+    int mode;           /* enum cg_alias_mode; default client */
+    int *auth_modules;  /* enum cg_auth_module, in order; default [HMAC] */
+    char **auth_params; /* one per module, NULL entries when empty */
     size_t n_auth;
     char *extract_username_component; /* "DN" (default), "CN", "UID", or any DN attribute */
-    int response_protection;     /* enum cg_protection; default signature */
-    int allow_ra_verify_popo;    /* default 0 */
-    int ra_name_scheme;          /* enum cg_ra_name_scheme; default DN */
-    char *ra_name_params;        /* DN: attribute(s) "CN" / "UID;CN"; FIXED: the name; default "CN" */
-    char *ra_name_prefix;        /* may be NULL */
-    char *ra_ee_profile;         /* name or "KeyId"; default "EMPTY" */
-    char *ra_cert_profile;       /* name or "KeyId"; default "ENDUSER" */
-    char *ra_ca_name;            /* name or "KeyId"; default: the first CA */
-    char **response_capubs;      /* CA names (cas or external_cas) added after the issuing CA */
+    int response_protection;          /* enum cg_protection; default signature */
+    int allow_ra_verify_popo;         /* default 0 */
+    int ra_name_scheme;               /* enum cg_ra_name_scheme; default DN */
+    char *ra_name_params;   /* DN: attribute(s) "CN" / "UID;CN"; FIXED: the name; default "CN" */
+    char *ra_name_prefix;   /* may be NULL */
+    char *ra_ee_profile;    /* name or "KeyId"; default "EMPTY" */
+    char *ra_cert_profile;  /* name or "KeyId"; default "ENDUSER" */
+    char *ra_ca_name;       /* name or "KeyId"; default: the first CA */
+    char **response_capubs; /* CA names (cas or external_cas) added after the issuing CA */
     size_t n_response_capubs;
-    char **response_extracerts;  /* CA names added after the signing chain */
+    char **response_extracerts; /* CA names added after the signing chain */
     size_t n_response_extracerts;
     int allow_automatic_key_update;
     int allow_update_with_same_key;
@@ -120,8 +120,8 @@ struct cg_alias {
     size_t n_vendor_cas;
     char *certificate_confirmation_default_ca;
     char *nested_message_trusted_certs_path;
-    int revoke_unconfirmed;      /* default 0 */
-    int confirm_timeout_s;       /* default 300 */
+    int revoke_unconfirmed; /* default 0 */
+    int confirm_timeout_s;  /* default 300 */
 };
 
 struct cg_admin {
@@ -136,25 +136,30 @@ struct cg_admin {
 };
 
 struct cg_config {
-    char *file;        /* path as given */
-    char *dir;         /* directory of file */
+    char *file; /* path as given */
+    char *dir;  /* directory of file */
     char **listen_http;
     size_t n_listen_http;
     char **listen_tcp;
     size_t n_listen_tcp;
     char **listen_admin;
     size_t n_listen_admin;
-    int workers;       /* 0 → number of online CPUs */
-    int queue_depth;   /* default 1024 */
+    int workers;             /* 0 → number of online CPUs */
+    int queue_depth;         /* default 1024 */
     size_t max_body_bytes;   /* limits.max_body_bytes, default 1048576 */
     size_t max_header_bytes; /* limits.max_header_bytes, default 16384 */
     int idle_timeout_s;      /* default 60 */
     int read_timeout_s;      /* default 30 */
     int max_connections;     /* default 4096 */
     long max_pbm_iterations; /* default 100000 */
-    char *store_path;        /* resolved; default DIR/store */
-    size_t store_map_size_mb; /* default 1024 */
-    int store_sync;          /* default 1 */
+    int max_der_depth;       /* limits.max_der_depth: constructed nesting, default 32 */
+    int max_extra_certs;     /* limits.max_extra_certs: certificates in extraCerts, default 10 */
+    size_t max_cert_bytes;   /* limits.max_cert_bytes: one extraCerts certificate, default 16384 */
+    int64_t transaction_ttl_s; /* limits.transaction_ttl_s: closed transactions kept, default 7 d */
+    int nonce_window_s;        /* limits.nonce_window_s: senderNonce replay window, default 600 */
+    char *store_path;          /* resolved; default DIR/store */
+    size_t store_map_size_mb;  /* default 1024 */
+    int store_sync;            /* default 1 */
     struct cg_ca *cas;
     size_t n_cas;
     struct cg_external_ca *external_cas;
@@ -167,10 +172,10 @@ struct cg_config {
     size_t n_aliases;
     struct cg_admin *administrators;
     size_t n_administrators;
-    char *http_root_alias;   /* NULL when unset */
-    char *tcp_alias;         /* default "tcp" */
-    int log_level;           /* cg_log levels; default info */
-    int log_json;            /* log.format "json" → 1, "text" (default) → 0 */
+    char *http_root_alias; /* NULL when unset */
+    char *tcp_alias;       /* default "tcp" */
+    int log_level;         /* cg_log levels; default info */
+    int log_json;          /* log.format "json" → 1, "text" (default) → 0 */
 };
 
 /** @brief Load and validate path. @param[out] out new snapshot (refcount 1), NULL on error.

@@ -674,13 +674,10 @@ out:
 
 static int parse_limits(struct loader *ld, json_t *root)
 {
-    static const char *const keys[] = {"max_body_bytes",
-                                       "max_header_bytes",
-                                       "idle_timeout_s",
-                                       "read_timeout_s",
-                                       "max_connections",
-                                       "max_pbm_iterations",
-                                       NULL};
+    static const char *const keys[] = {
+        "max_body_bytes",  "max_header_bytes",   "idle_timeout_s", "read_timeout_s",
+        "max_connections", "max_pbm_iterations", "max_der_depth",  "max_extra_certs",
+        "max_cert_bytes",  "transaction_ttl_s",  "nonce_window_s", NULL};
     struct cg_config *cfg = ld->cfg;
     json_t *o;
     long long v;
@@ -716,6 +713,22 @@ static int parse_limits(struct loader *ld, json_t *root)
     if ((rc = get_int(ld, o, "limits", "max_pbm_iterations", 1, 10000000, 100000, &v)) != CG_OK)
         goto out;
     cfg->max_pbm_iterations = (long)v;
+    if ((rc = get_int(ld, o, "limits", "max_der_depth", 16, 256, 32, &v)) != CG_OK)
+        goto out;
+    cfg->max_der_depth = (int)v;
+    if ((rc = get_int(ld, o, "limits", "max_extra_certs", 0, 100, 10, &v)) != CG_OK)
+        goto out;
+    cfg->max_extra_certs = (int)v;
+    if ((rc = get_int(ld, o, "limits", "max_cert_bytes", 512, 1LL << 20, 16384, &v)) != CG_OK)
+        goto out;
+    cfg->max_cert_bytes = (size_t)v;
+    if ((rc = get_int(ld, o, "limits", "transaction_ttl_s", 60, 365LL * 86400, 7LL * 86400, &v)) !=
+        CG_OK)
+        goto out;
+    cfg->transaction_ttl_s = (int64_t)v;
+    if ((rc = get_int(ld, o, "limits", "nonce_window_s", 1, 86400, 600, &v)) != CG_OK)
+        goto out;
+    cfg->nonce_window_s = (int)v;
     rc = CG_OK;
 out:
     json_decref(o);

@@ -50,11 +50,12 @@ int cg_core_process(struct cg_core *core, const char *alias, const char *op, con
 void cg_core_result_clear(struct cg_core_result *res);
 
 /** @brief Revoke the certificates whose certConf did not arrive within the alias's
- *  confirm_timeout_s (aliases with revoke_unconfirmed). Called periodically by the daemon
- *  from a worker thread. @param[out] revoked how many were revoked.
+ *  confirm_timeout_s (aliases with revoke_unconfirmed), and delete finished transaction
+ *  records older than limits.transaction_ttl_s. Called periodically by the daemon from a
+ *  worker thread. @param[out] revoked how many were revoked.
  *  @return CG_OK or a store error. Thread-safe. */
 int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked);
-/** @brief Seconds between sweeps, 0 when no alias revokes unconfirmed certificates. */
+/** @brief Seconds between sweeps (always > 0). */
 int cg_core_sweep_interval(const struct cg_core *core);
 
 /** @brief Refuse configurations that ask for what this version of the engine does not do

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1639,6 +1640,107 @@ fail:
     return rc;
 }
 
+/* --- hostile input: nesting depth, senderNonce replay ------------------------------------- */
+
+/* 1 when every constructed TLV of der nests at most max deep (and all lengths are definite and
+ * consistent); checked before OpenSSL decodes anything, in one linear pass with no recursion. */
+static int der_depth_ok(const uint8_t *der, size_t len, int max)
+{
+    size_t end[257];
+    int depth = 0;
+    size_t pos = 0;
+    end[0] = len;
+    while (pos < len) {
+        while (depth > 0 && pos == end[depth])
+            depth--;
+        if (pos >= end[depth])
+            return 0;
+        uint8_t tag = der[pos];
+        if ((tag & 0x1f) == 0x1f || pos + 2 > end[depth])
+            return 0; /* multi-byte tags do not occur in CMP */
+        size_t n = der[pos + 1], hdr = 2;
+        if (n & 0x80) {
+            size_t k = n & 0x7f;
+            if (k == 0 || k > 4 || pos + 2 + k > end[depth])
+                return 0;
+            n = 0;
+            for (size_t i = 0; i < k; i++)
+                n = (n << 8) | der[pos + 2 + i];
+            hdr = 2 + k;
+        }
+        if (n > end[depth] - pos - hdr)
+            return 0;
+        if (tag & 0x20) { /* constructed: descend */
+            if (depth + 1 > max || depth + 1 > 256)
+                return 0;
+            end[++depth] = pos + hdr + n;
+            pos += hdr;
+        } else {
+            pos += hdr + n;
+        }
+        while (depth > 0 && pos == end[depth])
+            depth--;
+    }
+    return 1;
+}
+
+/* senderNonces seen within limits.nonce_window_s, per process: open addressing over 2^18
+ * slots of (keyed 64-bit hash, time seen); a full probe window overwrites its oldest slot. */
+#define NONCE_SLOTS (1u << 18)
+#define NONCE_PROBES 16
+
+struct nonce_slot {
+    uint64_t h;
+    int64_t t;
+};
+
+struct nonce_cache {
+    pthread_mutex_t mu;
+    uint64_t key;
+    struct nonce_slot slots[NONCE_SLOTS];
+};
+
+static uint64_t nonce_hash(uint64_t key, const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ key;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h | 1; /* 0 marks an empty slot */
+}
+
+/* 1 if the nonce was already seen within window seconds; records it otherwise. */
+static int nonce_seen(struct nonce_cache *nc, const uint8_t *p, size_t n, int64_t now, int window)
+{
+    uint64_t h = nonce_hash(nc->key, p, n);
+    int seen = 0;
+    pthread_mutex_lock(&nc->mu);
+    struct nonce_slot *victim = NULL;
+    for (unsigned i = 0; i < NONCE_PROBES; i++) {
+        struct nonce_slot *s = &nc->slots[(h + i) & (NONCE_SLOTS - 1)];
+        if (s->h == h && now - s->t < window) {
+            seen = 1;
+            break;
+        }
+        if (s->h == 0 || now - s->t >= window) {
+            victim = s;
+            break;
+        }
+        if (victim == NULL || s->t < victim->t)
+            victim = s;
+    }
+    if (!seen) {
+        victim->h = h;
+        victim->t = now;
+    }
+    pthread_mutex_unlock(&nc->mu);
+    return seen;
+}
+
 /* --- the dispatch -------------------------------------------------------------------------- */
 
 static const struct cg_ca *alias_ca(struct msgctx *ctx)
@@ -1651,6 +1753,45 @@ static const struct cg_ca *alias_ca(struct msgctx *ctx)
     if (name == NULL)
         return ctx->cfg->n_cas ? &ctx->cfg->cas[0] : NULL;
     return cg_config_ca(ctx->cfg, name);
+}
+
+/* extraCerts within limits, and a senderNonce not seen within the replay window. */
+static int check_limits(struct msgctx *ctx)
+{
+    const struct cg_config *cfg = ctx->cfg;
+    int n = sk_X509_num(ctx->req->extraCerts);
+    if (n > cfg->max_extra_certs) {
+        snprintf(ctx->detail, sizeof(ctx->detail),
+                 "more than %d extraCerts (limits.max_extra_certs)", cfg->max_extra_certs);
+        return CG_ECMP_BADREQUEST;
+    }
+    for (int i = 0; i < n; i++) {
+        int len = i2d_X509(sk_X509_value(ctx->req->extraCerts, i), NULL);
+        if (len <= 0 || (size_t)len > cfg->max_cert_bytes) {
+            set_detail_(ctx, "an extraCerts certificate is larger than limits.max_cert_bytes",
+                        NULL);
+            return CG_ECMP_BADREQUEST;
+        }
+    }
+    return CG_OK;
+}
+
+/* A message opening a transaction: its transactionID must be new (store, all processes) and
+ * its senderNonce unseen within limits.nonce_window_s (this process). Checked after
+ * authentication, so unauthenticated traffic cannot fill the nonce cache. */
+static int check_fresh(struct msgctx *ctx)
+{
+    int rc = txid_in_use(ctx);
+    if (rc != CG_OK)
+        return rc;
+    const ASN1_OCTET_STRING *sn = ctx->req->header->senderNonce;
+    if (ctx->core->nonces != NULL &&
+        nonce_seen(ctx->core->nonces, ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn),
+                   (int64_t)time(NULL), ctx->cfg->nonce_window_s)) {
+        set_detail_(ctx, "senderNonce already seen (replayed message)", NULL);
+        return CG_ECMP_BADSENDERNONCE;
+    }
+    return CG_OK;
 }
 
 static int alias_has_module(const struct cg_alias *a, int module)
@@ -1668,7 +1809,8 @@ static int dispatch(struct msgctx *ctx)
     const struct cg_ca *ca = alias_ca(ctx);
     /* errors name the alias's CA as sender, or the first CA when that one is unknown */
     ctx->ca = ca ? ca : ctx->cfg->n_cas ? &ctx->cfg->cas[0] : NULL;
-    if ((rc = check_header(ctx)) != CG_OK || (rc = check_op(ctx)) != CG_OK)
+    if ((rc = check_header(ctx)) != CG_OK || (rc = check_op(ctx)) != CG_OK ||
+        (rc = check_limits(ctx)) != CG_OK)
         return rc;
     if (ca == NULL) {
         set_detail_(ctx, "the CA named for this alias does not exist", NULL);
@@ -1698,7 +1840,7 @@ static int dispatch(struct msgctx *ctx)
     case CG_BODY_CR:
     case CG_BODY_P10CR:
     case CG_BODY_KUR:
-        if ((rc = txid_in_use(ctx)) != CG_OK)
+        if ((rc = check_fresh(ctx)) != CG_OK)
             return rc;
         return handle_cert_request(ctx);
     case CG_BODY_CERTCONF:
@@ -1706,7 +1848,7 @@ static int dispatch(struct msgctx *ctx)
     case CG_BODY_GENM:
         return handle_genm(ctx);
     case CG_BODY_RR:
-        if ((rc = txid_in_use(ctx)) != CG_OK)
+        if ((rc = check_fresh(ctx)) != CG_OK)
             return rc;
         return handle_rr(ctx);
     default:
@@ -1779,6 +1921,14 @@ static int process_der(struct cg_core *core, const char *alias, const char *op, 
     if (RAND_bytes(ctx.nonce, NONCE_LEN) != 1)
         goto out;
     const unsigned char *p = der;
+    if (!der_depth_ok(der, len, core->cfg->max_der_depth)) {
+        ctx.ca = ctx.cfg->n_cas ? &ctx.cfg->cas[0] : NULL;
+        snprintf(ctx.detail, sizeof(ctx.detail),
+                 "the DER object nests deeper than %d levels (limits.max_der_depth)",
+                 core->cfg->max_der_depth);
+        rc = CG_ECMP_BADREQUEST;
+        goto answer;
+    }
     ctx.req = d2i_CG_PKIMESSAGE(NULL, &p, (long)len);
     if (ctx.req == NULL || p != der + len) {
         CG_PKIMESSAGE_free(ctx.req);
@@ -1798,6 +1948,7 @@ static int process_der(struct cg_core *core, const char *alias, const char *op, 
         if (rc == CG_OK && ctx.resp != NULL)
             rc = protect_response(&ctx);
     }
+answer:
     if (rc != CG_OK) {
         CG_PKIMESSAGE_free(ctx.resp);
         if (rc > CG_ECMP_BADREQUEST || rc < CG_ECMP_WRONGINTEGRITY) {
@@ -1841,18 +1992,22 @@ int cg_core_process(struct cg_core *core, const char *alias, const char *op, con
 struct sweep {
     const struct cg_config *cfg;
     int64_t now;
-    struct cg_txn_rec **due;
+    struct cg_txn_rec **due; /* copies; state OPEN: revoke; otherwise: expired, delete */
     size_t n, cap;
 };
 
 static int collect_due(const struct cg_txn_rec *t, void *arg)
 {
     struct sweep *sw = arg;
-    if (t->state != CG_TXN_OPEN || t->serial_len == 0 || t->alias == NULL)
+    if (t->state == CG_TXN_OPEN) {
+        if (t->serial_len == 0 || t->alias == NULL)
+            return 0;
+        const struct cg_alias *a = cg_config_alias(sw->cfg, t->alias);
+        if (a == NULL || !a->revoke_unconfirmed || sw->now - t->created < a->confirm_timeout_s)
+            return 0;
+    } else if (sw->now - t->updated < sw->cfg->transaction_ttl_s) {
         return 0;
-    const struct cg_alias *a = cg_config_alias(sw->cfg, t->alias);
-    if (a == NULL || !a->revoke_unconfirmed || sw->now - t->created < a->confirm_timeout_s)
-        return 0;
+    }
     if (sw->n == sw->cap) {
         size_t cap = sw->cap ? sw->cap * 2 : 16;
         struct cg_txn_rec **p = realloc(sw->due, cap * sizeof(*p));
@@ -1870,46 +2025,67 @@ static int collect_due(const struct cg_txn_rec *t, void *arg)
     return 0;
 }
 
+/* An unconfirmed certificate past its alias's confirm_timeout_s: revoke it and close. */
+static int revoke_unconfirmed(struct cg_core *core, const struct cg_txn_rec *t, int64_t now)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    int r =
+        b ? cg_store_batch_set_txn_state(b, t->txid, t->txid_len, CG_TXN_OPEN, CG_TXN_REJECTED, now)
+          : CG_ENOMEM;
+    if (r == CG_OK)
+        r = cg_store_batch_revoke_cert(b, t->issuer_key, t->serial, t->serial_len,
+                                       CG_REASON_UNCONFIRMED, now);
+    if (r == CG_OK)
+        r = cg_store_commit(core->store, b);
+    if (r == CG_OK) {
+        char serial[80];
+        hex_(t->serial, t->serial_len, serial, sizeof(serial));
+        cg_log(CG_LOG_INFO, "event=unconfirmed serial=%s outcome=revoked", serial);
+    }
+    cg_store_batch_free(b);
+    return r;
+}
+
 int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked)
 {
     struct sweep sw = {core->cfg, now, NULL, 0, 0};
-    int rc = cg_store_list_txns(core->store, collect_due, &sw);
+    struct cg_store_batch *expired = cg_store_batch_new();
+    int rc = expired ? cg_store_list_txns(core->store, collect_due, &sw) : CG_ENOMEM;
+    size_t n_expired = 0;
     *revoked = 0;
     for (size_t i = 0; rc == CG_OK && i < sw.n; i++) {
-        struct cg_txn_rec *t = sw.due[i];
-        struct cg_store_batch *b = cg_store_batch_new();
-        int r = b ? cg_store_batch_set_txn_state(b, t->txid, t->txid_len, CG_TXN_OPEN,
-                                                 CG_TXN_REJECTED, now)
-                  : CG_ENOMEM;
-        if (r == CG_OK)
-            r = cg_store_batch_revoke_cert(b, t->issuer_key, t->serial, t->serial_len,
-                                           CG_REASON_UNCONFIRMED, now);
-        if (r == CG_OK)
-            r = cg_store_commit(core->store, b);
-        if (r == CG_OK) {
-            char serial[80];
-            hex_(t->serial, t->serial_len, serial, sizeof(serial));
-            cg_log(CG_LOG_INFO, "event=unconfirmed serial=%s outcome=revoked", serial);
-            (*revoked)++;
-        } else if (r != CG_ECONFLICT && r != CG_EALREADY) { /* confirmed or revoked meanwhile */
-            rc = r;
+        const struct cg_txn_rec *t = sw.due[i];
+        if (t->state != CG_TXN_OPEN) {
+            rc = cg_store_batch_del_txn(expired, t->txid, t->txid_len);
+            n_expired++;
+            continue;
         }
-        cg_store_batch_free(b);
+        int r = revoke_unconfirmed(core, t, now);
+        if (r == CG_OK)
+            (*revoked)++;
+        else if (r != CG_ECONFLICT && r != CG_EALREADY) /* confirmed or revoked meanwhile */
+            rc = r;
     }
+    /* expired transactions go in one batch: a certConf or replay for them is "unknown" now */
+    if (rc == CG_OK && n_expired > 0 && (rc = cg_store_commit(core->store, expired)) == CG_OK)
+        cg_log(CG_LOG_INFO, "event=expired transactions=%zu", n_expired);
     for (size_t i = 0; i < sw.n; i++)
         cg_txn_rec_free(sw.due[i]);
     free(sw.due);
+    cg_store_batch_free(expired);
     return rc;
 }
 
 int cg_core_sweep_interval(const struct cg_core *core)
 {
-    int best = 0;
+    /* expiry of finished transactions: a tenth of their lifetime, between 10 s and 5 min */
+    int64_t ttl = core->cfg->transaction_ttl_s / 10;
+    int best = ttl < 10 ? 10 : ttl > 300 ? 300 : (int)ttl;
     for (size_t i = 0; i < core->cfg->n_aliases; i++) {
         const struct cg_alias *a = &core->cfg->aliases[i];
         int every = a->confirm_timeout_s / 4 > 0 ? a->confirm_timeout_s / 4 : 1;
-        if (a->revoke_unconfirmed && (best == 0 || every < best))
-            best = every > 30 ? 30 : every;
+        if (a->revoke_unconfirmed && every < best)
+            best = every;
     }
     return best;
 }
@@ -2028,6 +2204,15 @@ int cg_core_new(const struct cg_config *cfg, struct cg_store *store, struct cg_c
         return CG_ENOMEM;
     c->cfg = cfg;
     c->store = store;
+    if ((c->nonces = calloc(1, sizeof(*c->nonces))) == NULL) {
+        cg_core_free(c);
+        return CG_ENOMEM;
+    }
+    pthread_mutex_init(&c->nonces->mu, NULL);
+    if (RAND_bytes((unsigned char *)&c->nonces->key, sizeof(c->nonces->key)) != 1) {
+        cg_core_free(c);
+        return CG_ECRYPTO;
+    }
     if ((rc = build_stores(c, why, sizeof(why))) != CG_OK) {
         if (rc == CG_ECONFIG)
             cg_log(CG_LOG_ERROR, "%s", why);
@@ -2048,6 +2233,9 @@ void cg_core_free(struct cg_core *core)
         X509_STORE_free(core->nested_stores[i]);
     free(core->vendor_stores);
     free(core->nested_stores);
+    if (core->nonces != NULL)
+        pthread_mutex_destroy(&core->nonces->mu);
+    free(core->nonces);
     free(core);
 }
 

@@ -12,9 +12,12 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+struct nonce_cache; /* core.c: recently seen senderNonces */
+
 struct cg_core {
     const struct cg_config *cfg;
     struct cg_store *store;
+    struct nonce_cache *nonces;
     /* per alias (same index as cfg->aliases), built once at start: trust anchors for vendor
      * certificates and for the signers of nested messages; NULL when the alias has none */
     X509_STORE **vendor_stores;

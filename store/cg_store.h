@@ -198,6 +198,10 @@ int cg_store_batch_put_txn(struct cg_store_batch *b, const struct cg_txn_rec *t,
 int cg_store_batch_set_txn_state(struct cg_store_batch *b, const uint8_t *txid, size_t txid_len,
                                  int from_state, int to_state, int64_t when);
 
+/** @brief Delete a finished transaction (expiry): CG_ECONFLICT while it is CG_TXN_OPEN,
+ *  CG_ENOTFOUND if absent. */
+int cg_store_batch_del_txn(struct cg_store_batch *b, const uint8_t *txid, size_t txid_len);
+
 /** @brief Apply the batch atomically (all of it or none) and return once it is durable.
  *  @return CG_OK, or the first failing operation's code (CG_EEXIST, CG_ECONFLICT,
  *  CG_ENOTFOUND, CG_EALREADY), CG_EFULL (map full), CG_ESTORE, CG_ECLOSED.

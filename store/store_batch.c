@@ -28,6 +28,7 @@ enum op_kind {
     OP_REVOKE_CERT,
     OP_PUT_TXN,
     OP_SET_TXN_STATE,
+    OP_DEL_TXN,
     OP_TOUCH,
 };
 
@@ -244,6 +245,27 @@ int cg_store_batch_set_txn_state(struct cg_store_batch *b, const uint8_t *txid, 
     o->arg1 = from_state;
     o->arg2 = to_state;
     o->when = when;
+    b->n++;
+    rc = CG_OK;
+out:
+    return rc;
+}
+
+int cg_store_batch_del_txn(struct cg_store_batch *b, const uint8_t *txid, size_t txid_len)
+{
+    int rc = CG_EINTERNAL;
+    struct op *o = NULL;
+    if (b == NULL || txid == NULL || txid_len < 1 || txid_len > 64) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    o = append_op(b, OP_DEL_TXN);
+    if (o == NULL) {
+        rc = CG_ENOMEM;
+        goto out;
+    }
+    memcpy(o->key, txid, txid_len);
+    o->key_len = txid_len;
     b->n++;
     rc = CG_OK;
 out:
@@ -489,6 +511,29 @@ out:
     return rc;
 }
 
+/* A transaction that is still waiting for its certConf is never deleted. */
+static int apply_del_txn(struct cg_store *s, MDB_txn *txn, const struct op *o)
+{
+    int rc = CG_EINTERNAL;
+    MDB_val k = {o->key_len, (void *)o->key};
+    MDB_val v;
+    struct cg_txn_rec *t = NULL;
+    rc = map_write_err(mdb_get(txn, s->dbi_txns, &k, &v));
+    if (rc != CG_OK)
+        goto out;
+    rc = decode_txn_(v.mv_data, v.mv_size, &t);
+    if (rc != CG_OK)
+        goto out;
+    if (t->state == CG_TXN_OPEN) {
+        rc = CG_ECONFLICT;
+        goto out;
+    }
+    rc = map_write_err(mdb_del(txn, s->dbi_txns, &k, NULL));
+out:
+    cg_txn_rec_free(t);
+    return rc;
+}
+
 static int apply_touch(struct cg_store *s, MDB_txn *txn, const struct op *o)
 {
     uint8_t raw[8];
@@ -527,6 +572,9 @@ int apply_batch_(struct cg_store *s, MDB_txn *txn, const struct cg_store_batch *
             break;
         case OP_SET_TXN_STATE:
             rc = apply_set_txn_state(s, txn, o, buf);
+            break;
+        case OP_DEL_TXN:
+            rc = apply_del_txn(s, txn, o);
             break;
         case OP_TOUCH:
             rc = apply_touch(s, txn, o);

@@ -86,6 +86,7 @@ GC_WRAP(X509_REQ, X509_REQ_free)
 GC_WRAP(CG_PKIMESSAGE, CG_PKIMESSAGE_free)
 GC_WRAP(struct cg_entity, cg_entity_free)
 GC_WRAP(struct cg_config, cg_config_unref)
+GC_WRAP(struct cg_txn_rec, cg_txn_rec_free)
 static void gc_free(void *p)
 {
     free(p);
@@ -1615,6 +1616,141 @@ static void test_concurrent_same_cn(void)
     TEST_EQ(e->version, N_THREADS);
 }
 
+/* --- limits and transaction hygiene (issue "hostile input") --------------------------------- */
+
+/* A DER body of `levels` nested SEQUENCEs (4-byte lengths) around an empty one. */
+static uint8_t *deep_der(size_t levels, size_t *len)
+{
+    size_t n = levels * 6 + 2;
+    uint8_t *b = malloc(n);
+    if (b == NULL)
+        abort();
+    for (size_t i = 0; i < levels; i++) {
+        size_t inner = n - (i + 1) * 6;
+        uint8_t *h = b + i * 6;
+        h[0] = 0x30;
+        h[1] = 0x84;
+        h[2] = (uint8_t)(inner >> 24);
+        h[3] = (uint8_t)(inner >> 16);
+        h[4] = (uint8_t)(inner >> 8);
+        h[5] = (uint8_t)inner;
+    }
+    b[n - 2] = 0x30;
+    b[n - 1] = 0x00;
+    *len = n;
+    return b;
+}
+
+/* 20 levels is within limits.max_der_depth (32): parsed, then refused as no CMP message;
+ * 40 and 20,000 levels are refused before OpenSSL decodes anything, in milliseconds. */
+static void test_der_depth(void)
+{
+    static const size_t levels[] = {20, 40, 20000};
+    for (size_t i = 0; i < 3; i++) {
+        size_t len = 0;
+        uint8_t *der = gc(deep_der(levels[i], &len), gc_free);
+        static struct cg_core_result res;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        TEST_OK(cg_core_process(g_core, "opensslra", NULL, der, len, &res));
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        gc(res.der, gc_free);
+        TEST_EQ(res.http_status, 200);
+        CG_PKIMESSAGE *m = decode_res(&res);
+        TEST_NOTNULL(m);
+        TEST_EQ(m->body->type, CG_BODY_ERROR);
+        TEST_EQ(si_failinfo(answer_si(m)), 1 << CG_FI_BADREQUEST);
+        TEST_TRUE((strstr(res.detail, "deeper") != NULL) == (levels[i] > 32));
+        TEST_TRUE((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 < 0.5);
+    }
+}
+
+/* More extraCerts than limits.max_extra_certs (10) → badRequest before anything else. */
+static void add_many_extracerts(struct client *cl, CG_PKIMESSAGE *m)
+{
+    (void)cl;
+    if (m->extraCerts == NULL)
+        m->extraCerts = sk_X509_new_null();
+    for (int i = 0; i < 11; i++) {
+        X509_up_ref(g_ca_cert);
+        sk_X509_push(m->extraCerts, g_ca_cert);
+    }
+}
+
+static void test_extracerts_limit(void)
+{
+    struct client *cl = std_client("opensslra", "password", "ManyCerts");
+    cl->mutate = add_many_extracerts;
+    TEST_TRUE(run_ir(cl) == NULL);
+    TEST_ERROR_ANSWER(cl, CG_FI_BADREQUEST);
+    TEST_TRUE(strstr(cl->detail, "extraCerts") != NULL);
+    size_t n = 1;
+    TEST_OK(cg_store_count_certs(g_store, "ManyCerts", &n));
+    TEST_EQ(n, 0);
+}
+
+/* A new transactionID with a senderNonce already seen: the replayed request is refused with
+ * badSenderNonce (the nonce window), nothing is issued. */
+static void test_nonce_replay(void)
+{
+    struct client *cl = std_client("opensslra", "password", "NonceUser");
+    TEST_EQ(OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_IMPLICIT_CONFIRM, 1), 1);
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    TEST_NOTNULL(cert);
+    const unsigned char *p = cl->first_req;
+    CG_PKIMESSAGE *m =
+        gc(d2i_CG_PKIMESSAGE(NULL, &p, (long)cl->first_req_len), gc_CG_PKIMESSAGE_free);
+    TEST_NOTNULL(m);
+    uint8_t txid[16];
+    RAND_bytes(txid, sizeof(txid));
+    TEST_TRUE(ASN1_OCTET_STRING_set(m->header->transactionID, txid, sizeof(txid)) == 1);
+    remac(m, "password");
+    unsigned char *der = NULL;
+    int len = i2d_CG_PKIMESSAGE(m, &der);
+    gc(der, gc_free); /* OPENSSL_free is free() with the default allocator */
+    TEST_TRUE(len > 0);
+    static struct cg_core_result res;
+    TEST_OK(cg_core_process(g_core, "opensslra", NULL, der, (size_t)len, &res));
+    gc(res.der, gc_free);
+    CG_PKIMESSAGE *a = decode_res(&res);
+    TEST_NOTNULL(a);
+    TEST_EQ(a->body->type, CG_BODY_ERROR);
+    TEST_EQ(si_failinfo(answer_si(a)), 1 << CG_FI_BADSENDERNONCE);
+    size_t n = 0;
+    TEST_OK(cg_store_count_certs(g_store, "NonceUser", &n));
+    TEST_EQ(n, 1);
+}
+
+/* Finished transactions expire after limits.transaction_ttl_s; open ones stay. */
+static void test_txn_expiry(void)
+{
+    struct client *done = std_client("opensslra", "password", "ExpireDone");
+    X509 *cert = gc(run_ir(done), gc_X509_free); /* with certConf: CONFIRMED */
+    TEST_NOTNULL(cert);
+    const unsigned char *p = done->first_req;
+    CG_PKIMESSAGE *m =
+        gc(d2i_CG_PKIMESSAGE(NULL, &p, (long)done->first_req_len), gc_CG_PKIMESSAGE_free);
+    TEST_NOTNULL(m);
+    const ASN1_OCTET_STRING *txid = m->header->transactionID;
+    struct cg_txn_rec *t = NULL;
+    TEST_OK(cg_store_get_txn(g_store, ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid),
+                             &t));
+    gc(t, gc_cg_txn_rec_free);
+    TEST_EQ(t->state, CG_TXN_CONFIRMED);
+    int revoked = -1;
+    TEST_OK(cg_core_sweep(g_core, (int64_t)time(NULL), &revoked));
+    struct cg_txn_rec *t2 = NULL;
+    TEST_OK(cg_store_get_txn(g_store, ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid),
+                             &t2));
+    gc(t2, gc_cg_txn_rec_free);
+    TEST_OK(cg_core_sweep(g_core, (int64_t)time(NULL) + g_cfg->transaction_ttl_s + 1, &revoked));
+    struct cg_txn_rec *t3 = NULL;
+    TEST_RC(cg_store_get_txn(g_store, ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid),
+                             &t3),
+            CG_ENOTFOUND);
+    TEST_EQ(revoked, 0);
+}
+
 /* --- configuration check ------------------------------------------------------------------- */
 
 /* Loads JSON text as DIR/name and expects cg_core_check_config to refuse it with the exact
@@ -1998,7 +2134,11 @@ static void test_replay_concurrent(void)
         TEST_EQ(r[i].http, 200);
         if (r[i].body == CG_BODY_IP)
             issued++;
-        else if (r[i].body == CG_BODY_ERROR && r[i].failinfo == 1 << CG_FI_TRANSACTIONIDINUSE)
+        /* a replay is refused by whichever check sees it first: the transactionID already
+         * committed (transactionIdInUse) or the senderNonce already seen by this process
+         * while the first copy is still being issued (badSenderNonce) */
+        else if (r[i].body == CG_BODY_ERROR && (r[i].failinfo == 1 << CG_FI_TRANSACTIONIDINUSE ||
+                                                r[i].failinfo == 1 << CG_FI_BADSENDERNONCE))
             in_use++;
         else
             fprintf(stderr, "  replayer %d: body %d failInfo 0x%x\n", i, r[i].body,
@@ -3216,6 +3356,10 @@ CG_TESTS = {
     CG_TEST("core/rr_no_serial", test_rr_no_serial),
     CG_TEST("core/wrong_authority", test_wrong_authority),
     CG_TEST("core/genm_cacerts", test_genm_cacerts),
+    CG_TEST("core/der_depth", test_der_depth),
+    CG_TEST("core/extracerts_limit", test_extracerts_limit),
+    CG_TEST("core/nonce_replay", test_nonce_replay),
+    CG_TEST("core/txn_expiry", test_txn_expiry),
     CG_TEST("core/keyid_unknown_profile", test_keyid_unknown_profile),
     CG_TEST("core/key_usage_override", test_key_usage_override),
     CG_TEST("core/replay_concurrent", test_replay_concurrent),
