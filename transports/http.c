@@ -2,9 +2,11 @@
  * http.c - the HTTP/1.0 and 1.1 listener: accept, frame one request, hand it over, write
  * the reply.
  *
- * DESIGN: libevent core only (evconnlistener, bufferevent, evbuffer, one timer per
- * connection); no evhttp. Each connection is a small state machine driven by the
- * bufferevent's input buffer:
+ * DESIGN: libevent core only (bufferevent, evbuffer, one timer per connection); no evhttp.
+ * Listening, accepting within max_connections (over the cap, or after stop-accepting, a
+ * 503 is sent and the connection closed), the connection list, the timer, the lingering
+ * close and the free are transport.c's (struct cg_server, struct cg_conn); this file is the
+ * HTTP state machine. Each connection is driven by the bufferevent's input buffer:
  *   HEAD  request line and header lines, read line by line (only the few headers that matter
  *         are kept), at most max_header_bytes in all, else 431 and close;
  *   BODY  Content-Length bytes left in the input buffer until all have arrived (the length
@@ -14,9 +16,9 @@
  *         until cg_request_reply() writes the answer;
  *   DRAIN a keep-alive reply is large and unread: resume only when it has been sent;
  *   CLOSING the last reply is queued: when the output has drained, the write side is shut
- *         down and the connection lingers (LINGER, input discarded, at most LINGER_S) until
- *         the peer closes, so unread request bytes do not turn the close into a reset that
- *         would destroy the reply before the client reads it.
+ *         down and the connection lingers (LINGER, input discarded, at most LINGER_S of
+ *         transport.c) until the peer closes, so unread request bytes do not turn the close
+ *         into a reset that would destroy the reply before the client reads it.
  * One request at a time: bytes that a client pipelines stay in the input buffer and are
  * parsed after the reply (through a deferred read callback, so a synchronous reply never
  * recurses). The timer is the idle timeout while waiting for a request, the read timeout
@@ -32,33 +34,17 @@
 #include "cg_log.h"
 #include "transport_local.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
-
-#define DEFAULT_MAX_BODY 1048576
-#define DEFAULT_MAX_HEADER 16384
-#define DEFAULT_IDLE_S 60
-#define DEFAULT_READ_S 30
-#define DEFAULT_MAX_CONN 4096
-#define MAX_CHUNK_LINE 1024       /* chunk-size line with extensions */
-#define MAX_OUTPUT_PENDING 262144 /* unread replies before we stop reading requests */
-#define LINGER_S 2                /* discard late input after a close reply, at most this long */
+#define MAX_CHUNK_LINE 1024 /* chunk-size line with extensions */
 #define MAX_ALIAS 64
-#define PEER_LEN 64
+#define MAX_PORT_DIGITS 0 /* any: leading zeros are accepted */
 
 enum conn_state {
     ST_HEAD = 0,
@@ -78,11 +64,8 @@ enum conn_state {
 #define STEP_NEXT 1
 
 struct conn {
+    struct cg_conn io; /* first: socket, timer, list, request, peer */
     struct cg_http *h;
-    struct bufferevent *bev;
-    struct event *timer;
-    struct conn *prev, *next;
-    struct cg_request *req;  /* handed to the gateway, not yet replied */
     struct evbuffer *chunks; /* chunked body so far (NULL otherwise) */
     char *method;            /* of the request being read */
     char *target;
@@ -99,22 +82,14 @@ struct conn {
     unsigned conn_close : 1;
     unsigned conn_keep : 1;
     unsigned is_head : 1; /* HEAD request: no body in the reply */
-    unsigned peer_eof : 1;
-    char peer[PEER_LEN];
 };
 
 struct cg_http {
-    struct event_base *base;
+    struct cg_server srv; /* first: listeners, limits, connections */
     int kind;
-    struct cg_transport_limits lim;
     char *root_alias;
     cg_request_cb cb;
     void *arg;
-    struct evconnlistener **listeners;
-    int nlisteners;
-    struct conn *conns;
-    int nconns;
-    int stopping;
 };
 
 static void reply_conn(void *conn, struct cg_request *req, int status, const char *content_type,
@@ -341,13 +316,6 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* connections                                                                              */
 
-static void arm_timer(struct conn *c, int seconds)
-{
-    struct timeval tv = {seconds, 0};
-
-    evtimer_add(c->timer, &tv);
-}
-
 static void reset_request(struct conn *c)
 {
     free(c->method);
@@ -372,37 +340,30 @@ static void reset_request(struct conn *c)
     c->is_head = 0;
 }
 
-static void free_conn(struct conn *c)
+static void init_conn(struct cg_conn *io)
 {
-    struct cg_http *h = c->h;
+    struct conn *c = (struct conn *)io;
 
-    if (c->req != NULL)
-        cg_request_detach_(c->req);
-    c->req = NULL;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        h->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    h->nconns--;
+    c->h = (struct cg_http *)io->srv;
     reset_request(c);
-    bufferevent_free(c->bev);
-    event_free(c->timer);
-    free(c);
+}
+
+static void release_conn(struct cg_conn *io)
+{
+    reset_request((struct conn *)io);
 }
 
 /* The reply (or error) is queued: close once it has been sent, bounded by a timer. */
 static void begin_close(struct conn *c)
 {
     c->state = ST_CLOSING;
-    bufferevent_disable(c->bev, EV_READ);
-    arm_timer(c, c->h->lim.read_timeout_s);
+    bufferevent_disable(c->io.bev, EV_READ);
+    transport_arm_timer_(&c->io, c->h->srv.lim.read_timeout_s);
 }
 
 static int keep_alive(const struct conn *c)
 {
-    if (c->conn_close || c->peer_eof || c->h->stopping)
+    if (c->conn_close || c->io.peer_eof || c->h->srv.stopping)
         return 0;
     return c->minor >= 1 ? 1 : c->conn_keep;
 }
@@ -410,7 +371,7 @@ static int keep_alive(const struct conn *c)
 static void write_reply(struct conn *c, int status, const char *content_type, const uint8_t *body,
                         size_t len, int close)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->io.bev);
 
     if (content_type == NULL)
         content_type = status == 200 ? "application/pkixcmp" : (len > 0 ? "text/plain" : NULL);
@@ -443,7 +404,7 @@ static void fail_request(struct conn *c, int status)
                        : status == 431 ? texts[5]
                                        : "";
 
-    cg_log(CG_LOG_DEBUG, "http %s: %d %s", c->peer, status, reason_phrase(status));
+    cg_log(CG_LOG_DEBUG, "http %s: %d %s", c->io.peer, status, reason_phrase(status));
     write_reply(c, status, NULL, (const uint8_t *)text, strlen(text), 1);
     begin_close(c);
 }
@@ -452,10 +413,11 @@ static void fail_request(struct conn *c, int status)
 static void resume_reading(struct conn *c)
 {
     c->state = ST_HEAD;
-    arm_timer(c, c->h->lim.idle_timeout_s);
-    bufferevent_enable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    transport_arm_timer_(&c->io, c->h->srv.lim.idle_timeout_s);
+    bufferevent_enable(c->io.bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(c->io.bev)) > 0)
+        bufferevent_trigger(c->io.bev, EV_READ,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void reply_conn(void *conn, struct cg_request *req, int status, const char *content_type,
@@ -465,16 +427,15 @@ static void reply_conn(void *conn, struct cg_request *req, int status, const cha
     int keep = keep_alive(c);
 
     (void)req;
-    c->req = NULL;
+    c->io.req = NULL;
     write_reply(c, status, content_type, body, len, !keep);
     if (!keep) {
         begin_close(c);
         return;
     }
     reset_request(c);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > MAX_OUTPUT_PENDING) {
+    if (transport_check_output_(&c->io) == CG_EFULL) {
         c->state = ST_DRAIN;
-        arm_timer(c, c->h->lim.idle_timeout_s);
         return;
     }
     resume_reading(c);
@@ -491,16 +452,13 @@ static int dispatch_request(struct conn *c, uint8_t *body, size_t len)
     if (normalize_path(c->target, &path) != CG_OK ||
         route_path(path, h->root_alias, &alias, &op) < 0)
         goto out;
-    req = cg_request_new_(h->kind, c->method, path, alias, op, c->peer, body, len, &http_ops, c);
+    req = cg_request_new_(h->kind, c->method, path, alias, op, c->io.peer, body, len, &http_ops, c);
     body = NULL;
     if (req == NULL)
         goto out;
     c->state = ST_WAIT;
-    c->req = req;
-    bufferevent_disable(c->bev, EV_READ);
-    evtimer_del(c->timer);
     rc = STEP_MORE;
-    h->cb(req, h->arg); /* may reply at once; c stays valid */
+    transport_hand_over_(&c->io, req, h->cb, h->arg); /* may reply at once */
 out:
     free(body);
     free(path);
@@ -654,7 +612,7 @@ static int finish_head(struct conn *c)
         c->body_len = 0;
         c->state = ST_CHUNK_SIZE;
     } else if (c->has_length) {
-        if (c->body_len > h->lim.max_body_bytes) {
+        if (c->body_len > h->srv.lim.max_body_bytes) {
             rc = 413;
             goto out;
         }
@@ -667,7 +625,7 @@ static int finish_head(struct conn *c)
         c->state = ST_BODY_LENGTH;
     }
     if (c->expect && c->minor >= 1 && (c->chunked || c->body_len > 0))
-        evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+        evbuffer_add_printf(bufferevent_get_output(c->io.bev), "HTTP/1.1 100 Continue\r\n\r\n");
     rc = STEP_NEXT;
 out:
     free(path);
@@ -714,7 +672,7 @@ static int step_head(struct conn *c, struct evbuffer *in)
     int rc;
     char *line = NULL;
 
-    rc = read_line(c, in, c->h->lim.max_header_bytes, 431, &line);
+    rc = read_line(c, in, c->h->srv.lim.max_header_bytes, 431, &line);
     if (rc != STEP_NEXT)
         goto out;
     if (!c->has_line) {
@@ -722,7 +680,7 @@ static int step_head(struct conn *c, struct evbuffer *in)
             /* empty lines before a request line are tolerated (RFC 9112 2.2) */
             if (evbuffer_get_length(in) == 0) {
                 c->started = 0;
-                arm_timer(c, c->h->lim.idle_timeout_s);
+                transport_arm_timer_(&c->io, c->h->srv.lim.idle_timeout_s);
             }
             goto out;
         }
@@ -778,7 +736,7 @@ static int step_chunk_size(struct conn *c, struct evbuffer *in)
         goto out;
     for (; isxdigit((unsigned char)*p); p++) {
         int d = isdigit((unsigned char)*p) ? *p - '0' : tolower((unsigned char)*p) - 'a' + 10;
-        if (size > c->h->lim.max_body_bytes) {
+        if (size > c->h->srv.lim.max_body_bytes) {
             rc = 413;
             goto out;
         }
@@ -787,7 +745,7 @@ static int step_chunk_size(struct conn *c, struct evbuffer *in)
     p += strspn(p, " \t");
     if (*p != '\0' && *p != ';')
         goto out;
-    if (size > c->h->lim.max_body_bytes - c->body_len) {
+    if (size > c->h->srv.lim.max_body_bytes - c->body_len) {
         rc = 413;
         goto out;
     }
@@ -865,7 +823,7 @@ static int step_trailer(struct conn *c, struct evbuffer *in)
     uint8_t *body = NULL;
     size_t len = c->body_len;
 
-    rc = read_line(c, in, c->h->lim.max_header_bytes, 431, &line);
+    rc = read_line(c, in, c->h->srv.lim.max_header_bytes, 431, &line);
     if (rc != STEP_NEXT || line[0] != '\0')
         goto out; /* trailer fields are read and ignored */
     if (len > 0) {
@@ -887,13 +845,13 @@ out:
 
 static void process_input(struct conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = bufferevent_get_input(c->io.bev);
     int rc = STEP_NEXT;
 
     while (rc == STEP_NEXT) {
         if (c->state == ST_HEAD && !c->started && evbuffer_get_length(in) > 0) {
             c->started = 1;
-            arm_timer(c, c->h->lim.read_timeout_s);
+            transport_arm_timer_(&c->io, c->h->srv.lim.read_timeout_s);
         }
         switch (c->state) {
         case ST_HEAD:
@@ -932,26 +890,18 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
 
+    (void)bev;
     if (reading_request(c))
         process_input(c);
     else if (c->state == ST_LINGER)
-        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        transport_discard_input_(&c->io);
 }
 
 /* The close reply has been sent: half-close and discard input until the peer closes. */
 static void linger_close(struct conn *c)
 {
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-
-    if (c->peer_eof || shutdown(fd, SHUT_WR) != 0) {
-        free_conn(c);
-        return;
-    }
-    c->state = ST_LINGER;
-    evbuffer_drain(bufferevent_get_input(c->bev),
-                   evbuffer_get_length(bufferevent_get_input(c->bev)));
-    arm_timer(c, LINGER_S);
-    bufferevent_enable(c->bev, EV_READ);
+    if (transport_linger_(&c->io) == CG_OK)
+        c->state = ST_LINGER;
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -969,104 +919,44 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
 
-    if (!(what & BEV_EVENT_EOF) || (what & BEV_EVENT_ERROR) || c->state == ST_LINGER) {
-        free_conn(c);
+    if (transport_eof_(&c->io, what, c->state == ST_LINGER) != CG_OK)
         return;
-    }
     /* EOF: finish what is buffered, send what is queued, then close */
-    c->peer_eof = 1;
-    bufferevent_disable(bev, EV_READ);
     if (reading_request(c) && evbuffer_get_length(bufferevent_get_input(bev)) > 0)
         process_input(c);
     if (c->state == ST_WAIT)
         return;
     if (c->state != ST_CLOSING) {
         c->state = ST_CLOSING;
-        arm_timer(c, c->h->lim.read_timeout_s);
+        transport_arm_timer_(&c->io, c->h->srv.lim.read_timeout_s);
     }
     if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        free_conn(c);
+        transport_conn_free_(&c->io);
 }
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
+/* Stop accepting: a connection before its first request byte goes now, a draining one
+ * closes once its reply is sent. */
+static void stop_conn(struct cg_conn *io)
 {
-    struct conn *c = arg;
+    struct conn *c = (struct conn *)io;
 
-    (void)fd;
-    (void)what;
-    cg_log(CG_LOG_DEBUG, "http %s: timeout", c->peer);
-    free_conn(c);
+    if (c->state == ST_HEAD && !c->started)
+        transport_conn_free_(io);
+    else if (c->state == ST_DRAIN)
+        begin_close(c);
 }
 
-static void format_addr(const struct sockaddr *sa, char *out, size_t n)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-        port = ntohs(s4->sin_port);
-        snprintf(out, n, "%s:%u", ip, port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-        port = ntohs(s6->sin6_port);
-        snprintf(out, n, "[%s]:%u", ip, port);
-    } else {
-        snprintf(out, n, "?:0");
-    }
-}
-
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
-{
-    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                               "Connection: close\r\n\r\n";
-    struct cg_http *h = arg;
-    struct conn *c = NULL;
-    int one = 1;
-
-    (void)l;
-    (void)salen;
-    if (h->nconns >= h->lim.max_connections || h->stopping) {
-        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w;
-        evutil_closesocket(fd);
-        goto out;
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        evutil_closesocket(fd);
-        goto out;
-    }
-    c->h = h;
-    c->bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        evutil_closesocket(fd);
-        free(c);
-        goto out;
-    }
-    c->timer = evtimer_new(h->base, on_timeout, c);
-    if (c->timer == NULL) {
-        bufferevent_free(c->bev);
-        free(c);
-        goto out;
-    }
-    format_addr(sa, c->peer, sizeof(c->peer));
-    reset_request(c);
-    c->next = h->conns;
-    if (h->conns != NULL)
-        h->conns->prev = c;
-    h->conns = c;
-    h->nconns++;
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    arm_timer(c, h->lim.idle_timeout_s);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-out:
-    return;
-}
+static const struct cg_conn_class http_class = {
+    .name = "http",
+    .size = sizeof(struct conn),
+    .busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    .init = init_conn,
+    .release = release_conn,
+    .stop = stop_conn,
+    .on_read = on_read,
+    .on_write = on_write,
+    .on_event = on_event,
+};
 
 /* ---------------------------------------------------------------------------------------- */
 /* public                                                                                   */
@@ -1082,22 +972,10 @@ struct cg_http *cg_http_new(struct event_base *base, int kind,
     h = calloc(1, sizeof(*h));
     if (h == NULL)
         goto out;
-    h->base = base;
+    transport_server_init_(&h->srv, base, &http_class, limits);
     h->kind = kind;
     h->cb = cb;
     h->arg = arg;
-    if (limits != NULL)
-        h->lim = *limits;
-    if (h->lim.max_body_bytes == 0)
-        h->lim.max_body_bytes = DEFAULT_MAX_BODY;
-    if (h->lim.max_header_bytes == 0)
-        h->lim.max_header_bytes = DEFAULT_MAX_HEADER;
-    if (h->lim.idle_timeout_s <= 0)
-        h->lim.idle_timeout_s = DEFAULT_IDLE_S;
-    if (h->lim.read_timeout_s <= 0)
-        h->lim.read_timeout_s = DEFAULT_READ_S;
-    if (h->lim.max_connections <= 0)
-        h->lim.max_connections = DEFAULT_MAX_CONN;
     if (root_alias != NULL) {
         h->root_alias = strdup(root_alias);
         if (h->root_alias == NULL) {
@@ -1109,143 +987,33 @@ out:
     return h;
 }
 
-/* "host:port" or "[v6]:port" → resolved address (new). @return CG_OK or CG_EINVAL */
-static int parse_hostport(const char *hostport, struct addrinfo **out)
-{
-    int rc = CG_EINVAL;
-    char host[256];
-    const char *port, *colon;
-    size_t hl;
-    struct addrinfo hints;
-    char *end = NULL;
-    long pn;
-
-    *out = NULL;
-    if (hostport == NULL)
-        goto out;
-    if (hostport[0] == '[') {
-        const char *close = strchr(hostport, ']');
-        if (close == NULL || close[1] != ':')
-            goto out;
-        hl = (size_t)(close - hostport - 1);
-        if (hl == 0 || hl >= sizeof(host))
-            goto out;
-        memcpy(host, hostport + 1, hl);
-        port = close + 2;
-    } else {
-        colon = strrchr(hostport, ':');
-        if (colon == NULL)
-            goto out;
-        hl = (size_t)(colon - hostport);
-        if (hl >= sizeof(host) || memchr(hostport, ':', hl) != NULL)
-            goto out;
-        memcpy(host, hostport, hl);
-        port = colon + 1;
-    }
-    host[hl] = '\0';
-    if (hl == 0 || strcmp(host, "*") == 0)
-        snprintf(host, sizeof(host), "0.0.0.0");
-    if (*port == '\0' || strspn(port, "0123456789") != strlen(port))
-        goto out;
-    pn = strtol(port, &end, 10);
-    if (pn < 0 || pn > 65535)
-        goto out;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (getaddrinfo(host, port, &hints, out) != 0) {
-        *out = NULL;
-        goto out;
-    }
-    rc = CG_OK;
-out:
-    return rc;
-}
-
 int cg_http_bind(struct cg_http *h, const char *hostport, char *bound, size_t boundlen)
 {
     int rc = CG_EINVAL;
-    struct addrinfo *ai = NULL;
-    struct evconnlistener *l = NULL, **grown;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    unsigned flags =
-        LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
-    char name[PEER_LEN];
 
     if (h == NULL)
         goto out;
-    rc = parse_hostport(hostport, &ai);
-    if (rc != CG_OK)
-        goto out;
-    if (ai->ai_family == AF_INET6)
-        flags |= LEV_OPT_BIND_IPV6ONLY;
-    rc = CG_EIO;
-    l = evconnlistener_new_bind(h->base, on_accept, h, flags, SOMAXCONN, ai->ai_addr,
-                                (int)ai->ai_addrlen);
-    if (l == NULL) {
-        cg_log(CG_LOG_ERROR, "http: cannot listen on %s", hostport);
-        goto out;
-    }
-    if (h->stopping)
-        evconnlistener_disable(l);
-    if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl) != 0)
-        goto out;
-    format_addr((const struct sockaddr *)&ss, name, sizeof(name));
-    if (bound != NULL && boundlen > 0) {
-        rc = CG_EINVAL;
-        if ((size_t)snprintf(bound, boundlen, "%s", name) >= boundlen)
-            goto out;
-    }
-    rc = CG_ENOMEM;
-    grown = realloc(h->listeners, sizeof(*grown) * (size_t)(h->nlisteners + 1));
-    if (grown == NULL)
-        goto out;
-    h->listeners = grown;
-    h->listeners[h->nlisteners++] = l;
-    l = NULL;
-    rc = CG_OK;
+    rc = transport_listen_(&h->srv, hostport, MAX_PORT_DIGITS, bound, boundlen);
 out:
-    if (l != NULL)
-        evconnlistener_free(l);
-    if (ai != NULL)
-        freeaddrinfo(ai);
     return rc;
 }
 
 void cg_http_stop_accepting(struct cg_http *h)
 {
-    struct conn *c, *next;
-
-    if (h == NULL)
-        return;
-    h->stopping = 1;
-    for (int i = 0; i < h->nlisteners; i++)
-        evconnlistener_disable(h->listeners[i]);
-    for (c = h->conns; c != NULL; c = next) {
-        next = c->next;
-        if (c->state == ST_HEAD && !c->started)
-            free_conn(c);
-        else if (c->state == ST_DRAIN)
-            begin_close(c);
-    }
+    if (h != NULL)
+        transport_stop_accepting_(&h->srv);
 }
 
 int cg_http_connections(const struct cg_http *h)
 {
-    return h != NULL ? h->nconns : 0;
+    return h != NULL ? h->srv.nconns : 0;
 }
 
 void cg_http_free(struct cg_http *h)
 {
     if (h == NULL)
         return;
-    for (int i = 0; i < h->nlisteners; i++)
-        evconnlistener_free(h->listeners[i]);
-    free(h->listeners);
-    while (h->conns != NULL)
-        free_conn(h->conns);
+    transport_server_clear_(&h->srv);
     free(h->root_alias);
     free(h);
 }
