@@ -32,16 +32,28 @@
 
 #define DRAIN_LIMIT_S 30
 
-struct server {
+/* A configuration and the engine built on it. SIGHUP builds a new generation; requests in
+ * flight finish on the one they started with, which is freed when its last job is done.
+ * Reference counts are touched only on the loop thread. */
+struct generation {
     struct cg_config *cfg;
-    struct cg_store *store;
     struct cg_core *core;
+    int refs; /* jobs holding it, plus one while it is current */
+};
+
+struct server {
+    const char *config_path;
+    struct generation *gen; /* current */
+    struct cg_config *cfg;  /* gen->cfg, kept for brevity */
+    struct cg_store *store;
+    struct cg_core *core; /* gen->core */
     struct event_base *base;
     struct cg_workq *wq;
     struct cg_http **http;
     size_t n_http;
     struct cg_tcp *tcp; /* NULL when listen.tcp is empty */
-    struct event *ev_term, *ev_int, *ev_pipe, *ev_drain, *ev_sweep;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_pipe, *ev_drain, *ev_sweep;
+    int reload_running;
     int sweep_running; /* a sweep job is queued or running */
     int draining;
     int drain_quiet_ticks; /* ticks with nothing in flight, so replies had time to flush */
@@ -51,11 +63,13 @@ struct server {
     atomic_ulong m_ms_total;
 };
 
-enum job_kind { JOB_CMP, JOB_HEALTH, JOB_SWEEP };
+enum job_kind { JOB_CMP, JOB_HEALTH, JOB_SWEEP, JOB_RELOAD };
 
 struct cmp_job {
     struct cg_job base;
     struct server *srv;
+    struct generation *gen;  /* the configuration this job runs on */
+    struct generation *next; /* JOB_RELOAD: the generation built, or NULL */
     struct cg_request *req;
     int kind;
     struct cg_core_result res;
@@ -70,6 +84,31 @@ static double ms_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+static void gen_drop(struct generation *g)
+{
+    if (g != NULL && --g->refs == 0) {
+        cg_core_free(g->core);
+        cg_config_unref(g->cfg);
+        free(g);
+    }
+}
+
+/* Worker thread, JOB_RELOAD: load and check the configuration file again, build an engine. */
+static struct generation *gen_load(struct server *srv)
+{
+    struct generation *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    if (gw_load_config(srv->config_path, &g->cfg) != 0 ||
+        cg_core_new(g->cfg, srv->store, &g->core) != CG_OK) {
+        cg_config_unref(g->cfg);
+        free(g);
+        return NULL;
+    }
+    g->refs = 1;
+    return g;
+}
+
 /* Worker thread: the only place requests touch core and the store. */
 static void job_work(struct cg_job *j, void *arg)
 {
@@ -79,17 +118,21 @@ static void job_work(struct cg_job *j, void *arg)
         job->rc = cg_store_check_writable(srv->store);
         return;
     }
+    if (job->kind == JOB_RELOAD) {
+        job->next = gen_load(srv);
+        return;
+    }
     if (job->kind == JOB_SWEEP) {
         int revoked = 0;
-        job->rc = cg_core_sweep(srv->core, (int64_t)time(NULL), &revoked);
+        job->rc = cg_core_sweep(job->gen->core, (int64_t)time(NULL), &revoked);
         if (job->rc != CG_OK)
             cg_log(CG_LOG_ERROR, "unconfirmed-certificate sweep failed: %s", cg_strerror(job->rc));
         return;
     }
     size_t len = 0;
     const uint8_t *body = cg_request_body(job->req, &len);
-    job->rc = cg_core_process(srv->core, cg_request_alias(job->req), cg_request_op(job->req), body,
-                              len, &job->res);
+    job->rc = cg_core_process(job->gen->core, cg_request_alias(job->req), cg_request_op(job->req),
+                              body, len, &job->res);
     double ms = ms_since(&job->start);
     char msbuf[32], status[8];
     snprintf(msbuf, sizeof(msbuf), "%.1f", ms);
@@ -121,7 +164,28 @@ static void job_done(struct cg_job *j, void *arg)
 {
     struct cmp_job *job = (struct cmp_job *)j;
     struct server *srv = arg;
-    if (job->kind == JOB_SWEEP) {
+    if (job->kind == JOB_RELOAD) {
+        srv->reload_running = 0;
+        if (job->next == NULL) {
+            cg_log(CG_LOG_ERROR, "SIGHUP: the configuration was not reloaded (see above); "
+                                 "still serving the previous one");
+        } else {
+            const struct cg_config *o = srv->cfg, *n = job->next->cfg;
+            if (n->n_listen_http != o->n_listen_http || n->n_listen_tcp != o->n_listen_tcp ||
+                n->n_listen_admin != o->n_listen_admin || n->workers != o->workers ||
+                n->queue_depth != o->queue_depth || strcmp(n->store_path, o->store_path) != 0 ||
+                n->max_body_bytes != o->max_body_bytes || n->max_connections != o->max_connections)
+                cg_log(CG_LOG_WARN, "SIGHUP: listeners, workers, queue, store and transport "
+                                    "limits change only with a restart");
+            gen_drop(srv->gen);
+            srv->gen = job->next;
+            srv->cfg = srv->gen->cfg;
+            srv->core = srv->gen->core;
+            cg_log_setup(srv->cfg->log_level, srv->cfg->log_json);
+            cg_log(CG_LOG_INFO, "SIGHUP: configuration %s reloaded (%zu aliases)", srv->cfg->file,
+                   srv->cfg->n_aliases);
+        }
+    } else if (job->kind == JOB_SWEEP) {
         srv->sweep_running = 0;
     } else if (job->kind == JOB_HEALTH) {
         const char *txt = job->rc == CG_OK ? "ok\n" : "store not writable\n";
@@ -135,6 +199,7 @@ static void job_done(struct cg_job *j, void *arg)
         cg_request_reply(job->req, 200, NULL, job->res.der, job->res.der_len);
     }
     cg_core_result_clear(&job->res);
+    gen_drop(job->gen);
     free(job);
 }
 
@@ -176,10 +241,13 @@ static int queue_job(struct server *srv, struct cg_request *req, int kind)
     job->srv = srv;
     job->req = req;
     job->kind = kind;
+    job->gen = srv->gen;
     clock_gettime(CLOCK_MONOTONIC, &job->start);
     int rc = cg_workq_push(srv->wq, &job->base);
     if (rc != CG_OK)
         free(job);
+    else
+        srv->gen->refs++;
     return rc;
 }
 
@@ -231,6 +299,20 @@ static void on_sweep_tick(evutil_socket_t fd, short what, void *arg)
         return;
     if (queue_job(srv, NULL, JOB_SWEEP) == CG_OK)
         srv->sweep_running = 1;
+}
+
+/* Loop thread, SIGHUP: reload the configuration on a worker (it reads files and keys). */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    (void)sig;
+    (void)what;
+    if (srv->reload_running || srv->draining)
+        return;
+    if (queue_job(srv, NULL, JOB_RELOAD) == CG_OK)
+        srv->reload_running = 1;
+    else
+        cg_log(CG_LOG_ERROR, "SIGHUP: the work queue is full; reload not started");
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -359,6 +441,12 @@ int gw_serve(const char *config_path)
     }
     if ((rc = cg_core_new(srv.cfg, srv.store, &srv.core)) != CG_OK)
         goto out;
+    if ((srv.gen = calloc(1, sizeof(*srv.gen))) == NULL)
+        goto out;
+    srv.gen->cfg = srv.cfg;
+    srv.gen->core = srv.core;
+    srv.gen->refs = 1;
+    srv.config_path = config_path;
     if (evthread_use_pthreads() != 0 || (srv.base = event_base_new()) == NULL) {
         gw_err("cannot create the event loop");
         goto out;
@@ -381,6 +469,9 @@ int gw_serve(const char *config_path)
         if (srv.ev_sweep == NULL || event_add(srv.ev_sweep, &tv) != 0)
             goto out;
     }
+    srv.ev_hup = evsignal_new(srv.base, SIGHUP, on_hup, &srv);
+    if (srv.ev_hup == NULL || evsignal_add(srv.ev_hup, NULL) != 0)
+        goto out;
     srv.ev_term = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
     srv.ev_int = evsignal_new(srv.base, SIGINT, on_signal, &srv);
     if (!srv.ev_term || !srv.ev_int || evsignal_add(srv.ev_term, NULL) ||
@@ -410,8 +501,14 @@ out:
         event_free(srv.ev_sweep);
     if (srv.base)
         event_base_free(srv.base);
-    cg_core_free(srv.core);
+    if (srv.ev_hup)
+        event_free(srv.ev_hup);
+    if (srv.gen != NULL) {
+        gen_drop(srv.gen); /* every job is done: this frees the current generation */
+    } else {
+        cg_core_free(srv.core);
+        cg_config_unref(srv.cfg);
+    }
     cg_store_close(srv.store);
-    cg_config_unref(srv.cfg);
     return status;
 }
