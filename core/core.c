@@ -2000,10 +2000,11 @@ static int collect_due(const struct cg_txn_rec *t, void *arg)
 {
     struct sweep *sw = arg;
     if (t->state == CG_TXN_OPEN) {
-        if (t->serial_len == 0 || t->alias == NULL)
-            return 0;
-        const struct cg_alias *a = cg_config_alias(sw->cfg, t->alias);
-        if (a == NULL || !a->revoke_unconfirmed || sw->now - t->created < a->confirm_timeout_s)
+        /* past confirm_timeout_s: revoked (revoke_unconfirmed) or closed, which also drops a
+         * client's enrollment code kept for its certConf */
+        const struct cg_alias *a = t->alias ? cg_config_alias(sw->cfg, t->alias) : NULL;
+        int timeout = a != NULL ? a->confirm_timeout_s : 300;
+        if (sw->now - t->created < timeout)
             return 0;
     } else if (sw->now - t->updated < sw->cfg->transaction_ttl_s) {
         return 0;
@@ -2020,7 +2021,8 @@ static int collect_due(const struct cg_txn_rec *t, void *arg)
     if (copy == NULL)
         return 1;
     *copy = *t;
-    copy->alias = copy->username = copy->secret = NULL; /* not needed; t's strings are borrowed */
+    copy->username = copy->secret = NULL; /* not needed; t's strings are borrowed */
+    copy->alias = t->alias ? strdup(t->alias) : NULL;
     sw->due[sw->n++] = copy;
     return 0;
 }
@@ -2046,6 +2048,25 @@ static int revoke_unconfirmed(struct cg_core *core, const struct cg_txn_rec *t, 
     return r;
 }
 
+/* An unconfirmed certificate on an alias that does not revoke: the transaction closes (the
+ * reference system's behaviour: the certificate stays valid). */
+static int close_unconfirmed(struct cg_core *core, const struct cg_txn_rec *t, int64_t now)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    int r =
+        b ? cg_store_batch_set_txn_state(b, t->txid, t->txid_len, CG_TXN_OPEN, CG_TXN_CLOSED, now)
+          : CG_ENOMEM;
+    if (r == CG_OK)
+        r = cg_store_commit(core->store, b);
+    cg_store_batch_free(b);
+    return r;
+}
+
+static const struct cg_alias *sw_alias(const struct cg_config *cfg, const struct cg_txn_rec *t)
+{
+    return t->alias ? cg_config_alias(cfg, t->alias) : NULL;
+}
+
 int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked)
 {
     struct sweep sw = {core->cfg, now, NULL, 0, 0};
@@ -2060,8 +2081,11 @@ int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked)
             n_expired++;
             continue;
         }
-        int r = revoke_unconfirmed(core, t, now);
-        if (r == CG_OK)
+        const struct cg_alias *a = sw_alias(core->cfg, t);
+        int r = a != NULL && a->revoke_unconfirmed && t->serial_len > 0
+                    ? revoke_unconfirmed(core, t, now)
+                    : close_unconfirmed(core, t, now);
+        if (r == CG_OK && a != NULL && a->revoke_unconfirmed && t->serial_len > 0)
             (*revoked)++;
         else if (r != CG_ECONFLICT && r != CG_EALREADY) /* confirmed or revoked meanwhile */
             rc = r;

@@ -1751,6 +1751,35 @@ static void test_txn_expiry(void)
     TEST_EQ(revoked, 0);
 }
 
+/* An unconfirmed certificate on an alias without revoke_unconfirmed: after confirm_timeout_s
+ * the transaction closes (the certificate stays valid, as in the reference system). */
+static void test_unconfirmed_closes(void)
+{
+    struct client *cl = std_client("opensslra", "password", "NoConfirm");
+    TEST_EQ(OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_DISABLE_CONFIRM, 1), 1);
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    TEST_NOTNULL(cert);
+    const unsigned char *p = cl->first_req;
+    CG_PKIMESSAGE *m =
+        gc(d2i_CG_PKIMESSAGE(NULL, &p, (long)cl->first_req_len), gc_CG_PKIMESSAGE_free);
+    TEST_NOTNULL(m);
+    const ASN1_OCTET_STRING *txid = m->header->transactionID;
+    struct cg_txn_rec *t = NULL;
+    TEST_OK(cg_store_get_txn(g_store, ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid),
+                             &t));
+    gc(t, gc_cg_txn_rec_free);
+    TEST_EQ(t->state, CG_TXN_OPEN);
+    int revoked = -1;
+    TEST_OK(cg_core_sweep(g_core, (int64_t)time(NULL) + 301, &revoked));
+    TEST_EQ(revoked, 0);
+    struct cg_txn_rec *t2 = NULL;
+    TEST_OK(cg_store_get_txn(g_store, ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid),
+                             &t2));
+    gc(t2, gc_cg_txn_rec_free);
+    TEST_EQ(t2->state, CG_TXN_CLOSED);
+    TEST_TRUE(t2->secret == NULL);
+}
+
 /* --- configuration check ------------------------------------------------------------------- */
 
 /* Loads JSON text as DIR/name and expects cg_core_check_config to refuse it with the exact
@@ -3360,6 +3389,7 @@ CG_TESTS = {
     CG_TEST("core/extracerts_limit", test_extracerts_limit),
     CG_TEST("core/nonce_replay", test_nonce_replay),
     CG_TEST("core/txn_expiry", test_txn_expiry),
+    CG_TEST("core/unconfirmed_closes", test_unconfirmed_closes),
     CG_TEST("core/keyid_unknown_profile", test_keyid_unknown_profile),
     CG_TEST("core/key_usage_override", test_key_usage_override),
     CG_TEST("core/replay_concurrent", test_replay_concurrent),
