@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/ec.h>
+#include <openssl/hmac.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,8 @@ struct opts {
     int implicit;
     long server_pid;
     int json;
+    int same_subject; /* every request carries the same subject (one RA end entity) */
+    double hold;      /* keep every connection open this long after the last request */
 };
 
 struct msgbuf {
@@ -70,6 +73,12 @@ struct conn {
     struct bench *b;
     struct bufferevent *bev;
     int phase;          /* 0 idle, 1 request sent, 2 certConf sent */
+    int closing;        /* the server announced it closes after its response: reconnect */
+    int held;           /* --hold: connection still open */
+    long answered;      /* responses received on the current connection */
+    int got_bytes;      /* some of the response to the last message has arrived */
+    int retried;        /* the last message was already resent once */
+    struct msgbuf last; /* copy of the last message sent, for one resend on a stale connection */
     long index;         /* transaction number */
     double t0;          /* transaction start */
     CG_PKIMESSAGE *req; /* the first message of the transaction (for txid, protection) */
@@ -85,6 +94,12 @@ struct bench {
     EVP_PKEY *signer_key;
     STACK_OF(X509) * rr_certs; /* rr: certificates enrolled before the clock starts */
     struct msgbuf *prebuilt;
+    long nprebuilt;
+    long retries;
+    int fresh_per_txn; /* the server closes after each transaction: open a new connection
+                          for every transaction instead of finding out by a resend */
+    int holding; /* --hold phase: count closes, never reconnect */
+    long open_conns;
     long next, done, ok, errors, target;
     double start, end_at;
     double *lat;
@@ -215,7 +230,11 @@ static int finish(struct bench *b, CG_PKIMESSAGE *m, const X509_ALGOR *reuse_pbm
 static X509_NAME *subject_for(struct bench *b, long i)
 {
     char buf[300];
-    snprintf(buf, sizeof(buf), "%s-%ld-%08lx", b->o.subject_prefix, i, (unsigned long)getpid());
+    if (b->o.same_subject)
+        snprintf(buf, sizeof(buf), "%s-same-%08lx", b->o.subject_prefix, (unsigned long)getpid());
+    else
+        snprintf(buf, sizeof(buf), "%s-%ld-%08lx", b->o.subject_prefix, i,
+                 (unsigned long)getpid());
     /* "/CN=bench" style prefix */
     X509_NAME *n = X509_NAME_new();
     char *p = buf;
@@ -340,8 +359,28 @@ static int build_certconf(struct bench *b, struct conn *c, CG_PKIMESSAGE *rsp, X
 
 /* --- transport --------------------------------------------------------------------------- */
 
+static void connect_conn(struct conn *c);
+
 static void send_der(struct conn *c, const struct msgbuf *mb)
 {
+    /* A server that closes after each response (HTTP/1.0, "Connection: close", such as
+     * OpenSSL's mock server) gets a fresh connection for the next message. */
+    if (c->bev != NULL && c->closing) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    if (c->bev == NULL) {
+        connect_conn(c);
+        c->answered = 0;
+    }
+    if (mb != &c->last) {
+        free(c->last.der);
+        c->last.der = malloc(mb->len);
+        memcpy(c->last.der, mb->der, mb->len);
+        c->last.len = mb->len;
+        c->retried = 0;
+    }
+    c->got_bytes = 0;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (c->b->o.tcp) {
         uint8_t hdr[7];
@@ -455,6 +494,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    if (evbuffer_get_length(in) > 0)
+        c->got_bytes = 1;
     for (;;) {
         size_t avail = evbuffer_get_length(in);
         if (c->b->o.tcp) {
@@ -468,11 +509,14 @@ static void on_read(struct bufferevent *bev, void *arg)
                 return;
             uint8_t *buf = malloc(l + 4);
             evbuffer_remove(in, buf, l + 4);
+            c->answered++;
             if (hdr[6] != 5)
                 record(c->b, c, 0, "TCP error frame");
             else
                 on_response(c, buf + 7, l - 3);
             free(buf);
+            if (c->bev != bev)
+                return;
         } else {
             struct evbuffer_ptr eoh = evbuffer_search(in, "\r\n\r\n", 4, NULL);
             if (eoh.pos < 0)
@@ -483,15 +527,29 @@ static void on_read(struct bufferevent *bev, void *arg)
             hdrs[hlen] = '\0';
             int status = atoi(hdrs + 9);
             size_t clen = 0;
-            for (char *h = strstr(hdrs, "\r\n"); h != NULL; h = strstr(h + 2, "\r\n"))
+            /* HTTP/1.0 closes unless it says keep-alive; HTTP/1.1 keeps unless it says close */
+            int closing = strncmp(hdrs, "HTTP/1.0", 8) == 0;
+            for (char *h = strstr(hdrs, "\r\n"); h != NULL; h = strstr(h + 2, "\r\n")) {
                 if (strncasecmp(h + 2, "Content-Length:", 15) == 0)
                     clen = (size_t)strtoul(h + 17, NULL, 10);
+                if (strncasecmp(h + 2, "Connection:", 11) == 0) {
+                    const char *v = h + 13;
+                    while (*v == ' ')
+                        v++;
+                    if (strncasecmp(v, "close", 5) == 0)
+                        closing = 1;
+                    else if (strncasecmp(v, "keep-alive", 10) == 0)
+                        closing = 0;
+                }
+            }
             free(hdrs);
             if (avail < hlen + clen)
                 return;
             evbuffer_drain(in, hlen);
             uint8_t *body = malloc(clen + 1);
             evbuffer_remove(in, body, clen);
+            c->closing = closing;
+            c->answered++;
             if (status != 200) {
                 char why[64];
                 snprintf(why, sizeof(why), "HTTP %d", status);
@@ -501,10 +559,10 @@ static void on_read(struct bufferevent *bev, void *arg)
             }
             free(body);
         }
+        if (c->bev != bev) /* the handler reconnected: bev and in are gone */
+            return;
     }
 }
-
-static void connect_conn(struct conn *c);
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -512,18 +570,32 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED)
         return;
-    /* the server closed: count a transaction in flight as failed, reconnect */
+    /* the server closed: count a transaction in flight as failed; the next message
+     * reconnects (send_der) */
     bufferevent_free(c->bev);
     c->bev = NULL;
-    if (c->phase != 0) {
-        c->b->active--;
-        c->phase = 0;
-        c->b->active++;
-        connect_conn(c);
-        record(c->b, c, 0, "connection closed");
+    c->closing = 0;
+    if (c->b->holding) {
+        if (c->held) {
+            c->held = 0;
+            c->b->open_conns--;
+        }
         return;
     }
-    connect_conn(c);
+    if (c->phase == 0)
+        return;
+    /* A kept-alive connection the server closed before reading our next message (a server
+     * that ends keep-alive after a transaction, like OpenSSL's mock): resend once on a new
+     * connection, as HTTP clients do; nothing of a response arrived, so nothing was lost. */
+    if (c->answered > 0 && !c->got_bytes && !c->retried) {
+        c->retried = 1;
+        c->b->retries++;
+        if (c->phase == 1 && c->b->retries >= 3)
+            c->b->fresh_per_txn = 1;
+        send_der(c, &c->last);
+        return;
+    }
+    record(c->b, c, 0, (what & BEV_EVENT_ERROR) ? "connection error" : "connection closed");
 }
 
 static void connect_conn(struct conn *c)
@@ -555,9 +627,11 @@ static void start_next(struct conn *c)
     if (!b->setup && b->o.cmd == CMD_RR)
         c->rr_cert = sk_X509_value(b->rr_certs, (int)(i % sk_X509_num(b->rr_certs)));
     c->index = i;
+    if (b->fresh_per_txn)
+        c->closing = 1;
     c->t0 = now_s();
     c->phase = 1;
-    if (!b->setup && b->prebuilt != NULL && i < b->target) {
+    if (!b->setup && b->prebuilt != NULL && i < b->nprebuilt) {
         send_der(c, &b->prebuilt[i]);
         const unsigned char *p = b->prebuilt[i].der;
         CG_PKIMESSAGE_free(c->req);
@@ -614,6 +688,102 @@ static long proc_cpu_ticks(long pid)
     return utime + stime;
 }
 
+/* A "Name:   1234 kB" line of /proc/PID/status, in kB; -1 when unreadable. */
+static long proc_status_kb(long pid, const char *name)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    size_t n = strlen(name);
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ':') {
+            v = atol(line + n + 1);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* Resets the peak RSS (VmHWM) of pid to its current RSS (Linux clear_refs "5"). */
+static void reset_peak_rss(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/clear_refs", pid);
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static void on_hold_end(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopexit(((struct bench *)arg)->base, NULL);
+}
+
+/* --crypto-floor: the CPU cost of the cryptography one PBM-protected ir needs at least, on
+ * this machine, one thread: ECDSA P-256 sign and verify (SHA-256 over a certificate-sized
+ * input, as the CA and the POPO check do) and the PBM key derivation (PBM_ITER iterations of
+ * SHA-256 over secret||salt, RFC 4210 5.1.3.1) plus the HMAC-SHA256 over a message. */
+static void crypto_floor(void)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    uint8_t tbs[400], sig[128], md[EVP_MAX_MD_SIZE];
+    size_t siglen = sizeof(sig);
+    unsigned int mdlen;
+    RAND_bytes(tbs, sizeof(tbs));
+    double t, sign_us, verify_us, pbm_us, hmac_us;
+    long n;
+    for (t = now_s(), n = 0; now_s() - t < 1.0; n++) {
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        siglen = sizeof(sig);
+        EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, k);
+        EVP_DigestSign(ctx, sig, &siglen, tbs, sizeof(tbs));
+        EVP_MD_CTX_free(ctx);
+    }
+    sign_us = (now_s() - t) * 1e6 / (double)n;
+    for (t = now_s(), n = 0; now_s() - t < 1.0; n++) {
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, k);
+        if (EVP_DigestVerify(ctx, sig, siglen, tbs, sizeof(tbs)) != 1)
+            die("verify failed");
+        EVP_MD_CTX_free(ctx);
+    }
+    verify_us = (now_s() - t) * 1e6 / (double)n;
+    /* the cheapest way through the EVP API: one fetched digest, one reused context */
+    EVP_MD *sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    EVP_MD_CTX *dctx = EVP_MD_CTX_new();
+    for (t = now_s(), n = 0; now_s() - t < 1.0; n++) {
+        uint8_t in[8 + 16];
+        memcpy(in, "password", 8);
+        RAND_bytes(in + 8, 16);
+        EVP_DigestInit_ex(dctx, sha256, NULL);
+        EVP_DigestUpdate(dctx, in, sizeof(in));
+        EVP_DigestFinal_ex(dctx, md, &mdlen);
+        for (int i = 1; i < PBM_ITER; i++) {
+            EVP_DigestInit_ex(dctx, NULL, NULL);
+            EVP_DigestUpdate(dctx, md, mdlen);
+            EVP_DigestFinal_ex(dctx, md, &mdlen);
+        }
+    }
+    pbm_us = (now_s() - t) * 1e6 / (double)n;
+    EVP_MD_CTX_free(dctx);
+    EVP_MD_free(sha256);
+    for (t = now_s(), n = 0; now_s() - t < 1.0; n++)
+        HMAC(EVP_sha256(), md, (int)mdlen, tbs, sizeof(tbs), md, &mdlen);
+    hmac_us = (now_s() - t) * 1e6 / (double)n;
+    printf("{\"ecdsa_p256_sign_us\":%.2f,\"ecdsa_p256_verify_us\":%.2f,\"pbm_%d_sha256_us\":%.2f,"
+           "\"hmac_sha256_400B_us\":%.2f}\n",
+           sign_us, verify_us, PBM_ITER, pbm_us, hmac_us);
+    EVP_PKEY_free(k);
+    exit(0);
+}
+
 static void run(struct bench *b)
 {
     b->active = b->o.concurrency;
@@ -621,7 +791,7 @@ static void run(struct bench *b)
     for (int i = 0; i < b->o.concurrency; i++) {
         struct conn *c = &b->conns[i];
         c->b = b;
-        if (c->bev == NULL)
+        if (c->bev == NULL && !c->closing)
             connect_conn(c);
         start_next(c);
     }
@@ -635,7 +805,9 @@ static void usage(void)
           "         [--secret pass:PW --ref REF | --cert FILE --key FILE] [--recipient DN]\n"
           "         [--key-type ec-p256|ec-p384|rsa2048|ed25519] [--subject-prefix /CN=bench]\n"
           "         [--requests N | --duration S] [--concurrency C] [--prebuild]\n"
-          "         [--implicit-confirm] [--server-pid PID] [--json]\n",
+          "         [--implicit-confirm] [--server-pid PID] [--json]\n"
+          "         [--same-subject] [--hold SECONDS]\n"
+          "       cmpgate-bench --crypto-floor\n",
           stderr);
     exit(2);
 }
@@ -678,6 +850,9 @@ int main(int argc, char **argv)
                                        {"server-pid", 1, 0, 'x'},
                                        {"json", 0, 0, 'j'},
                                        {"help", 0, 0, 'h'},
+                                       {"same-subject", 0, 0, 'Y'},
+                                       {"hold", 1, 0, 'H'},
+                                       {"crypto-floor", 0, 0, 'F'},
                                        {0, 0, 0, 0}};
     o->path = "/ejbca/publicweb/cmp/opensslra";
     o->key_type = "ec-p256";
@@ -743,6 +918,15 @@ int main(int argc, char **argv)
         case 'j':
             o->json = 1;
             break;
+        case 'Y':
+            o->same_subject = 1;
+            break;
+        case 'H':
+            o->hold = atof(optarg);
+            break;
+        case 'F':
+            crypto_floor();
+            break;
         default:
             usage();
         }
@@ -801,6 +985,7 @@ int main(int argc, char **argv)
     if (o->prebuild) {
         long n = o->duration > 0 ? 200000 : o->requests;
         b->prebuilt = calloc((size_t)n, sizeof(struct msgbuf));
+        b->nprebuilt = n;
         struct conn tmp = {0};
         tmp.b = b;
         for (long i = 0; i < n; i++) {
@@ -816,18 +1001,47 @@ int main(int argc, char **argv)
     b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
     struct timeval one = {1, 0};
     event_add(b->tick, &one);
+    if (o->server_pid)
+        reset_peak_rss(o->server_pid);
     long cpu0 = o->server_pid ? proc_cpu_ticks(o->server_pid) : -1;
     b->start = now_s();
     b->end_at = b->start + o->duration;
     run(b);
     double secs = now_s() - b->start;
     long cpu1 = o->server_pid ? proc_cpu_ticks(o->server_pid) : -1;
+    long hwm = o->server_pid ? proc_status_kb(o->server_pid, "VmHWM") : -1;
+    long held_rss = -1;
     fprintf(stderr, "\n");
+    if (o->hold > 0) {
+        /* keep every connection open (the server may close idle ones: counted) */
+        b->holding = 1;
+        b->open_conns = 0;
+        for (int i = 0; i < o->concurrency; i++)
+            if ((b->conns[i].held = b->conns[i].bev != NULL))
+                b->open_conns++;
+        struct timeval hv = {(time_t)o->hold, (suseconds_t)((o->hold - (double)(time_t)o->hold) * 1e6)};
+        struct event *he = evtimer_new(b->base, on_hold_end, b);
+        fprintf(stderr, "holding %ld connections for %.0f s\n", b->open_conns, o->hold);
+        event_del(b->tick);
+        evtimer_add(he, &hv);
+        event_base_dispatch(b->base);
+        event_free(he);
+        if (o->server_pid)
+            held_rss = proc_status_kb(o->server_pid, "VmRSS");
+    }
     qsort(b->lat, b->nlat, sizeof(double), cmp_double);
     printf("{\"requests\":%ld,\"ok\":%ld,\"errors\":%ld,\"seconds\":%.3f,\"rps\":%.1f,"
            "\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"p999_ms\":%.2f",
            b->done, b->ok, b->errors, secs, (double)b->done / secs, pct(b, 0.5), pct(b, 0.9),
            pct(b, 0.99), pct(b, 0.999));
+    printf(",\"max_ms\":%.2f,\"resent\":%ld", b->nlat ? b->lat[b->nlat - 1] : 0.0, b->retries);
+    if (hwm >= 0)
+        printf(",\"server_peak_rss_kb\":%ld", hwm);
+    if (o->hold > 0) {
+        printf(",\"held_open\":%ld", b->open_conns);
+        if (held_rss >= 0)
+            printf(",\"server_rss_kb_held\":%ld", held_rss);
+    }
     if (cpu0 >= 0 && cpu1 >= 0 && b->done > 0)
         printf(",\"server_cpu_ms_per_req\":%.3f",
                (double)(cpu1 - cpu0) * 1000.0 / (double)sysconf(_SC_CLK_TCK) / (double)b->done);
