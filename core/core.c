@@ -34,6 +34,7 @@
 #include <time.h>
 
 #define MAX_RETRIES 3
+#define MAX_GENM_ITAVS 16
 #define CG_REASON_UNCONFIRMED 0 /* CRL reason for a certificate never confirmed: unspecified */
 
 /* --- small helpers ----------------------------------------------------------------------- */
@@ -1489,15 +1490,21 @@ out:
  * other info types are left out of the answer, as RFC 4210 5.3.19 allows. */
 static int handle_genm(struct msgctx *ctx)
 {
-    STACK_OF(CG_ITAV) *in = ctx->req->body->value.genm, *out = sk_CG_ITAV_new_null();
-    if (out == NULL)
+    STACK_OF(CG_ITAV) *in = ctx->req->body->value.genm, *out = NULL;
+    int answered = 0;
+    if (sk_CG_ITAV_num(in) > MAX_GENM_ITAVS) {
+        /* each answer may carry certificates: a long list would amplify the request */
+        set_detail_(ctx, "a genm may ask for at most 16 info types", NULL);
+        return CG_ECMP_BADREQUEST;
+    }
+    if ((out = sk_CG_ITAV_new_null()) == NULL)
         return CG_ENOMEM;
     for (int i = 0; i < sk_CG_ITAV_num(in); i++) {
         const ASN1_OBJECT *type = sk_CG_ITAV_value(in, i)->type;
         char oid[64];
         OBJ_obj2txt(oid, sizeof(oid), type, 1);
-        if (strcmp(oid, "1.3.6.1.5.5.7.4.17") != 0)
-            continue;
+        if (strcmp(oid, "1.3.6.1.5.5.7.4.17") != 0 || answered++ > 0)
+            continue; /* unknown types are left out; caCerts is answered once */
         STACK_OF(X509) *certs = NULL;
         unsigned char *der = NULL;
         if (push_cert(&certs, ctx->ca->cert) != CG_OK)
