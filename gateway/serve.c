@@ -52,7 +52,7 @@ struct server {
     struct cg_http **http;
     size_t n_http;
     struct cg_tcp *tcp; /* NULL when listen.tcp is empty */
-    struct event *ev_term, *ev_int, *ev_hup, *ev_pipe, *ev_drain, *ev_sweep;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_drain, *ev_sweep;
     int reload_running;
     int sweep_running; /* a sweep job is queued or running */
     int draining;
@@ -499,10 +499,10 @@ out:
         event_free(srv.ev_drain);
     if (srv.ev_sweep)
         event_free(srv.ev_sweep);
-    if (srv.base)
-        event_base_free(srv.base);
     if (srv.ev_hup)
         event_free(srv.ev_hup);
+    if (srv.base)
+        event_base_free(srv.base);
     if (srv.gen != NULL) {
         gen_drop(srv.gen); /* every job is done: this frees the current generation */
     } else {

@@ -13,9 +13,11 @@
  * The configuration, the CA (the fixed test CA of test/fuzz/ca, so that the seed corpus made
  * by gen_corpus.sh against the same CA passes signature checks and reaches deep code) and
  * the store are created once, in a mkdtemp directory, with one pre-registered end entity
- * "fuzzuser" (code "fuzzcode"). State accumulates in the store across inputs; that is
- * accepted (transactions in use, issued certificates): the target looks for crashes, leaks
- * and sanitizer reports, not for outcomes. The directory is removed at exit.
+ * "fuzzuser" (code "fuzzcode") and two issued certificates of gen_corpus.sh (seed-ir, the
+ * signer of the kur seed; seed-ed, the subject of the rr seed). CG_FUZZ_VERBOSE=1 prints each
+ * answer (to check the seeds). State accumulates in the store across inputs; that is accepted
+ * (transactions in use, issued certificates): the target looks for crashes, leaks and sanitizer
+ * reports, not for outcomes. The directory is removed at exit.
  */
 #include "cg_config.h"
 #include "cg_core.h"
@@ -23,6 +25,9 @@
 #include "cg_log.h"
 #include "cg_store.h"
 #include "cmp_asn.h"
+#include "core_local.h"
+
+#include <openssl/pem.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -48,6 +53,7 @@ static struct cg_config *g_cfg;
 static struct cg_store *g_store;
 static struct cg_core *g_core;
 
+static int g_verbose; /* CG_FUZZ_VERBOSE=1: one line per answer on stderr */
 static const char *const g_aliases[] = {"opensslra", "opensslclient", "openssleec"};
 
 static const char cfg_text[] =
@@ -139,26 +145,45 @@ static void tear_down(void)
     g_dir[0] = '\0';
 }
 
-static void add_entity(const char *user, const char *code)
+static void add_entity(const char *user, const char *code, const char *dn_text, int status,
+                       const char *cert_file)
 {
     char dn[256];
     struct cg_entity *e = cg_entity_new();
     struct cg_store_batch *b = cg_store_batch_new();
     if (e == NULL || b == NULL)
         die("entity");
-    snprintf(dn, sizeof(dn), "CN=%s,O=EJBCA Sample,C=SE", user);
+    if (dn_text != NULL)
+        snprintf(dn, sizeof(dn), "%s", dn_text);
+    else
+        snprintf(dn, sizeof(dn), "CN=%s,O=EJBCA Sample,C=SE", user);
     e->username = strdup(user);
     e->subject_dn = strdup(dn);
     e->ca = strdup("ManagementCA");
     e->ee_profile = strdup("EMPTY");
     e->cert_profile = strdup("ENDUSER");
-    e->password = strdup(code);
+    e->password = code != NULL ? strdup(code) : NULL;
     e->token_type = strdup("USERGENERATED");
-    e->status = CG_EE_NEW;
+    e->status = status;
     e->created = e->modified = time(NULL);
-    if (cg_store_batch_put_entity(b, e, CG_VERSION_NONE) != CG_OK ||
-        cg_store_commit(g_store, b) != CG_OK)
-        die("register fuzzuser");
+    if (cg_store_batch_put_entity(b, e, CG_VERSION_NONE) != CG_OK)
+        die("register entity");
+    if (cert_file != NULL) {
+        /* a certificate issued by gen_corpus.sh with the same CA: the signer of the kur and
+         * signature-protected cr seeds, and the subject of the rr seed */
+        FILE *f = fopen(cert_file, "r");
+        X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+        struct cg_cert_rec *c = cg_cert_rec_new();
+        if (f != NULL)
+            fclose(f);
+        if (x == NULL || c == NULL || ca_cert_rec_fill_(x, "ManagementCA", user, c) != CG_OK ||
+            cg_store_batch_add_cert(b, c) != CG_OK)
+            die(cert_file);
+        cg_cert_rec_free(c);
+        X509_free(x);
+    }
+    if (cg_store_commit(g_store, b) != CG_OK)
+        die("commit entity");
     cg_store_batch_free(b);
     cg_entity_free(e);
 }
@@ -192,8 +217,13 @@ static void set_up(void)
         die("cg_store_open");
     if (cg_core_new(g_cfg, g_store, &g_core) != CG_OK)
         die("cg_core_new");
-    add_entity("fuzzuser", "fuzzcode");
+    add_entity("fuzzuser", "fuzzcode", NULL, CG_EE_NEW, NULL);
+    add_entity("seed-ir", NULL, "CN=seed-ir,O=Fuzz", CG_EE_GENERATED,
+               CG_FUZZ_CA_DIR "/seed-ir.cert.pem");
+    add_entity("seed-ed", NULL, "CN=seed-ed,O=Fuzz", CG_EE_GENERATED,
+               CG_FUZZ_CA_DIR "/seed-ed.cert.pem");
     atexit(tear_down);
+    g_verbose = getenv("CG_FUZZ_VERBOSE") != NULL;
     ERR_clear_error();
 }
 
@@ -267,6 +297,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_text(res.username, sizeof(res.username));
             check_text(res.serial, sizeof(res.serial));
             check_text(res.detail, sizeof(res.detail));
+            if (g_verbose)
+                fprintf(stderr, "  %s: %d body=%s outcome=%s user=%s detail=%s\n", g_aliases[i],
+                        res.http_status, res.body_type, res.outcome, res.username, res.detail);
             cg_core_result_clear(&res);
         } else if (rc != CG_ENOMEM && rc != CG_EINTERNAL) {
             abort(); /* outside the documented return values */

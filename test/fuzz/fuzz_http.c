@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -156,16 +157,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         die("socket");
     int big = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-    if (connect(fd, (struct sockaddr *)&g_addr[which], sizeof(g_addr[which])) != 0)
-        die("connect");
+    /* non-blocking connect: libFuzzer's SIGALRM (-timeout) interrupts a blocking one */
     fcntl(fd, F_SETFL, O_NONBLOCK);
+    if (connect(fd, (struct sockaddr *)&g_addr[which], sizeof(g_addr[which])) != 0) {
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        int err = 0;
+        socklen_t elen = sizeof(err);
+        if (errno != EINPROGRESS && errno != EINTR)
+            die("connect");
+        while (poll(&pfd, 1, 5000) < 0)
+            if (errno != EINTR)
+                die("poll");
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0) {
+            errno = err;
+            die("connect (completion)");
+        }
+    }
     size_t sent = 0;
     int eof = 0, shut = 0;
     long deadline = now_ms() + 5000;
     while (!eof) {
         if (now_ms() > deadline) {
-            fprintf(stderr, "fuzz_http: the server did not close a half-closed connection "
-                            "within 5 s (%zu of %zu bytes sent)\n", sent, size);
+            fprintf(stderr,
+                    "fuzz_http: the server did not close a half-closed connection "
+                    "within 5 s (%zu of %zu bytes sent)\n",
+                    sent, size);
             abort();
         }
         if (sent < size) {
@@ -199,7 +215,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             event_base_loop(g_base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
     }
     close(fd);
-    if (ngot > 0 && (ngot < 12 || (memcmp(got, "HTTP/1.1 ", 9) != 0 && memcmp(got, "HTTP/1.0 ", 9) != 0)))
+    if (ngot > 0 &&
+        (ngot < 12 || (memcmp(got, "HTTP/1.1 ", 9) != 0 && memcmp(got, "HTTP/1.0 ", 9) != 0)))
         abort(); /* answer bytes that are not an HTTP response */
     /* the server side must be gone, and every deferred reply sent (dropped if orphaned) */
     deadline = now_ms() + 5000;

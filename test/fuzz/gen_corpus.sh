@@ -21,7 +21,8 @@ chmod 600 "$D/ca/ManagementCA.key.pem"
 cp "$HERE/ca/raroot.pem" "$D/raroot.pem"
 jq '.listen.http = ["127.0.0.1:0"] | .listen.admin = ["127.0.0.1:0"] | .listen.tcp = ["127.0.0.1:0"]
     | .store.sync = false
-    | .aliases.opensslra.nested_message_trusted_certs_path = "raroot.pem"' \
+    | .aliases.opensslra.nested_message_trusted_certs_path = "raroot.pem"
+    | .aliases.openssleec.allow_automatic_key_update = true' \
     "$D/cmpgate.json" >"$D/c.json" && mv "$D/c.json" "$D/cmpgate.json" && chmod 600 "$D/cmpgate.json"
 "$BUILD/cmpgate" ra addendentity fuzzuser --dn "CN=fuzzuser,O=EJBCA Sample,C=SE" --password fuzzcode \
     --config "$D/cmpgate.json" >/dev/null
@@ -35,7 +36,14 @@ openssl ecparam -name prime256v1 -genkey -noout -out ec.key
 openssl ecparam -name prime256v1 -genkey -noout -out ec2.key
 openssl genpkey -algorithm ed25519 -out ed.key
 openssl genrsa 2048 >rsa.key 2>/dev/null
-ra() { openssl cmp -server "$S" -path ejbca/publicweb/cmp/opensslra -srvcert "$CA" -ref x -secret pass:password "$@" >/dev/null 2>&1; }
+# cmpc ALIAS ARGS... : openssl cmp on ALIAS; a failure is reported, not fatal
+cmpc() {
+    local a=$1
+    shift
+    openssl cmp -server "$S" -path "ejbca/publicweb/cmp/$a" -srvcert "$CA" "$@" >cmp.log 2>&1 ||
+        echo "gen_corpus: openssl cmp $a $*: $(grep -iE "error|reason|text" cmp.log | tail -n 3 | tr "\n" " ")" >&2
+}
+ra() { cmpc opensslra -ref x -secret pass:password "$@"; }
 ra -cmd ir -newkey ec.key -subject "/CN=seed-ir/O=Fuzz" -certout ir.pem -reqout ir.der,certConf.der -rspout ip.der,pkiconf.der
 ra -cmd ir -newkey ed.key -subject "/CN=seed-ed/O=Fuzz" -certout ed.pem -reqout ir_ed25519.der -implicit_confirm
 ra -cmd cr -newkey ec2.key -subject "/CN=seed-cr" -certout cr.pem -reqout cr.der -rspout cp.der -implicit_confirm
@@ -43,16 +51,14 @@ openssl req -new -key rsa.key -subj "/CN=seed-p10/C=SE" -out p10.csr
 ra -cmd p10cr -csr p10.csr -certout p10.pem -reqout p10cr.der -implicit_confirm
 ra -cmd genm -reqout genm.der -rspout genp.der
 ra -cmd rr -oldcert ed.pem -reqout rr.der -rspout rp.der
-openssl cmp -server "$S" -path ejbca/publicweb/cmp/openssleec -srvcert "$CA" -cmd kur -cert ir.pem -key ec.key \
-    -newkey ec2.key -certout kur.pem -reqout kur.der -rspout kup.der -implicit_confirm >/dev/null 2>&1
-openssl cmp -server "$S" -path ejbca/publicweb/cmp/openssleec -srvcert "$CA" -cmd cr -cert kur.pem -key ec2.key \
-    -newkey ec.key -subject "/CN=seed-cr" -certout eec_cr.pem -reqout cr_signed.der -implicit_confirm >/dev/null 2>&1
-openssl cmp -server "$S" -path ejbca/publicweb/cmp/opensslclient -srvcert "$CA" -ref fuzzuser -secret pass:fuzzcode \
-    -cmd ir -newkey ec.key -subject "/CN=fuzzuser/O=EJBCA Sample/C=SE" -certout client.pem -reqout ir_client.der \
-    -implicit_confirm >/dev/null 2>&1 || true
+cmpc openssleec -cmd kur -cert ir.pem -key ec.key -newkey ec2.key -certout kur.pem -reqout kur.der \
+    -rspout kup.der -implicit_confirm
+cmpc openssleec -cmd cr -cert ir.pem -key ec.key -newkey ec.key -subject "/CN=seed-ir/O=Fuzz" \
+    -certout eec_cr.pem -reqout cr_signed.der -implicit_confirm
+cmpc opensslclient -ref fuzzuser -secret pass:fuzzcode -cmd ir -newkey ec.key \
+    -subject "/CN=fuzzuser/O=EJBCA Sample/C=SE" -certout client.pem -reqout ir_client.der -implicit_confirm
 # nested: an ir the daemon has not seen, wrapped by the RA of test/fuzz/ca
-"$BUILD/cmpgate" init --demo "$T/g" >/dev/null
-ra -cmd ir -newkey ec.key -subject "/CN=seed-nested" -reqout inner.der -implicit_confirm || true
+ra -cmd ir -newkey ec.key -subject "/CN=seed-nested" -certout inner.pem -reqout inner.der -implicit_confirm
 "$BUILD/test/cmpnest" --in inner.der --cert "$HERE/ca/ra.pem" --key "$HERE/ca/ra.key" --out nested.der
 # error: the unprotected error answer to DER that is not CMP (a certificate)
 openssl x509 -in "$CA" -outform DER -out notcmp.der
@@ -60,6 +66,8 @@ curl -s -o error.der -H 'Content-Type: application/pkixcmp' --data-binary @notcm
     "http://$S/ejbca/publicweb/cmp/opensslra"
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 
+cp ir.pem "$HERE/ca/seed-ir.cert.pem"
+cp ed.pem "$HERE/ca/seed-ed.cert.pem"
 C=$HERE/corpus
 rm -f "$C"/core/* "$C"/tcp_frame/* "$C"/http/*
 for f in ir certConf ir_ed25519 cr cr_signed p10cr genm rr kur ir_client nested error ip cp kup rp pkiconf genp; do
