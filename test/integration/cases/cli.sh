@@ -46,6 +46,9 @@ cmp -cmd ir -path ejbca/publicweb/cmp/opensslra -srvcert "$TMP/d3/ManagementCA.c
     -secret pass:password -certout c.pem -newkey k.pem -subject "/CN=cliuser" >/dev/null 2>&1
 s=$(openssl x509 -in c.pem -noout -serial | cut -d= -f2)
 check_out cert_show '"status": "active"' "$CMPGATE" cert show "$s" --config "$TMP/d3/cmpgate.json"
+[ "$(stat -c %a "$TMP/d3/store")" = 700 ] && [ "$(stat -c %a "$TMP/d3/store/data.mdb")" = 600 ] &&
+    [ "$(stat -c %a "$TMP/d3/ca")" = 700 ] && pass store_and_key_dirs_private ||
+    fail store_and_key_dirs_private "$(stat -c '%a %n' "$TMP/d3/store" "$TMP/d3/store/data.mdb" "$TMP/d3/ca")"
 check cert_revoke_while_serving "$CMPGATE" cert revoke "$s" --reason 1 --config "$TMP/d3/cmpgate.json"
 check_out cert_show_revoked '"reason": 1' "$CMPGATE" cert show "$s" --config "$TMP/d3/cmpgate.json"
 "$CMPGATE" cert revoke "$s" --config "$TMP/d3/cmpgate.json" 2>err.txt; rc=$?
