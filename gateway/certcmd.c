@@ -20,24 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static void iso_time(int64_t t, char *out, size_t n)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* "0A:1b..." or "0a1b..." → bytes without leading zeros. @return length or -1. */
 static int parse_serial(const char *s, uint8_t out[32])
 {
@@ -80,8 +62,8 @@ static int parse_serial(const char *s, uint8_t out[32])
 static json_t *cert_json(const struct cg_cert_rec *c)
 {
     char serial[65], na[32];
-    hex(c->serial, c->serial_len, serial);
-    iso_time(c->not_after, na, sizeof(na));
+    gw_hex(c->serial, c->serial_len, serial);
+    gw_iso_time(c->not_after, na, sizeof(na));
     json_t *o = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s?}", "serial", serial, "subject",
                           c->subject, "issuer", c->issuer, "status",
                           c->status == CG_CERT_REVOKED ? "revoked" : "active", "notAfter", na,
@@ -98,20 +80,6 @@ static int print_line(const struct cg_cert_rec *c, void *arg)
         puts(s);
     free(s);
     json_decref(o);
-    return 0;
-}
-
-static int open_store(const char *config_path, struct cg_config **cfg, struct cg_store **st)
-{
-    int status = gw_load_config(config_path, cfg);
-    if (status != 0)
-        return status;
-    struct cg_store_opts so = {(*cfg)->store_path, (*cfg)->store_map_size_mb, (*cfg)->store_sync};
-    int rc = cg_store_open(&so, st);
-    if (rc != CG_OK) {
-        gw_err("cannot open the store at %s: %s", (*cfg)->store_path, cg_strerror(rc));
-        return EXIT_RUNTIME;
-    }
     return 0;
 }
 
@@ -132,13 +100,13 @@ static int cert_show(struct cg_store *st, const char *serial_text)
     }
     json_t *o = cert_json(c);
     char fp[65], when[32];
-    hex(c->fingerprint, 32, fp);
+    gw_hex(c->fingerprint, 32, fp);
     json_object_set_new(o, "fingerprint_sha256", json_string(fp));
     json_object_set_new(o, "ca", json_string(c->ca ? c->ca : ""));
-    iso_time(c->issued_at, when, sizeof(when));
+    gw_iso_time(c->issued_at, when, sizeof(when));
     json_object_set_new(o, "issuedAt", json_string(when));
     if (c->status == CG_CERT_REVOKED) {
-        iso_time(c->revoked_at, when, sizeof(when));
+        gw_iso_time(c->revoked_at, when, sizeof(when));
         json_object_set_new(o, "revokedAt", json_string(when));
         json_object_set_new(o, "reason", json_integer(c->reason));
     }
@@ -194,7 +162,7 @@ static int cert_revoke(struct cg_store *st, const char *serial_text, int reason)
         goto out;
     }
     char hexs[65];
-    hex(c->serial, c->serial_len, hexs);
+    gw_hex(c->serial, c->serial_len, hexs);
     printf("revoked %s (reason %d)\n", hexs, reason);
     status = 0;
 out:
@@ -240,7 +208,7 @@ int gw_cert(int argc, char **argv, const char *config_path)
         gw_err("cert %s: missing SERIAL", sub);
         return EXIT_USAGE;
     }
-    if ((status = open_store(config_path, &cfg, &st)) != 0)
+    if ((status = gw_open_store("cert", config_path, &cfg, &st)) != 0)
         goto out;
     if (strcmp(sub, "list") == 0) {
         int rc = cg_store_list_certs(st, user, print_line, NULL);

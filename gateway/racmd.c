@@ -100,44 +100,11 @@ static int check_username(const char *sub, const char *u)
     return 0;
 }
 
-static void iso_time(int64_t t, char *out, size_t n)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int in_list(char **list, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(list[i], name) == 0)
             return 1;
-    return 0;
-}
-
-static int open_store(const char *sub, const char *config_path, struct cg_config **cfg,
-                      struct cg_store **st)
-{
-    int status = gw_load_config(config_path, cfg);
-    if (status != 0)
-        return status;
-    struct cg_store_opts so = {(*cfg)->store_path, (*cfg)->store_map_size_mb, (*cfg)->store_sync};
-    int rc = cg_store_open(&so, st);
-    if (rc != CG_OK) {
-        gw_err("ra %s: cannot open the store at %s: %s", sub, (*cfg)->store_path, cg_strerror(rc));
-        return EXIT_RUNTIME;
-    }
     return 0;
 }
 
@@ -351,8 +318,8 @@ static void print_json(json_t *o, size_t flags)
 static int add_cert(const struct cg_cert_rec *c, void *arg)
 {
     char serial[65], na[32];
-    hex(c->serial, c->serial_len, serial);
-    iso_time(c->not_after, na, sizeof(na));
+    gw_hex(c->serial, c->serial_len, serial);
+    gw_iso_time(c->not_after, na, sizeof(na));
     json_array_append_new((json_t *)arg,
                           json_pack("{s:s, s:s, s:s}", "serial", serial, "status",
                                     c->status == CG_CERT_REVOKED ? "revoked" : "active", "notAfter",
@@ -535,8 +502,8 @@ static int ra_show(struct cg_store *st, const char *user)
         return EXIT_RUNTIME;
     }
     char created[32], modified[32];
-    iso_time(e->created, created, sizeof(created));
-    iso_time(e->modified, modified, sizeof(modified));
+    gw_iso_time(e->created, created, sizeof(created));
+    gw_iso_time(e->modified, modified, sizeof(modified));
     json_t *certs = json_array();
     json_t *o = json_pack("{s:s, s:s?}", "username", e->username, "dn", e->subject_dn);
     if (o == NULL || certs == NULL) {
@@ -791,7 +758,9 @@ int gw_ra(int argc, char **argv, const char *config_path)
     }
     if (status != 0)
         return status;
-    if ((status = open_store(sub, config_path, &cfg, &st)) != 0)
+    char what[64];
+    snprintf(what, sizeof(what), "ra %s", sub);
+    if ((status = gw_open_store(what, config_path, &cfg, &st)) != 0)
         goto out;
     if (strcmp(sub, "addendentity") == 0)
         status = ra_add(cfg, st, &add);

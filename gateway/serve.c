@@ -344,16 +344,23 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         event_base_loopexit(srv->base, NULL);
 }
 
+/* The transports' limits, from the configuration (fixed for the life of the listeners). */
+static struct cg_transport_limits transport_limits(const struct cg_config *cfg)
+{
+    struct cg_transport_limits lim = {
+        .max_body_bytes = cfg->max_body_bytes,
+        .max_header_bytes = cfg->max_header_bytes,
+        .idle_timeout_s = cfg->idle_timeout_s,
+        .read_timeout_s = cfg->read_timeout_s,
+        .max_connections = cfg->max_connections,
+    };
+    return lim;
+}
+
 static int bind_all(struct server *srv, char **addrs, size_t n, int kind, char *first,
                     size_t firstlen)
 {
-    struct cg_transport_limits lim = {
-        .max_body_bytes = srv->cfg->max_body_bytes,
-        .max_header_bytes = srv->cfg->max_header_bytes,
-        .idle_timeout_s = srv->cfg->idle_timeout_s,
-        .read_timeout_s = srv->cfg->read_timeout_s,
-        .max_connections = srv->cfg->max_connections,
-    };
+    struct cg_transport_limits lim = transport_limits(srv->cfg);
     if (n == 0)
         return CG_OK;
     struct cg_http *h =
@@ -383,13 +390,7 @@ static int bind_all(struct server *srv, char **addrs, size_t n, int kind, char *
 /* The CMP-over-TCP listener: every message uses the alias tcp.alias. */
 static int bind_tcp(struct server *srv, char *first, size_t firstlen)
 {
-    struct cg_transport_limits lim = {
-        .max_body_bytes = srv->cfg->max_body_bytes,
-        .max_header_bytes = srv->cfg->max_header_bytes,
-        .idle_timeout_s = srv->cfg->idle_timeout_s,
-        .read_timeout_s = srv->cfg->read_timeout_s,
-        .max_connections = srv->cfg->max_connections,
-    };
+    struct cg_transport_limits lim = transport_limits(srv->cfg);
     if (srv->cfg->n_listen_tcp == 0)
         return CG_OK;
     srv->tcp = cg_tcp_new(srv->base, &lim, srv->cfg->tcp_alias ? srv->cfg->tcp_alias : "tcp",

@@ -79,6 +79,17 @@ cmp() {
     openssl cmp -server "$SERVER" "$@"
 }
 
+# refused NAME FAILINFO CMP-ARGS... : openssl cmp fails and reports PKIFailureInfo FAILINFO
+refused() {
+    local name=$1 fi=$2
+    shift 2
+    if cmp "$@" -unprotected_errors >"$TMP/refused.out" 2>&1; then
+        fail "$name" "request succeeded"
+    elif grep -q "PKIFailureInfo: $fi" "$TMP/refused.out"; then pass "$name"; else
+        fail "$name" "no PKIFailureInfo: $fi in: $(grep -E 'PKIStatus|PKIFailure|error' "$TMP/refused.out" | head -3 | tr '\n' ' ')"
+    fi
+}
+
 # post PATH FILE : POST FILE as application/pkixcmp; prints the HTTP status, body to $TMP/resp
 post() {
     curl -s -o "$TMP/resp" -w '%{http_code}' -H 'Content-Type: application/pkixcmp' \

@@ -27,16 +27,6 @@ shows() {
 }
 # ncerts USER : number of certificates of USER in the store
 ncerts() { "$CMPGATE" cert list --user "$1" --config "$cfg" | grep -c '"serial"'; }
-# refused NAME FAILINFO CMP-ARGS... : openssl cmp fails and reports PKIFailureInfo FAILINFO
-refused() {
-    local name=$1 fi=$2
-    shift 2
-    if cmp "$@" -unprotected_errors >"$TMP/refused.out" 2>&1; then
-        fail "$name" "request succeeded"
-    elif grep -q "PKIFailureInfo: $fi" "$TMP/refused.out"; then pass "$name"; else
-        fail "$name" "no PKIFailureInfo: $fi in: $(grep -E 'PKIStatus|PKIFailure|error' "$TMP/refused.out" | head -3 | tr '\n' ' ')"
-    fi
-}
 openssl genrsa 2048 >key1.pem 2>/dev/null
 
 # --- Operations guide, "Enrolling in Client Mode with HMAC Password Authentication" --------

@@ -11,16 +11,6 @@ start_daemon "$D" || { fail setup "daemon did not start"; exit 1; }
 CA=$D/ManagementCA.cacert.pem
 mkdir -p "$TMP/certs" && cd "$TMP" || exit 1
 ra() { "$CMPGATE" ra "$@" --config "$cfg"; }
-# refused NAME FAILINFO CMP-ARGS... : openssl cmp fails and reports PKIFailureInfo FAILINFO
-refused() {
-    local name=$1 fi=$2
-    shift 2
-    if cmp "$@" -unprotected_errors >"$TMP/refused.out" 2>&1; then
-        fail "$name" "request succeeded"
-    elif grep -q "PKIFailureInfo: $fi" "$TMP/refused.out"; then pass "$name"; else
-        fail "$name" "no PKIFailureInfo: $fi in: $(grep -E 'PKIStatus|PKIFailure|error' "$TMP/refused.out" | head -3 | tr '\n' ' ')"
-    fi
-}
 pubkey() { openssl x509 -in "$1" -noout -pubkey; }
 
 # 1. Generate a key pair.

@@ -16,16 +16,6 @@ jq --arg dn "$ADMIN_DN" '.administrators = [{"subject": $dn, "ca": "ManagementCA
 start_daemon "$D" || { fail setup "daemon did not start"; exit 1; }
 CA=$D/ManagementCA.cacert.pem
 cd "$TMP"
-# refused NAME FAILINFO CMP-ARGS... : openssl cmp fails and reports PKIFailureInfo FAILINFO
-refused() {
-    local name=$1 fi=$2
-    shift 2
-    if cmp "$@" -unprotected_errors >"$TMP/refused.out" 2>&1; then
-        fail "$name" "request succeeded"
-    elif grep -q "PKIFailureInfo: $fi" "$TMP/refused.out"; then pass "$name"; else
-        fail "$name" "no PKIFailureInfo: $fi in: $(grep -E 'PKIStatus|PKIFailure|error' "$TMP/refused.out" | head -3 | tr '\n' ' ')"
-    fi
-}
 ncerts() { "$CMPGATE" cert list --user "$1" --config "$cfg" | grep -c '"serial"'; }
 openssl genrsa 2048 >admin_key.pem 2>/dev/null
 openssl genrsa 2048 >user_key.pem 2>/dev/null

@@ -20,16 +20,6 @@ P=ejbca/publicweb/cmp/3gpp
 cd "$TMP" || exit 1
 ra() { "$CMPGATE" ra "$@" --config "$cfg"; }
 ncerts() { "$CMPGATE" cert list --user "$1" --config "$cfg" | grep -c '"serial"'; }
-# refused NAME FAILINFO CMP-ARGS... : openssl cmp fails and reports PKIFailureInfo FAILINFO
-refused() {
-    local name=$1 fi=$2
-    shift 2
-    if cmp "$@" -unprotected_errors >"$TMP/refused.out" 2>&1; then
-        fail "$name" "request succeeded"
-    elif grep -q "PKIFailureInfo: $fi" "$TMP/refused.out"; then pass "$name"; else
-        fail "$name" "no PKIFailureInfo: $fi in: $(grep -E 'PKIStatus|PKIFailure|error' "$TMP/refused.out" | head -3 | tr '\n' ' ')"
-    fi
-}
 pubkey() { openssl x509 -in "$1" -noout -pubkey 2>/dev/null; }
 fpr() { openssl x509 -in "$1" -noout -fingerprint -sha256 2>/dev/null; }
 # nth_cert FILE N : the N-th (0-based) PEM certificate of FILE on stdout

@@ -30,16 +30,6 @@ cd "$TMP" || exit 1
 ra() { "$CMPGATE" ra "$@" --config "$cfg"; }
 ncerts() { "$CMPGATE" cert list --user "$1" --config "$cfg" | grep -c '"serial"'; }
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2 | tr A-F a-f; }
-# refused NAME FAILINFO CMP-ARGS... : openssl cmp fails and reports PKIFailureInfo FAILINFO
-refused() {
-    local name=$1 fi=$2
-    shift 2
-    if cmp "$@" -unprotected_errors >"$TMP/refused.out" 2>&1; then
-        fail "$name" "request succeeded"
-    elif grep -q "PKIFailureInfo: $fi" "$TMP/refused.out"; then pass "$name"; else
-        fail "$name" "no PKIFailureInfo: $fi in: $(grep -E 'PKIStatus|PKIFailure|error' "$TMP/refused.out" | head -3 | tr '\n' ' ')"
-    fi
-}
 # enroll USER CERT KEY [ADDENDENTITY-OPTIONS...] : register USER (code pw-USER) and ir on `cmp`
 enroll() {
     local user=$1 cert=$2 key=$3
