@@ -9,10 +9,11 @@
  * its own short MDB_RDONLY transaction and copies the record out of the map before ending it.
  *
  * Writes: cg_store_commit() puts a `struct pending` (on the caller's stack) on a FIFO guarded
- * by `mu`, signals `work_cv` and waits on `done_cv` until the committer marks it done. The
+ * by `mu`, signals `work_cv` and waits on its own condition variable until the committer marks
+ * it done. The
  * committer takes every pending batch at once, opens one write transaction, applies each
  * batch in its own nested transaction (a failing batch aborts only that child and keeps its
- * error), commits the parent once (one fsync for the group) and wakes all waiters. If the
+ * error), commits the parent once (one fsync for the group) and wakes exactly its waiters. If the
  * parent cannot begin or commit, every batch of the group that had succeeded gets CG_ESTORE
  * (CG_EFULL for MDB_MAP_FULL). cg_store_close() sets `stopping`: later commits get
  * CG_ECLOSED, the committer drains what is queued, then exits and is joined.
@@ -110,9 +111,9 @@ static void *run_committer(void *arg)
         while (group != NULL) {
             struct pending *next = group->next; /* read before the waiter may return */
             group->done = 1;
+            pthread_cond_signal(&group->cv); /* under mu: the waiter cannot free it yet */
             group = next;
         }
-        pthread_cond_broadcast(&s->done_cv);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -121,14 +122,16 @@ static void *run_committer(void *arg)
 int cg_store_commit(struct cg_store *s, struct cg_store_batch *b)
 {
     int rc = CG_EINTERNAL;
-    struct pending p = {b, CG_EINTERNAL, 0, NULL};
+    struct pending p = {.batch = b, .rc = CG_EINTERNAL, .done = 0, .next = NULL};
     if (s == NULL || b == NULL) {
         rc = CG_EINVAL;
         goto out;
     }
+    pthread_cond_init(&p.cv, NULL);
     pthread_mutex_lock(&s->mu);
     if (s->stopping || !s->thread_started) {
         pthread_mutex_unlock(&s->mu);
+        pthread_cond_destroy(&p.cv);
         rc = CG_ECLOSED;
         goto out;
     }
@@ -139,9 +142,10 @@ int cg_store_commit(struct cg_store *s, struct cg_store_batch *b)
     s->tail = &p;
     pthread_cond_signal(&s->work_cv);
     while (!p.done)
-        pthread_cond_wait(&s->done_cv, &s->mu);
+        pthread_cond_wait(&p.cv, &s->mu);
     rc = p.rc;
     pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&p.cv);
 out:
     return rc;
 }
@@ -270,7 +274,6 @@ int cg_store_open(const struct cg_store_opts *opts, struct cg_store **out)
     s->stripes_init = 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
-    pthread_cond_init(&s->done_cv, NULL);
     s->sync_init = 1;
     rc = start_committer(s);
     if (rc != CG_OK)
@@ -295,7 +298,6 @@ void cg_store_close(struct cg_store *s)
         pthread_join(s->committer, NULL);
     }
     if (s->sync_init) {
-        pthread_cond_destroy(&s->done_cv);
         pthread_cond_destroy(&s->work_cv);
         pthread_mutex_destroy(&s->mu);
     }

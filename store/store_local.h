@@ -30,6 +30,7 @@ struct pending {
     const struct cg_store_batch *batch;
     int rc;
     int done;
+    pthread_cond_t cv; /* its own: the committer wakes exactly the waiters it committed */
     struct pending *next;
 };
 
@@ -44,7 +45,6 @@ struct cg_store {
 
     pthread_mutex_t mu; /* guards head, tail, stopping */
     pthread_cond_t work_cv;
-    pthread_cond_t done_cv;
     struct pending *head, *tail;
     int stopping;
     int sync_init;      /* mu and the condvars were initialised */
