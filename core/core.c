@@ -2142,6 +2142,21 @@ int core_verify_chain_(X509_STORE *store, X509 *cert, STACK_OF(X509) * untrusted
     return ok;
 }
 
+/* OpenSSL computes a certificate's extension caches (key identifiers, flags) lazily on first
+ * use, and 3.0 races when several threads do it at once (ThreadSanitizer showed a worker
+ * copying a CA's SKI while another was still caching it). Computing them here, before any
+ * worker starts, leaves the workers only reads. */
+static void warm_caches(const struct cg_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_cas; i++) {
+        X509_check_purpose(cfg->cas[i].cert, -1, 0);
+        for (int k = 0; k < sk_X509_num(cfg->cas[i].chain); k++)
+            X509_check_purpose(sk_X509_value(cfg->cas[i].chain, k), -1, 0);
+    }
+    for (size_t i = 0; i < cfg->n_external_cas; i++)
+        X509_check_purpose(cfg->external_cas[i].cert, -1, 0);
+}
+
 /* Adds every certificate of a PEM file to st. @return number added, -1 if unreadable. */
 static int add_pem_file(X509_STORE *st, const char *path)
 {
@@ -2149,9 +2164,11 @@ static int add_pem_file(X509_STORE *st, const char *path)
     int n = 0;
     if (f == NULL)
         return -1;
-    for (X509 *x; (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL; X509_free(x))
+    for (X509 *x; (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL; X509_free(x)) {
+        X509_check_purpose(x, -1, 0); /* caches computed before workers share it */
         if (X509_STORE_add_cert(st, x) == 1)
             n++;
+    }
     ERR_clear_error();
     fclose(f);
     return n;
@@ -2244,6 +2261,7 @@ int cg_core_new(const struct cg_config *cfg, struct cg_store *store, struct cg_c
         cg_core_free(c);
         return CG_ECRYPTO;
     }
+    warm_caches(cfg);
     if ((rc = build_stores(c, why, sizeof(why))) != CG_OK) {
         if (rc == CG_ECONFIG)
             cg_log(CG_LOG_ERROR, "%s", why);
