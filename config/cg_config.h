@@ -121,6 +121,7 @@ struct cg_alias {
     char *certificate_confirmation_default_ca;
     char *nested_message_trusted_certs_path;
     int revoke_unconfirmed; /* default 0 */
+    int proxy;              /* 1 when a "proxy" object is given (proxy mode, refused) */
     int confirm_timeout_s;  /* default 300 */
 };
 

@@ -1451,6 +1451,7 @@ static int parse_alias(struct loader *ld, const char *path, const char *name, js
                                        "nested_message_trusted_certs_path",
                                        "revoke_unconfirmed",
                                        "confirm_timeout_s",
+                                       "proxy",
                                        NULL};
     char *nested = NULL;
     long long v;
@@ -1530,6 +1531,11 @@ static int parse_alias(struct loader *ld, const char *path, const char *name, js
         goto out;
     if ((rc = get_bool(ld, o, path, "revoke_unconfirmed", 0, &a->revoke_unconfirmed)) != CG_OK)
         goto out;
+    /* proxy mode (CONTRACT.md): its settings are an object; the engine refuses the alias */
+    json_t *proxy = NULL;
+    if ((rc = get_obj(ld, o, path, "proxy", &proxy)) != CG_OK)
+        goto out;
+    a->proxy = proxy != NULL;
     if ((rc = get_int(ld, o, path, "confirm_timeout_s", 1, 86400, 300, &v)) != CG_OK)
         goto out;
     a->confirm_timeout_s = (int)v;

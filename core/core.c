@@ -2296,6 +2296,10 @@ int cg_core_check_config(const struct cg_config *cfg, char *err, size_t errlen)
         if (a->vendor_certificate_mode && a->n_vendor_cas == 0) {
             key = "vendor_cas";
             why = "vendor certificate mode needs at least one vendor CA (external_cas)";
+        } else if (a->proxy) {
+            key = "proxy";
+            why = "proxy mode (forwarding to an upstream CMP server) is not available in this "
+                  "version";
         } else if (a->allow_server_generated_keys) {
             key = "allow_server_generated_keys";
             why = "server-generated keys are not available in this version";

@@ -21,6 +21,8 @@ cfgerr() { # NAME JQ-FILTER PATTERN
 cfgerr unknown_key '.aliases.opensslra.bogus = 1' '^cmpgate: bad.json: aliases.opensslra.bogus: unknown key'
 cfgerr bad_mode '.aliases.opensslra.mode = "proxy"' 'aliases.opensslra.mode: must be one of'
 cfgerr vendor_mode_without_vendor_ca '.aliases.opensslra.vendor_certificate_mode = true' 'aliases.opensslra.vendor_cas: vendor certificate mode needs at least one vendor CA'
+cfgerr proxy_mode_not_yet '.aliases.opensslra.proxy = {"url": "http://127.0.0.1:1/"}' 'aliases.opensslra.proxy: proxy mode .* is not available'
+cfgerr proxy_must_be_object '.aliases.opensslra.proxy = "http://x"' 'aliases.opensslra.proxy: must be an object'
 cfgerr regtoken_in_ra_mode '.aliases.opensslra.authentication_modules = ["RegTokenPwd"]' 'aliases.opensslra.authentication_modules: .*client mode only'
 cfgerr unknown_profile '.aliases.opensslra.ra_certificate_profile = "NOPE"' 'aliases.opensslra.ra_certificate_profile: unknown'
 cfgerr wrong_type '.workers = "two"' 'workers: must be an integer'
