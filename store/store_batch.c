@@ -478,17 +478,21 @@ static int apply_put_txn(struct cg_store *s, MDB_txn *txn, const struct op *o, s
     return rc;
 }
 
+/* The transaction of op o's key, decoded (new): CG_ENOTFOUND, CG_ESTORE. */
+static int load_txn(struct cg_store *s, MDB_txn *txn, const struct op *o, struct cg_txn_rec **t)
+{
+    MDB_val k = {o->key_len, (void *)o->key};
+    MDB_val v;
+    int rc = map_write_err(mdb_get(txn, s->dbi_txns, &k, &v));
+    *t = NULL;
+    return rc == CG_OK ? decode_txn_(v.mv_data, v.mv_size, t) : rc;
+}
+
 static int apply_set_txn_state(struct cg_store *s, MDB_txn *txn, const struct op *o,
                                struct cg_buf *buf)
 {
-    int rc = CG_EINTERNAL;
-    MDB_val k = {o->key_len, (void *)o->key};
-    MDB_val v;
     struct cg_txn_rec *t = NULL;
-    rc = map_write_err(mdb_get(txn, s->dbi_txns, &k, &v));
-    if (rc != CG_OK)
-        goto out;
-    rc = decode_txn_(v.mv_data, v.mv_size, &t);
+    int rc = load_txn(s, txn, o, &t);
     if (rc != CG_OK)
         goto out;
     if (t->state != o->arg1) {
@@ -514,14 +518,9 @@ out:
 /* A transaction that is still waiting for its certConf is never deleted. */
 static int apply_del_txn(struct cg_store *s, MDB_txn *txn, const struct op *o)
 {
-    int rc = CG_EINTERNAL;
     MDB_val k = {o->key_len, (void *)o->key};
-    MDB_val v;
     struct cg_txn_rec *t = NULL;
-    rc = map_write_err(mdb_get(txn, s->dbi_txns, &k, &v));
-    if (rc != CG_OK)
-        goto out;
-    rc = decode_txn_(v.mv_data, v.mv_size, &t);
+    int rc = load_txn(s, txn, o, &t);
     if (rc != CG_OK)
         goto out;
     if (t->state == CG_TXN_OPEN) {
