@@ -322,24 +322,27 @@ EVP_PKEY *ca_spki_key_(const CG_SPKI *spki)
     return key;
 }
 
-CG_SPKI *ca_spki_from_pkey_(const EVP_PKEY *key)
+/* The SubjectPublicKeyInfo DER in der[0..len) as a CG_SPKI (new); frees der. */
+static CG_SPKI *spki_from_der(unsigned char *der, int len)
 {
-    unsigned char *der = NULL;
-    int len = i2d_PUBKEY(key, &der);
     const unsigned char *p = der;
     CG_SPKI *spki = len > 0 ? d2i_CG_SPKI(NULL, &p, len) : NULL;
     OPENSSL_free(der);
     return spki;
 }
 
+CG_SPKI *ca_spki_from_pkey_(const EVP_PKEY *key)
+{
+    unsigned char *der = NULL;
+    int len = i2d_PUBKEY(key, &der);
+    return spki_from_der(der, len);
+}
+
 CG_SPKI *ca_spki_from_x509_pubkey_(const X509_PUBKEY *xpk)
 {
     unsigned char *der = NULL;
     int len = i2d_X509_PUBKEY(xpk, &der);
-    const unsigned char *p = der;
-    CG_SPKI *spki = len > 0 ? d2i_CG_SPKI(NULL, &p, len) : NULL;
-    OPENSSL_free(der);
-    return spki;
+    return spki_from_der(der, len);
 }
 
 int ca_issue_(const struct cg_ca *ca, const struct cg_cert_profile *cp, const struct ca_request *rq,
