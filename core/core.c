@@ -1949,7 +1949,9 @@ static int process_der(struct cg_core *core, const char *alias, const char *op, 
         if (txid != NULL)
             hex_(ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid), res->txid,
                  sizeof(res->txid));
-        if (protect_part_from_der_(der, len, &ctx.part, &ctx.part_len) != CG_OK)
+        /* the bytes a MAC covers, as received; only PBM-protected messages need them */
+        if (ctx.req->protection != NULL && protect_is_pbm_(ctx.req->header->protectionAlg) &&
+            protect_part_from_der_(der, len, &ctx.part, &ctx.part_len) != CG_OK)
             ctx.part = NULL; /* re-encoded on demand */
         rc = dispatch(&ctx);
         if (rc == CG_OK && ctx.resp != NULL)
