@@ -2288,6 +2288,7 @@ void cg_core_free(struct cg_core *core)
         pthread_mutex_destroy(&core->nonces->mu);
     free(core->nonces);
     free(core);
+    pbm_cache_clear_(); /* wipe the derived keys (a later generation re-derives what it needs) */
 }
 
 int cg_core_check_config(const struct cg_config *cfg, char *err, size_t errlen)

@@ -107,6 +107,23 @@ X509_NAME *dn_parse_(const char *text);
 /** @brief Same attributes and values, in any order, ignoring attribute skip_nid (0 = none). */
 int dn_equal_unordered_(const X509_NAME *a, const X509_NAME *b, int skip_nid);
 
+/* --- pbm.c ---------------------------------------------------------------------------- */
+/** @brief The fetched digest for a digest or HMAC NID (SHA-1, SHA-224/256/384/512), or NULL. */
+const EVP_MD *pbm_md_(int nid);
+/** @brief PBM key derivation: owf(secret || salt), then owf applied iter - 1 more times.
+ *  key has room for EVP_MAX_MD_SIZE bytes. @return CG_OK or CG_ECMP_BADALG. */
+int pbm_derive_(int owf_nid, const char *secret, const uint8_t *salt, size_t saltlen, int64_t iter,
+                uint8_t *key, unsigned *keylen);
+/** @brief pbm_derive_ through the process-wide cache of derived keys. */
+int pbm_key_(int owf_nid, const char *secret, const uint8_t *salt, size_t saltlen, int64_t iter,
+             uint8_t *key, unsigned *keylen);
+/** @brief Forget (and wipe) every cached key. */
+void pbm_cache_clear_(void);
+/** @brief HMAC (RFC 2104) with the digest of mac_nid (an HMAC or digest NID) into out
+ *  (EVP_MAX_MD_SIZE bytes). @return CG_OK, CG_ECMP_BADALG, CG_ECRYPTO. */
+int pbm_hmac_(int mac_nid, const uint8_t *key, size_t keylen, const uint8_t *data, size_t len,
+              uint8_t *out, unsigned *outlen);
+
 /* --- protect.c ------------------------------------------------------------------------ */
 /** @brief protect_verify_pbm_ / protect_apply_pbm_ with a key cache (may be NULL). */
 int protect_verify_pbm_cached_(const CG_PKIMESSAGE *msg, const char *secret, long max_iter,

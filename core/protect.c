@@ -4,8 +4,9 @@
  *
  * DESIGN: stateless and thread-safe. The PBM iteration count is checked against the
  * configured maximum before any hashing, so a hostile count costs nothing. MACs are compared
- * in constant time. The PBM key derivation is done here rather than with OSSL_CRMF_pbm_new()
- * so that a later change can derive the key once per request and reuse it for the response.
+ * in constant time. The PBM key derivation is done here (pbm.c) rather than with
+ * OSSL_CRMF_pbm_new() so that the key is derived once per request and reused for the response,
+ * and once per transaction for a client that keeps its PBM parameters.
  */
 #include "cg_err.h"
 #include "core_local.h"
@@ -14,7 +15,6 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/rand.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,50 +95,12 @@ int protect_is_pbm_(const X509_ALGOR *alg)
     return OBJ_obj2txt(txt, sizeof(txt), obj, 1) > 0 && strcmp(txt, PBM_OID) == 0;
 }
 
-/* HMAC digest for a PBM mac AlgorithmIdentifier (hmac-sha1 or hmacWithSHA*). */
-/* Digests fetched once: OpenSSL 3's implicit fetch (EVP_sha256() in EVP_Digest) takes a lock
- * and a name lookup on every call, which dominated the PBM loop of hundreds of iterations. */
-static EVP_MD *fetched[5];
-static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
-
-static void fetch_digests(void)
-{
-    static const char *const names[5] = {"SHA1", "SHA224", "SHA256", "SHA384", "SHA512"};
-    for (int i = 0; i < 5; i++)
-        fetched[i] = EVP_MD_fetch(NULL, names[i], NULL);
-}
-
-/* index into fetched[] for a digest or HMAC algorithm NID, -1 if unsupported */
-static int digest_index(int nid)
-{
-    switch (nid) {
-    case NID_sha1:
-    case NID_hmac_sha1:
-        return 0;
-    case NID_sha224:
-    case NID_hmacWithSHA224:
-        return 1;
-    case NID_sha256:
-    case NID_hmacWithSHA256:
-        return 2;
-    case NID_sha384:
-    case NID_hmacWithSHA384:
-        return 3;
-    case NID_sha512:
-    case NID_hmacWithSHA512:
-        return 4;
-    default:
-        return -1;
-    }
-}
-
-static const EVP_MD *alg_md(const X509_ALGOR *alg)
+/* The digest named by an AlgorithmIdentifier (a one-way function or an HMAC), or NULL. */
+static int alg_nid(const X509_ALGOR *alg)
 {
     const ASN1_OBJECT *obj = NULL;
     X509_ALGOR_get0(&obj, NULL, NULL, alg);
-    int i = digest_index(OBJ_obj2nid(obj));
-    pthread_once(&fetch_once, fetch_digests);
-    return i >= 0 ? fetched[i] : NULL;
+    return OBJ_obj2nid(obj);
 }
 
 static CG_PBMPARAMETER *pbm_params(const X509_ALGOR *alg)
@@ -154,8 +116,9 @@ static CG_PBMPARAMETER *pbm_params(const X509_ALGOR *alg)
 }
 
 /* The PBM base key: OWF applied iterationCount times to secret || salt (RFC 4211 4.4), taken
- * from cache when the same parameters and secret were used for the request. */
-static int pbm_key(const CG_PBMPARAMETER *pbm, const EVP_MD *owf, const X509_ALGOR *alg,
+ * from the request's cache when the response reuses the request's parameters, else from the
+ * process-wide cache (pbm.c), else derived. */
+static int pbm_key(const CG_PBMPARAMETER *pbm, int owf_nid, const X509_ALGOR *alg,
                    const char *secret, int64_t iter, struct pbm_cache *cache, unsigned char *key,
                    unsigned *keylen)
 {
@@ -164,28 +127,15 @@ static int pbm_key(const CG_PBMPARAMETER *pbm, const EVP_MD *owf, const X509_ALG
         *keylen = cache->keylen;
         return CG_OK;
     }
-    int rc = CG_ECRYPTO;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (md == NULL || EVP_DigestInit_ex2(md, owf, NULL) != 1 ||
-        EVP_DigestUpdate(md, secret, strlen(secret)) != 1 ||
-        EVP_DigestUpdate(md, ASN1_STRING_get0_data(pbm->salt),
-                         (size_t)ASN1_STRING_length(pbm->salt)) != 1 ||
-        EVP_DigestFinal_ex(md, key, keylen) != 1)
-        goto out;
-    for (int64_t i = 1; i < iter; i++)
-        if (EVP_DigestInit_ex2(md, NULL, NULL) != 1 || EVP_DigestUpdate(md, key, *keylen) != 1 ||
-            EVP_DigestFinal_ex(md, key, keylen) != 1)
-            goto out;
-    if (cache != NULL) {
+    int rc = pbm_key_(owf_nid, secret, ASN1_STRING_get0_data(pbm->salt),
+                      (size_t)ASN1_STRING_length(pbm->salt), iter, key, keylen);
+    if (rc == CG_OK && cache != NULL) {
         memcpy(cache->key, key, *keylen);
         cache->keylen = *keylen;
         cache->alg = alg;
         cache->secret = secret;
         cache->valid = 1;
     }
-    rc = CG_OK;
-out:
-    EVP_MD_CTX_free(md);
     return rc;
 }
 
@@ -199,23 +149,17 @@ static int pbm_mac(const X509_ALGOR *alg, const char *secret, long max_iter,
     unsigned char key[EVP_MAX_MD_SIZE];
     unsigned keylen = 0;
     int64_t iter = 0;
-    size_t outlen = 0;
     if (pbm == NULL)
         goto out;
-    const EVP_MD *owf = alg_md(pbm->owf);
-    const EVP_MD *hmd = alg_md(pbm->mac);
-    if (owf == NULL || hmd == NULL || ASN1_INTEGER_get_int64(&iter, pbm->iterationCount) != 1)
+    int owf = alg_nid(pbm->owf), hmac = alg_nid(pbm->mac);
+    if (pbm_md_(owf) == NULL || pbm_md_(hmac) == NULL ||
+        ASN1_INTEGER_get_int64(&iter, pbm->iterationCount) != 1)
         goto out;
     if (iter < 1 || iter > max_iter || ASN1_STRING_length(pbm->salt) > 1024)
         goto out;
     if ((rc = pbm_key(pbm, owf, alg, secret, iter, cache, key, &keylen)) != CG_OK)
         goto out;
-    rc = CG_ECRYPTO;
-    if (EVP_Q_mac(NULL, "HMAC", NULL, EVP_MD_get0_name(hmd), NULL, key, keylen, data, (size_t)len,
-                  mac, EVP_MAX_MD_SIZE, &outlen) == NULL)
-        goto out;
-    *maclen = (unsigned)outlen;
-    rc = CG_OK;
+    rc = pbm_hmac_(hmac, key, keylen, data, (size_t)len, mac, maclen);
 out:
     OPENSSL_cleanse(key, sizeof(key));
     CG_PBMPARAMETER_free(pbm);

@@ -1396,6 +1396,67 @@ static void test_kur(void)
     TEST_CLIENT_FAILINFO(ku, OSSL_CMP_PKIFAILUREINFO_badRequest);
 }
 
+/* pbm.c against OpenSSL's own PBM (OSSL_CRMF_pbm_new): every one-way function and HMAC we
+ * accept, the cache (same inputs: same key; another secret or salt: not found), and HMAC with
+ * a key longer than the digest's block. */
+static void test_pbm_primitives(void)
+{
+    static const int owfs[] = {NID_sha1, NID_sha224, NID_sha256, NID_sha384, NID_sha512};
+    static const int macs[] = {NID_hmac_sha1, NID_hmacWithSHA256, NID_hmacWithSHA512};
+    const unsigned char msg[] = "a ProtectedPart stand-in, long enough to span a block or two of "
+                                "the digest so that the HMAC's update path is exercised";
+    for (size_t o = 0; o < sizeof(owfs) / sizeof(owfs[0]); o++)
+        for (size_t h = 0; h < sizeof(macs) / sizeof(macs[0]); h++) {
+            OSSL_CRMF_PBMPARAMETER *pp = OSSL_CRMF_pbmp_new(NULL, 16, owfs[o], 777, macs[h]);
+            TEST_NOTNULL(pp);
+            unsigned char *want = NULL, *der = NULL;
+            size_t wantlen = 0;
+            TEST_TRUE(OSSL_CRMF_pbm_new(NULL, NULL, pp, msg, sizeof(msg),
+                                        (const unsigned char *)"pass word", 9, &want,
+                                        &wantlen) == 1);
+            int n = i2d_OSSL_CRMF_PBMPARAMETER(pp, &der);
+            const unsigned char *p = der;
+            CG_PBMPARAMETER *ours = d2i_CG_PBMPARAMETER(NULL, &p, n);
+            TEST_NOTNULL(ours);
+            const uint8_t *salt = ASN1_STRING_get0_data(ours->salt);
+            size_t saltlen = (size_t)ASN1_STRING_length(ours->salt);
+            uint8_t key[EVP_MAX_MD_SIZE], key2[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+            unsigned keylen = 0, key2len = 0, maclen = 0;
+            TEST_OK(pbm_derive_(owfs[o], "pass word", salt, saltlen, 777, key, &keylen));
+            TEST_OK(pbm_hmac_(macs[h], key, keylen, msg, sizeof(msg), mac, &maclen));
+            TEST_EQ(maclen, wantlen);
+            TEST_MEMEQ(mac, want, wantlen);
+            /* the cache: a miss derives, a hit returns the same key */
+            for (int round = 0; round < 2; round++) {
+                TEST_OK(pbm_key_(owfs[o], "pass word", salt, saltlen, 777, key2, &key2len));
+                TEST_EQ(key2len, keylen);
+                TEST_MEMEQ(key2, key, keylen);
+            }
+            TEST_OK(pbm_key_(owfs[o], "pass wore", salt, saltlen, 777, key2, &key2len));
+            TEST_TRUE(memcmp(key2, key, keylen) != 0);
+            TEST_OK(pbm_key_(owfs[o], "pass word", salt, saltlen - 1, 777, key2, &key2len));
+            TEST_TRUE(memcmp(key2, key, keylen) != 0);
+            TEST_OK(pbm_key_(owfs[o], "pass word", salt, saltlen, 776, key2, &key2len));
+            TEST_TRUE(memcmp(key2, key, keylen) != 0);
+            OPENSSL_free(want);
+            OPENSSL_free(der);
+            CG_PBMPARAMETER_free(ours);
+            OSSL_CRMF_PBMPARAMETER_free(pp);
+        }
+    uint8_t longkey[200], mac[EVP_MAX_MD_SIZE], want[EVP_MAX_MD_SIZE];
+    unsigned maclen = 0;
+    size_t wantlen = 0;
+    memset(longkey, 0xa5, sizeof(longkey));
+    TEST_OK(
+        pbm_hmac_(NID_hmacWithSHA256, longkey, sizeof(longkey), msg, sizeof(msg), mac, &maclen));
+    TEST_NOTNULL(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, longkey, sizeof(longkey), msg,
+                           sizeof(msg), want, sizeof(want), &wantlen));
+    TEST_EQ(maclen, wantlen);
+    TEST_MEMEQ(mac, want, wantlen);
+    TEST_RC(pbm_derive_(NID_md5, "x", NULL, 0, 1, mac, &maclen), CG_ECMP_BADALG);
+    TEST_RC(pbm_hmac_(NID_md5, longkey, 1, msg, 1, mac, &maclen), CG_ECMP_BADALG);
+}
+
 /* PBMParameter iterationCount 2^31-1: refused before any hashing. */
 static void pbm_bomb(struct client *cl, CG_PKIMESSAGE *m)
 {
@@ -3408,6 +3469,7 @@ CG_TESTS = {
     CG_TEST("core/regtoken_wrong_code", test_regtoken_wrong_code),
     CG_TEST("core/regtoken_missing_or_unknown", test_regtoken_missing_or_unknown),
     CG_TEST("core/module_order_wrong_code", test_module_order_wrong_code),
+    CG_TEST("core/pbm_primitives", test_pbm_primitives),
     CG_TEST("core/nested_ir", test_nested_ir),
     CG_TEST("core/nested_two", test_nested_two),
     CG_TEST("core/nested_count", test_nested_count),
