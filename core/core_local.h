@@ -108,8 +108,9 @@ X509_NAME *dn_parse_(const char *text);
 int dn_equal_unordered_(const X509_NAME *a, const X509_NAME *b, int skip_nid);
 
 /* --- pbm.c ---------------------------------------------------------------------------- */
-/** @brief The fetched digest for a digest or HMAC NID (SHA-1, SHA-224/256/384/512), or NULL. */
-const EVP_MD *pbm_md_(int nid);
+/** @brief The fetched digest for a digest or HMAC NID (SHA-1, SHA-224/256/384/512), or NULL.
+ *  Use it instead of EVP_sha256() and friends, which OpenSSL 3 looks up on every use. */
+const EVP_MD *core_md_(int nid);
 /** @brief PBM key derivation: owf(secret || salt), then owf applied iter - 1 more times.
  *  key has room for EVP_MAX_MD_SIZE bytes. @return CG_OK or CG_ECMP_BADALG. */
 int pbm_derive_(int owf_nid, const char *secret, const uint8_t *salt, size_t saltlen, int64_t iter,
@@ -139,6 +140,10 @@ int protect_part_from_der_(const uint8_t *der, size_t len, uint8_t **out, size_t
 /** @brief protect_verify_pbm_cached_ over given ProtectedPart bytes (NULL: re-encode msg). */
 int protect_verify_pbm_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, size_t partlen,
                              const char *secret, long max_iter, struct pbm_cache *cache);
+/** @brief Verify the signature (alg, sig) over the DER of data (an it) with key, as
+ *  ASN1_item_verify does but with fetched digests. @return 1 when it verifies. */
+int protect_verify_item_(const ASN1_ITEM *it, const X509_ALGOR *alg, const ASN1_BIT_STRING *sig,
+                         const void *data, EVP_PKEY *key);
 /** @brief 1 if alg is id-PasswordBasedMac. */
 int protect_is_pbm_(const X509_ALGOR *alg);
 /** @brief Verify the PBM protection of msg with secret. max_iter bounds iterationCount

@@ -67,7 +67,7 @@ static int digest_index(int nid)
     }
 }
 
-const EVP_MD *pbm_md_(int nid)
+const EVP_MD *core_md_(int nid)
 {
     int i = digest_index(nid);
     pthread_once(&fetch_once, fetch_digests);
@@ -202,7 +202,7 @@ void pbm_cache_clear_(void)
 int pbm_hmac_(int mac_nid, const uint8_t *key, size_t keylen, const uint8_t *data, size_t len,
               uint8_t *out, unsigned *outlen)
 {
-    const EVP_MD *md = pbm_md_(mac_nid);
+    const EVP_MD *md = core_md_(mac_nid);
     if (md == NULL)
         return CG_ECMP_BADALG;
     int bs = EVP_MD_get_block_size(md);

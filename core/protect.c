@@ -152,7 +152,7 @@ static int pbm_mac(const X509_ALGOR *alg, const char *secret, long max_iter,
     if (pbm == NULL)
         goto out;
     int owf = alg_nid(pbm->owf), hmac = alg_nid(pbm->mac);
-    if (pbm_md_(owf) == NULL || pbm_md_(hmac) == NULL ||
+    if (core_md_(owf) == NULL || core_md_(hmac) == NULL ||
         ASN1_INTEGER_get_int64(&iter, pbm->iterationCount) != 1)
         goto out;
     if (iter < 1 || iter > max_iter || ASN1_STRING_length(pbm->salt) > 1024)
@@ -275,11 +275,36 @@ const EVP_MD *protect_default_md_(EVP_PKEY *key)
         return NULL;
     case EVP_PKEY_EC: {
         int bits = EVP_PKEY_get_bits(key);
-        return bits > 384 ? EVP_sha512() : bits > 256 ? EVP_sha384() : EVP_sha256();
+        return core_md_(bits > 384 ? NID_sha512 : bits > 256 ? NID_sha384 : NID_sha256);
     }
     default:
-        return EVP_sha256();
+        return core_md_(NID_sha256);
     }
+}
+
+int protect_verify_item_(const ASN1_ITEM *it, const X509_ALGOR *alg, const ASN1_BIT_STRING *sig,
+                         const void *data, EVP_PKEY *key)
+{
+    const ASN1_OBJECT *obj = NULL;
+    int md_nid = NID_undef, pk_nid = NID_undef;
+    X509_ALGOR_get0(&obj, NULL, NULL, alg);
+    if (!OBJ_find_sigid_algs(OBJ_obj2nid(obj), &md_nid, &pk_nid))
+        return 0;
+    const EVP_MD *md = md_nid == NID_undef ? NULL : core_md_(md_nid);
+    if ((md_nid != NID_undef && md == NULL) || pk_nid == NID_rsassaPss)
+        /* parameters (RSA-PSS) or an unusual digest: OpenSSL's general path */
+        return ASN1_item_verify(it, (X509_ALGOR *)alg, (ASN1_BIT_STRING *)sig, (void *)data, key) ==
+               1;
+    if (EVP_PKEY_type(pk_nid) != EVP_PKEY_get_base_id(key) || (sig->flags & 0x07) != 0)
+        return 0; /* the wrong key type, or a signature that is not whole bytes */
+    unsigned char *der = NULL;
+    int len = ASN1_item_i2d((const ASN1_VALUE *)data, &der, it);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = len > 0 && c != NULL && EVP_DigestVerifyInit(c, NULL, md, NULL, key) == 1 &&
+             EVP_DigestVerify(c, sig->data, (size_t)sig->length, der, (size_t)len) == 1;
+    EVP_MD_CTX_free(c);
+    OPENSSL_free(der);
+    return ok;
 }
 
 const EVP_MD *protect_choose_md_(EVP_PKEY *ca_key, const X509_ALGOR *req_alg)
@@ -292,7 +317,9 @@ const EVP_MD *protect_choose_md_(EVP_PKEY *ca_key, const X509_ALGOR *req_alg)
         int md_nid = NID_undef, pk_nid = NID_undef;
         X509_ALGOR_get0(&obj, NULL, NULL, req_alg);
         if (OBJ_find_sigid_algs(OBJ_obj2nid(obj), &md_nid, &pk_nid) && md_nid != NID_undef) {
-            const EVP_MD *md = EVP_get_digestbynid(md_nid);
+            const EVP_MD *md = core_md_(md_nid);
+            if (md == NULL)
+                md = EVP_get_digestbynid(md_nid); /* SHA-3 and others: not pre-fetched */
             /* the request's digest, with the CA's key type (the reference rule); SHA-1
              * and weaker fall back to the default, as does anything unknown */
             if (md != NULL && EVP_MD_get_size(md) >= 28)

@@ -362,15 +362,22 @@ static int tlv(const uint8_t **p, const uint8_t *end, int *tag, const uint8_t **
     return 1;
 }
 
+/* A small INTEGER (at most 4 bytes, two's complement) into *x: 1, or 0 if it is not one. */
+static int der_sint(int tag, const uint8_t *v, size_t n, long *x)
+{
+    if (tag != 0x02 || n == 0 || n > 4)
+        return 0;
+    *x = (v[0] & 0x80) ? -1 : 0;
+    for (size_t i = 0; i < n; i++)
+        *x = (long)((unsigned long)*x << 8 | v[i]);
+    return 1;
+}
+
 /* A small non-negative INTEGER, or -1. */
 static long der_int(int tag, const uint8_t *v, size_t n)
 {
-    if (tag != 0x02 || n == 0 || n > 4 || (v[0] & 0x80))
-        return -1;
-    long x = 0;
-    for (size_t i = 0; i < n; i++)
-        x = x << 8 | v[i];
-    return x;
+    long x;
+    return der_sint(tag, v, n, &x) && x >= 0 ? x : -1;
 }
 
 /* What the load generator reads of a response. */
@@ -412,7 +419,7 @@ static int read_certrep(const uint8_t *p, const uint8_t *end, struct rsp *r)
         return 0;
     p = cv;
     end = cv + cn;
-    if (!tlv(&p, end, &tag, &v, &n) || (r->rid = der_int(tag, v, n)) < 0)
+    if (!tlv(&p, end, &tag, &v, &n) || !der_sint(tag, v, n, &r->rid)) /* -1 for p10cr */
         return 0;
     if (!tlv(&p, end, &tag, &v, &n) || tag != 0x30 || !tlv(&v, v + n, &tag, &cv, &cn) ||
         (r->status = der_int(tag, cv, cn)) < 0)
@@ -504,7 +511,7 @@ static int cert_hash(const uint8_t *cert, size_t len, uint8_t *md, unsigned *mdl
     if (sa != NULL)
         OBJ_find_sigid_algs(OBJ_obj2nid(sa->algorithm), &mdnid, NULL);
     X509_ALGOR_free(sa);
-    const EVP_MD *dg = mdnid != NID_undef ? pbm_md_(mdnid) : NULL;
+    const EVP_MD *dg = mdnid != NID_undef ? core_md_(mdnid) : NULL;
     if (dg == NULL) {
         /* no digest in the signature algorithm (EdDSA): let OpenSSL pick, as the server does */
         q = cert;
