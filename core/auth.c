@@ -18,6 +18,7 @@
 #include "core_local.h"
 
 #include <openssl/crypto.h>
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,6 +321,21 @@ static int verify_signature_only(struct msgctx *ctx, X509 *signer)
     return rc;
 }
 
+/* The store's record of signer (found by issuer and serial, then matched by fingerprint fp)
+ * into ctx->auth.signer_rec. @return CG_OK, CG_ENOTFOUND, or a store error. */
+static int signer_record(struct msgctx *ctx, X509 *signer, const uint8_t fp[32])
+{
+    uint8_t ikey[32], serial[32];
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(signer), NULL);
+    int ok = bn != NULL && !BN_is_negative(bn) && BN_num_bytes(bn) <= (int)sizeof(serial);
+    size_t slen = ok ? (size_t)BN_bn2bin(bn, serial) : 0;
+    BN_free(bn);
+    if (!ok)
+        return CG_ENOTFOUND; /* not a serial number this gateway issues */
+    if (ca_name_key_(X509_get_issuer_name(signer), ikey) != CG_OK)
+        return CG_ECRYPTO;
+    return cg_store_get_cert_fp(ctx->core->store, ikey, serial, slen, fp, &ctx->auth.signer_rec);
+}
 static int verify_eec(struct msgctx *ctx, const char *param, int *relevant)
 {
     int client = ctx->alias->mode == CG_MODE_CLIENT, rc;
@@ -342,7 +358,7 @@ static int verify_eec(struct msgctx *ctx, const char *param, int *relevant)
         return CG_ECRYPTO;
     }
     OPENSSL_free(der);
-    rc = cg_store_get_cert_by_fp(ctx->core->store, fp, &ctx->auth.signer_rec);
+    rc = signer_record(ctx, signer, fp);
     if (rc == CG_ENOTFOUND && client && ctx->alias->vendor_certificate_mode &&
         (ctx->req->body->type == CG_BODY_IR || ctx->req->body->type == CG_BODY_CR ||
          ctx->req->body->type == CG_BODY_P10CR || ctx->req->body->type == CG_BODY_CERTCONF))

@@ -150,7 +150,10 @@ int cg_store_get_cert(struct cg_store *s, const uint8_t issuer_key[32], const ui
 /** @brief Find by serial alone (any issuer); CG_EEXIST if two issuers share it. */
 int cg_store_find_cert_by_serial(struct cg_store *s, const uint8_t *serial, size_t serial_len,
                                  struct cg_cert_rec **out);
-int cg_store_get_cert_by_fp(struct cg_store *s, const uint8_t fp[32], struct cg_cert_rec **out);
+/** @brief The certificate issuer_key || serial if its SHA-256 fingerprint is fp: CG_ENOTFOUND
+ *  when there is none or it is another certificate (same issuer name and serial). */
+int cg_store_get_cert_fp(struct cg_store *s, const uint8_t issuer_key[32], const uint8_t *serial,
+                         size_t serial_len, const uint8_t fp[32], struct cg_cert_rec **out);
 int cg_store_get_txn(struct cg_store *s, const uint8_t *txid, size_t txid_len,
                      struct cg_txn_rec **out);
 

@@ -2,8 +2,8 @@
  * store.c - the LMDB environment, the group-commit thread, the entity lock stripes and the
  * read side of the store (gets, lookups, iterations).
  *
- * DESIGN: one MDB_env with six named databases (entities, certs, certs_by_user, certs_by_fp,
- * txns, meta), opened MDB_NOTLS so a read transaction is not tied to a thread slot and any
+ * DESIGN: one MDB_env with five named databases (entities, certs, certs_by_user, txns, meta),
+ * opened MDB_NOTLS so a read transaction is not tied to a thread slot and any
  * number of threads (maxreaders 256) read in parallel; several processes may share the
  * environment (LMDB's lock file arbitrates, no MDB_NOLOCK / MDB_WRITEMAP). Every read runs in
  * its own short MDB_RDONLY transaction and copies the record out of the map before ending it.
@@ -194,9 +194,13 @@ static int open_dbs(struct cg_store *s)
     if (mdb_dbi_open(txn, "entities", MDB_CREATE, &s->dbi_entities) != 0 ||
         mdb_dbi_open(txn, "certs", MDB_CREATE, &s->dbi_certs) != 0 ||
         mdb_dbi_open(txn, "certs_by_user", MDB_CREATE | MDB_DUPSORT, &s->dbi_by_user) != 0 ||
-        mdb_dbi_open(txn, "certs_by_fp", MDB_CREATE, &s->dbi_by_fp) != 0 ||
         mdb_dbi_open(txn, "txns", MDB_CREATE, &s->dbi_txns) != 0 ||
         mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta) != 0)
+        goto out;
+    /* an index of earlier versions (fingerprint → certificate): a random-key insert per
+     * certificate that lookups by issuer and serial made unnecessary; dropped once */
+    MDB_dbi old_fp;
+    if (mdb_dbi_open(txn, "certs_by_fp", 0, &old_fp) == 0 && mdb_drop(txn, old_fp, 1) != 0)
         goto out;
     mrc = mdb_get(txn, s->dbi_meta, &k, &v);
     if (mrc == MDB_NOTFOUND) {
@@ -469,27 +473,18 @@ out:
     return rc;
 }
 
-int cg_store_get_cert_by_fp(struct cg_store *s, const uint8_t fp[32], struct cg_cert_rec **out)
+int cg_store_get_cert_fp(struct cg_store *s, const uint8_t issuer_key[32], const uint8_t *serial,
+                         size_t serial_len, const uint8_t fp[32], struct cg_cert_rec **out)
 {
-    int rc = CG_EINTERNAL;
-    MDB_txn *txn = NULL;
-    MDB_val v;
     *out = NULL;
-    if (fp == NULL) {
-        rc = CG_EINVAL;
-        goto out;
+    if (fp == NULL)
+        return CG_EINVAL;
+    int rc = cg_store_get_cert(s, issuer_key, serial, serial_len, out);
+    if (rc == CG_OK && memcmp((*out)->fingerprint, fp, 32) != 0) {
+        cg_cert_rec_free(*out); /* another certificate under that issuer and serial */
+        *out = NULL;
+        rc = CG_ENOTFOUND;
     }
-    rc = begin_read(s, &txn);
-    if (rc != CG_OK)
-        goto out;
-    rc = get_raw(txn, s->dbi_by_fp, fp, 32, &v);
-    if (rc != CG_OK)
-        goto out;
-    rc = read_cert(s, txn, v.mv_data, v.mv_size, out);
-    if (rc == CG_ENOTFOUND)
-        rc = CG_ESTORE; /* index points nowhere */
-out:
-    end_read(txn);
     return rc;
 }
 

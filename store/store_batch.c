@@ -11,7 +11,7 @@
  *
  * Indexes: certs_by_user values are seq(8, big-endian) || issuer_key || serial, where seq is
  * a counter kept in meta["cert_seq"] and bumped per added certificate, so the DUPSORT order
- * of one username is the order of issue. certs_by_fp maps fingerprint → issuer_key || serial.
+ * of one username is the order of issue.
  */
 #include "store_local.h"
 
@@ -417,13 +417,6 @@ static int apply_add_cert(struct cg_store *s, MDB_txn *txn, const struct op *o, 
     if (rc != CG_OK)
         goto out;
     rc = put_encoded(txn, s->dbi_certs, key, key_len, buf, MDB_NOOVERWRITE);
-    if (rc != CG_OK)
-        goto out;
-    k.mv_size = 32;
-    k.mv_data = (void *)c->fingerprint;
-    v.mv_size = key_len;
-    v.mv_data = key;
-    rc = map_write_err(mdb_put(txn, s->dbi_by_fp, &k, &v, MDB_NOOVERWRITE));
     if (rc != CG_OK || c->username == NULL)
         goto out;
     rc = next_cert_seq(s, txn, &seq);

@@ -39,7 +39,6 @@ struct cg_store {
     MDB_dbi dbi_entities; /* username → entity record */
     MDB_dbi dbi_certs;    /* issuer_key || serial → cert record */
     MDB_dbi dbi_by_user;  /* username → seq(8, BE) || cert key, DUPSORT */
-    MDB_dbi dbi_by_fp;    /* fingerprint(32) → cert key */
     MDB_dbi dbi_txns;     /* txid → txn record */
     MDB_dbi dbi_meta;     /* "schema", "cert_seq", "health" */
 

@@ -388,6 +388,7 @@ static void write_reply(struct conn *c, int status, const char *content_type, co
     evbuffer_add(out, "\r\n", 2);
     if (len > 0 && body != NULL && !c->is_head)
         evbuffer_add(out, body, len);
+    transport_send_(&c->io);
 }
 
 /* A transport-generated error: answer and close. */
@@ -624,8 +625,10 @@ static int finish_head(struct conn *c)
         c->body_len = 0;
         c->state = ST_BODY_LENGTH;
     }
-    if (c->expect && c->minor >= 1 && (c->chunked || c->body_len > 0))
+    if (c->expect && c->minor >= 1 && (c->chunked || c->body_len > 0)) {
         evbuffer_add_printf(bufferevent_get_output(c->io.bev), "HTTP/1.1 100 Continue\r\n\r\n");
+        transport_send_(&c->io);
+    }
     rc = STEP_NEXT;
 out:
     free(path);
@@ -895,6 +898,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         process_input(c);
     else if (c->state == ST_LINGER)
         transport_discard_input_(&c->io);
+    else
+        transport_read_busy_(&c->io); /* pipelined bytes: read after the reply */
 }
 
 /* The close reply has been sent: half-close and discard input until the peer closes. */
@@ -908,7 +913,9 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
 
-    (void)bev;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        return;
+    transport_write_done_(&c->io);
     if (c->state == ST_CLOSING)
         linger_close(c);
     else if (c->state == ST_DRAIN)

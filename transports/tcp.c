@@ -101,6 +101,7 @@ static void write_frame(struct conn *c, int form, int type, int flags, const uin
     evbuffer_add(out, hdr, (size_t)n);
     if (len > 0)
         evbuffer_add(out, body, len);
+    transport_send_(&c->io);
 }
 
 /* The error frame of form (finRep for version 10 and an unknown form, errorMsgRep for RFC
@@ -265,6 +266,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         process_input(c);
     else if (c->state == ST_LINGER)
         transport_discard_input_(&c->io);
+    else
+        transport_read_busy_(&c->io); /* the next frame, early: read after the answer */
 }
 
 /* The closing answer has been sent: half-close and discard input until the peer closes. */
@@ -280,6 +283,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 
     if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
         return;
+    transport_write_done_(&c->io);
     if (c->state == ST_CLOSING)
         linger_close(c);
     else if (c->state == ST_DRAIN)

@@ -20,6 +20,7 @@
 #include "cg_log.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -170,6 +171,41 @@ void transport_arm_timer_(struct cg_conn *c, int seconds)
     evtimer_add(c->timer, &tv);
 }
 
+void transport_send_(struct cg_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int n = 0;
+
+    if (evbuffer_get_length(out) > 0) {
+        /* a bufferevent keeps the front of its output frozen for its own writes */
+        evbuffer_unfreeze(out, 1);
+        errno = 0;
+        n = evbuffer_write(out, bufferevent_getfd(c->bev));
+        evbuffer_freeze(out, 1);
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        /* leave the error to the bufferevent: its write fails the same way and reports it */
+        bufferevent_enable(c->bev, EV_WRITE);
+        return;
+    }
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(c->bev, EV_WRITE);
+    else
+        bufferevent_trigger(c->bev, EV_WRITE,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void transport_read_busy_(struct cg_conn *c)
+{
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+void transport_write_done_(struct cg_conn *c)
+{
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        bufferevent_disable(c->bev, EV_WRITE);
+}
+
 void transport_discard_input_(struct cg_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -201,7 +237,8 @@ void transport_conn_free_(struct cg_conn *c)
 void transport_hand_over_(struct cg_conn *c, struct cg_request *req, cg_request_cb cb, void *arg)
 {
     c->req = req;
-    bufferevent_disable(c->bev, EV_READ);
+    /* reading stays enabled (no epoll_ctl per request): a class's on_read disables it when
+     * bytes arrive before the reply (transport_read_busy_) */
     evtimer_del(c->timer);
     cb(req, arg);
 }
@@ -323,7 +360,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     s->nconns++;
     bufferevent_setcb(c->bev, cls->on_read, cls->on_write, cls->on_event, c);
     transport_arm_timer_(c, s->lim.idle_timeout_s);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ); /* writing: see transport_send_ */
 out:
     return;
 }

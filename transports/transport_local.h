@@ -107,8 +107,10 @@ int transport_listen_(struct cg_server *s, const char *hostport, size_t max_port
 void transport_stop_accepting_(struct cg_server *s);
 /** @brief (Re)start c's timer: it frees c after seconds. */
 void transport_arm_timer_(struct cg_conn *c, int seconds);
-/** @brief A complete request: c->req = req (borrowed until the reply or the free), reading
- *  and the timer stop, and cb(req, arg) runs. A reply from cb is safe: c stays valid. */
+/** @brief A complete request: c->req = req (borrowed until the reply or the free), the timer
+ *  stops, and cb(req, arg) runs. A reply from cb is safe: c stays valid. Reading goes on
+ *  until bytes arrive before the reply: on_read then calls transport_read_busy_ and leaves
+ *  them buffered for after the reply. */
 void transport_hand_over_(struct cg_conn *c, struct cg_request *req, cg_request_cb cb, void *arg);
 /** @brief After a keep-alive reply. @return CG_OK: read on; CG_EFULL: more than the pending
  *  limit is unsent, the idle timer is armed, and the caller waits for its write callback. */
@@ -121,6 +123,17 @@ int transport_eof_(struct cg_conn *c, short what, int lingering);
  *  peer closes, for a short while at most. @return CG_OK: c lingers (the caller records it);
  *  CG_ECLOSED: the peer is gone or shutdown failed, and c has been freed. */
 int transport_linger_(struct cg_conn *c);
+/** @brief Send what is queued in c's output now. A connection's bufferevent has writing
+ *  disabled while its output is empty, so queueing costs no epoll_ctl; what the socket takes
+ *  at once is written here, and only a remainder (or an error) enables writing. The class's
+ *  on_write then runs (deferred) as for a drained buffer, and should call
+ *  transport_write_done_() when the output is empty. */
+void transport_send_(struct cg_conn *c);
+/** @brief In on_read while c is not reading a request: stop reading (the bytes stay
+ *  buffered; resuming reads them). */
+void transport_read_busy_(struct cg_conn *c);
+/** @brief In on_write with an empty output: writing back to disabled (see transport_send_). */
+void transport_write_done_(struct cg_conn *c);
 /** @brief Discard everything in c's input buffer. */
 void transport_discard_input_(struct cg_conn *c);
 /** @brief Unlink and free c: its request becomes orphaned, cls->release runs, the socket

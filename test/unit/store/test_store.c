@@ -441,7 +441,8 @@ static void test_cert_ops(void)
     cg_cert_rec_free(got);
     got = NULL;
 
-    TEST_OK(cg_store_get_cert_by_fp(g_store, c->fingerprint, &got));
+    TEST_OK(cg_store_get_cert_fp(g_store, c->issuer_key, c->serial, c->serial_len, c->fingerprint,
+                                 &got));
     TEST_MEMEQ(got->serial, c->serial, c->serial_len);
     cg_cert_rec_free(got);
     got = NULL;
@@ -486,7 +487,10 @@ static void test_cert_ops(void)
     TEST_RC(cg_store_get_cert(g_store, c3->issuer_key, c3->serial, c3->serial_len, &got),
             CG_ENOTFOUND);
     TEST_RC(cg_store_find_cert_by_serial(g_store, c3->serial, c3->serial_len, &got), CG_ENOTFOUND);
-    TEST_RC(cg_store_get_cert_by_fp(g_store, nofp, &got), CG_ENOTFOUND);
+    /* the right issuer and serial with another certificate's fingerprint: not ours */
+    TEST_RC(cg_store_get_cert_fp(g_store, c->issuer_key, c->serial, c->serial_len, nofp, &got),
+            CG_ENOTFOUND);
+    TEST_TRUE(got == NULL);
     cg_cert_rec_free(c);
     cg_cert_rec_free(c2);
     cg_cert_rec_free(c3);
@@ -625,7 +629,9 @@ static void test_batch_atomic(void)
     TEST_RC(cg_store_get_txn(g_store, t->txid, t->txid_len, &gt), CG_ENOTFOUND);
     TEST_OK(cg_store_count_certs(g_store, "carol", &n));
     TEST_EQ(n, 1);
-    TEST_RC(cg_store_get_cert_by_fp(g_store, c2->fingerprint, &gc), CG_ENOTFOUND);
+    TEST_RC(cg_store_get_cert_fp(g_store, c2->issuer_key, c2->serial, c2->serial_len,
+                                 c2->fingerprint, &gc),
+            CG_ENOTFOUND);
     /* the same batch again fails the same way: a batch is not consumed by commit */
     TEST_RC(cg_store_commit(g_store, b), CG_EEXIST);
     cg_store_batch_free(b);
@@ -838,6 +844,37 @@ static void raw_put(MDB_txn *txn, const char *db, const void *key, size_t klen, 
     TEST_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
 }
 
+/* A store of an earlier version with the certs_by_fp index: opening drops the index and keeps
+ * every certificate, which is then found by issuer, serial and fingerprint. */
+static void test_old_fp_index_dropped(void)
+{
+    struct cg_cert_rec *c = make_cert(1, 7, "olduser"), *got = NULL;
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    TEST_OK(add_cert(c));
+    cg_store_close(g_store);
+    g_store = NULL;
+    raw_open(&env, &txn);
+    TEST_EQ(mdb_dbi_open(txn, "certs_by_fp", MDB_CREATE, &dbi), 0);
+    raw_put(txn, "certs_by_fp", c->fingerprint, 32, "stale", 5);
+    TEST_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    TEST_OK(open_store(0));
+    TEST_OK(cg_store_get_cert_fp(g_store, c->issuer_key, c->serial, c->serial_len, c->fingerprint,
+                                 &got));
+    TEST_MEMEQ(got->der, c->der, c->der_len);
+    cg_cert_rec_free(got);
+    cg_store_close(g_store);
+    g_store = NULL;
+    raw_open(&env, &txn);
+    TEST_EQ(mdb_dbi_open(txn, "certs_by_fp", 0, &dbi), MDB_NOTFOUND);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    TEST_OK(open_store(0));
+    cg_cert_rec_free(c);
+}
+
 #define TRUNC_MAX 256
 
 static void test_corrupt_records(void)
@@ -924,7 +961,9 @@ static void test_corrupt_records(void)
     TEST_RC(put_entity(e, CG_VERSION_ANY), CG_ESTORE);
 
     TEST_RC(cg_store_get_cert(g_store, c->issuer_key, c->serial, c->serial_len, &gc), CG_ESTORE);
-    TEST_RC(cg_store_get_cert_by_fp(g_store, c->fingerprint, &gc), CG_ESTORE);
+    TEST_RC(
+        cg_store_get_cert_fp(g_store, c->issuer_key, c->serial, c->serial_len, c->fingerprint, &gc),
+        CG_ESTORE);
     TEST_RC(cg_store_find_cert_by_serial(g_store, c->serial, c->serial_len, &gc), CG_ESTORE);
     TEST_RC(cg_store_list_certs(g_store, "good", collect_cert, &col), CG_ESTORE);
     TEST_RC(cg_store_list_certs(g_store, NULL, collect_cert, &col), CG_ESTORE);
@@ -1135,6 +1174,7 @@ static void test_map_full(void)
 CG_TESTS = {
     CG_TEST("store/open_reopen", test_open_reopen),
     CG_TEST("store/open_errors", test_open_errors),
+    CG_TEST("store/old_fp_index_dropped", test_old_fp_index_dropped),
     CG_TEST("store/check_writable", test_check_writable),
     CG_TEST("store/entity_ops", test_entity_ops),
     CG_TEST("store/entity_dup", test_entity_dup),
