@@ -220,6 +220,28 @@ static int has_implicit_confirm(const CG_PKIHEADER *h)
 }
 
 /* A response header answering ctx->req (which may be NULL when it did not parse). */
+/* A response's header names are lent, not copied (a name copy costs a decode with
+ * canonicalisation): the sender is the core's encoded name of the CA, the recipient the
+ * request's own sender. Every response_new() message is freed with response_free(), which
+ * takes the loans back first. */
+static void response_free(CG_PKIMESSAGE *m)
+{
+    if (m == NULL)
+        return;
+    m->header->sender = NULL;
+    m->header->recipient = NULL;
+    CG_PKIMESSAGE_free(m);
+}
+
+static GENERAL_NAME *ca_name(const struct msgctx *ctx)
+{
+    const struct cg_core *core = ctx->core;
+    for (size_t i = 0; ctx->ca != NULL && i < ctx->cfg->n_cas; i++)
+        if (ctx->ca == &ctx->cfg->cas[i])
+            return core->ca_names[i];
+    return core->no_name;
+}
+
 static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
 {
     CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
@@ -233,8 +255,8 @@ static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
         goto fail;
     GENERAL_NAME_free(h->sender);
     GENERAL_NAME_free(h->recipient);
-    h->sender = dirname_new(ctx->ca ? X509_get_subject_name(ctx->ca->cert) : NULL);
-    h->recipient = rh && rh->sender ? GENERAL_NAME_dup(rh->sender) : dirname_new(NULL);
+    h->sender = ca_name(ctx);
+    h->recipient = rh && rh->sender ? rh->sender : ctx->core->no_name;
     h->messageTime = ASN1_GENERALIZEDTIME_set(NULL, time(NULL));
     if (h->sender == NULL || h->recipient == NULL || h->messageTime == NULL)
         goto fail;
@@ -247,7 +269,7 @@ static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
         goto fail;
     return m;
 fail:
-    CG_PKIMESSAGE_free(m);
+    response_free(m);
     return NULL;
 }
 
@@ -291,8 +313,9 @@ static int protect_response(struct msgctx *ctx)
     if (ctx->alias->response_protection == CG_PROT_PBE && ctx->auth.mac_secret != NULL) {
         if (rh->senderKID && (m->header->senderKID = ASN1_OCTET_STRING_dup(rh->senderKID)) == NULL)
             return CG_ENOMEM;
-        return protect_apply_pbm_cached_(m, rh->protectionAlg, ctx->auth.mac_secret,
-                                         ctx->cfg->max_pbm_iterations, &ctx->auth.pbm);
+        return protect_apply_pbm_part_(m, rh->protectionAlg, ctx->auth.mac_secret,
+                                       ctx->cfg->max_pbm_iterations, &ctx->auth.pbm,
+                                       &ctx->resp_part, &ctx->resp_part_len);
     }
     const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ctx->ca->cert);
     if (ski != NULL && (m->header->senderKID = ASN1_OCTET_STRING_dup(ski)) == NULL)
@@ -316,7 +339,7 @@ static CG_PKIMESSAGE *error_response(struct msgctx *ctx, int err)
     return m;
 fail:
     CG_ERRORMSGCONTENT_free(e);
-    CG_PKIMESSAGE_free(m);
+    response_free(m);
     return NULL;
 }
 
@@ -1959,7 +1982,7 @@ static int process_der(struct cg_core *core, const char *alias, const char *op, 
     }
 answer:
     if (rc != CG_OK) {
-        CG_PKIMESSAGE_free(ctx.resp);
+        response_free(ctx.resp);
         if (rc > CG_ECMP_BADREQUEST || rc < CG_ECMP_WRONGINTEGRITY) {
             /* not a CMP outcome: an internal failure, still answered in CMP */
             unsigned long e = ERR_peek_last_error();
@@ -1973,6 +1996,13 @@ answer:
         if (ctx.resp == NULL)
             goto out;
     }
+    if (rc == CG_OK && ctx.resp_part != NULL) {
+        /* PBM: header and body were encoded once, for the MAC; reuse them */
+        if (protect_encode_with_part_(ctx.resp, ctx.resp_part, (size_t)ctx.resp_part_len, &res->der,
+                                      &res->der_len) == CG_OK)
+            out_rc = CG_OK;
+        goto out;
+    }
     int n = i2d_CG_PKIMESSAGE(ctx.resp, &out);
     if (n <= 0 || (res->der = malloc((size_t)n)) == NULL)
         goto out;
@@ -1981,8 +2011,9 @@ answer:
     out_rc = CG_OK;
 out:
     OPENSSL_free(out);
+    OPENSSL_free(ctx.resp_part);
+    response_free(ctx.resp); /* before the request, whose sender it borrows */
     CG_PKIMESSAGE_free(ctx.req);
-    CG_PKIMESSAGE_free(ctx.resp);
     cg_txn_rec_free(ctx.txn);
     free(ctx.part);
     auth_clear_(&ctx.auth);
@@ -2244,6 +2275,28 @@ static int build_stores(struct cg_core *c, char *why, size_t n)
     return CG_OK;
 }
 
+/* The names response_new() lends: encoded once here, so that concurrent encodings of a
+ * response only read them. */
+static int build_names(struct cg_core *c)
+{
+    const struct cg_config *cfg = c->cfg;
+    unsigned char *der = NULL;
+    if ((c->ca_names = calloc(cfg->n_cas + 1, sizeof(GENERAL_NAME *))) == NULL ||
+        (c->no_name = dirname_new(NULL)) == NULL)
+        return CG_ENOMEM;
+    for (size_t i = 0; i < cfg->n_cas; i++)
+        if ((c->ca_names[i] = dirname_new(X509_get_subject_name(cfg->cas[i].cert))) == NULL)
+            return CG_ENOMEM;
+    for (size_t i = 0; i <= cfg->n_cas; i++) {
+        int n = i2d_GENERAL_NAME(i < cfg->n_cas ? c->ca_names[i] : c->no_name, &der);
+        OPENSSL_free(der);
+        der = NULL;
+        if (n <= 0)
+            return CG_ECRYPTO;
+    }
+    return CG_OK;
+}
+
 int cg_core_new(const struct cg_config *cfg, struct cg_store *store, struct cg_core **out)
 {
     char why[512];
@@ -2264,7 +2317,7 @@ int cg_core_new(const struct cg_config *cfg, struct cg_store *store, struct cg_c
         return CG_ECRYPTO;
     }
     warm_caches(cfg);
-    if ((rc = build_stores(c, why, sizeof(why))) != CG_OK) {
+    if ((rc = build_names(c)) != CG_OK || (rc = build_stores(c, why, sizeof(why))) != CG_OK) {
         if (rc == CG_ECONFIG)
             cg_log(CG_LOG_ERROR, "%s", why);
         cg_core_free(c);
@@ -2284,6 +2337,10 @@ void cg_core_free(struct cg_core *core)
         X509_STORE_free(core->nested_stores[i]);
     free(core->vendor_stores);
     free(core->nested_stores);
+    for (size_t i = 0; core->ca_names && i < core->cfg->n_cas; i++)
+        GENERAL_NAME_free(core->ca_names[i]);
+    free(core->ca_names);
+    GENERAL_NAME_free(core->no_name);
     if (core->nonces != NULL)
         pthread_mutex_destroy(&core->nonces->mu);
     free(core->nonces);

@@ -22,6 +22,10 @@ struct cg_core {
      * certificates and for the signers of nested messages; NULL when the alias has none */
     X509_STORE **vendor_stores;
     X509_STORE **nested_stores;
+    /* per CA (same index as cfg->cas), and an empty one: the sender names of responses,
+     * encoded once and lent to every response (see response_new) */
+    GENERAL_NAME **ca_names;
+    GENERAL_NAME *no_name;
 };
 
 /** @brief The alias's index in cfg->aliases. */
@@ -69,6 +73,8 @@ struct msgctx {
     struct cg_core_result *res;
     uint8_t *part; /* new: ProtectedPart bytes of the received message, or NULL */
     size_t part_len;
+    unsigned char *resp_part; /* new: ProtectedPart DER of the PBM-protected response, or NULL */
+    int resp_part_len;
     const struct cg_ca *ca;   /* the CA answering: issuing, revoking or default */
     uint8_t nonce[NONCE_LEN]; /* our senderNonce in the response */
     int implicit_confirm;     /* granted in this response */
@@ -131,6 +137,16 @@ int protect_verify_pbm_cached_(const CG_PKIMESSAGE *msg, const char *secret, lon
                                struct pbm_cache *cache);
 int protect_apply_pbm_cached_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *secret,
                               long max_iter, struct pbm_cache *cache);
+/** @brief protect_apply_pbm_cached_ that also hands back the ProtectedPart DER it MACed
+ *  (*part, OPENSSL_free) when part is not NULL, for protect_encode_with_part_. */
+int protect_apply_pbm_part_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *secret,
+                            long max_iter, struct pbm_cache *cache, unsigned char **part,
+                            int *partlen);
+/** @brief The DER of msg from its ProtectedPart DER (header and body encoded once, for the MAC
+ *  and the message), its protection and extraCerts: the same bytes as i2d_CG_PKIMESSAGE.
+ *  @param[out] out new (free()). @return CG_OK, CG_EPARSE, CG_ENOMEM. */
+int protect_encode_with_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, size_t partlen,
+                              uint8_t **out, size_t *outlen);
 /** @brief DER of ProtectedPart{header, body} of msg. @param[out] der new (OPENSSL_free). */
 int protect_part_der_(const CG_PKIMESSAGE *msg, unsigned char **der, int *len);
 /** @brief ProtectedPart{header, body} taken from the received bytes of a PKIMessage (no

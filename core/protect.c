@@ -227,6 +227,13 @@ int protect_apply_pbm_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *se
 int protect_apply_pbm_cached_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *secret,
                               long max_iter, struct pbm_cache *cache)
 {
+    return protect_apply_pbm_part_(msg, alg, secret, max_iter, cache, NULL, NULL);
+}
+
+int protect_apply_pbm_part_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *secret,
+                            long max_iter, struct pbm_cache *cache, unsigned char **part,
+                            int *partlen)
+{
     int rc = CG_ENOMEM;
     unsigned char *der = NULL;
     int len = 0;
@@ -245,8 +252,101 @@ int protect_apply_pbm_cached_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const c
     if (rc != CG_OK)
         goto out;
     rc = set_protection(msg, mac, maclen);
+    if (rc == CG_OK && part != NULL) {
+        *part = der; /* the caller's now */
+        *partlen = len;
+        der = NULL;
+    }
 out:
     OPENSSL_free(der);
+    return rc;
+}
+
+/* A DER tag and length for content of len bytes into p (room for 6); returns its size. */
+static size_t der_head(uint8_t tag, size_t len, uint8_t *p)
+{
+    size_t n = 0;
+    p[n++] = tag;
+    if (len < 0x80) {
+        p[n++] = (uint8_t)len;
+        return n;
+    }
+    size_t k = len < 0x100 ? 1 : len < 0x10000 ? 2 : len < 0x1000000 ? 3 : 4;
+    p[n++] = (uint8_t)(0x80 | k);
+    for (size_t i = k; i > 0; i--)
+        p[n++] = (uint8_t)(len >> (8 * (i - 1)));
+    return n;
+}
+
+static uint8_t *put(uint8_t *w, const void *p, size_t n)
+{
+    memcpy(w, p, n);
+    return w + n;
+}
+
+int protect_encode_with_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, size_t partlen,
+                              uint8_t **out, size_t *outlen)
+{
+    int rc = CG_EPARSE;
+    uint8_t *prot = NULL, *certs = NULL, *buf = NULL;
+    size_t plen = 0, clen = 0, hlen = 0;
+    uint8_t h[6], ph[6], ch[6], csh[6];
+    *out = NULL;
+    /* the content of ProtectedPart is header || body, exactly as they go into PKIMessage */
+    size_t total = partlen, k = 2;
+    if (partlen < 2 || part[0] != 0x30)
+        goto out;
+    if (part[1] & 0x80)
+        k += part[1] & 0x7f;
+    if (k > partlen)
+        goto out;
+    const uint8_t *content = part + k;
+    size_t content_len = partlen - k;
+    rc = CG_ENOMEM;
+    int n = msg->protection != NULL ? i2d_ASN1_BIT_STRING(msg->protection, &prot) : 0;
+    if (n < 0)
+        goto out;
+    plen = (size_t)n;
+    for (int i = 0; i < sk_X509_num(msg->extraCerts); i++) {
+        unsigned char *d = NULL;
+        int dl = i2d_X509(sk_X509_value(msg->extraCerts, i), &d);
+        uint8_t *grown = dl > 0 ? realloc(certs, clen + (size_t)dl) : NULL;
+        if (grown == NULL) {
+            OPENSSL_free(d);
+            goto out;
+        }
+        certs = grown;
+        memcpy(certs + clen, d, (size_t)dl);
+        clen += (size_t)dl;
+        OPENSSL_free(d);
+    }
+    size_t phl = plen ? der_head(0xa0, plen, ph) : 0;
+    size_t csl = clen ? der_head(0x30, clen, csh) : 0;
+    size_t chl = clen ? der_head(0xa1, csl + clen, ch) : 0;
+    total = content_len + phl + plen + chl + csl + clen;
+    hlen = der_head(0x30, total, h);
+    if ((buf = malloc(hlen + total)) == NULL)
+        goto out;
+    uint8_t *w = buf;
+    w = put(w, h, hlen);
+    w = put(w, content, content_len);
+    if (plen) {
+        w = put(w, ph, phl);
+        w = put(w, prot, plen);
+    }
+    if (clen) {
+        w = put(w, ch, chl);
+        w = put(w, csh, csl);
+        w = put(w, certs, clen);
+    }
+    *out = buf;
+    *outlen = (size_t)(w - buf);
+    buf = NULL;
+    rc = CG_OK;
+out:
+    OPENSSL_free(prot);
+    free(certs);
+    free(buf);
     return rc;
 }
 

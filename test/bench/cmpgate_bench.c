@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -958,6 +959,15 @@ static double pct(struct bench *b, double q)
     return b->lat[i];
 }
 
+/* CPU seconds (user + system) this process has used. */
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static long proc_cpu_ticks(long pid)
 {
     char path[64], buf[2048];
@@ -1280,10 +1290,12 @@ int main(int argc, char **argv)
     if (o->server_pid)
         reset_peak_rss(o->server_pid);
     long cpu0 = o->server_pid ? proc_cpu_ticks(o->server_pid) : -1;
+    double self0 = self_cpu_s();
     b->start = now_s();
     b->end_at = b->start + o->duration;
     run(b);
     double secs = now_s() - b->start;
+    double self_cpu = self_cpu_s() - self0;
     long cpu1 = o->server_pid ? proc_cpu_ticks(o->server_pid) : -1;
     long hwm = o->server_pid ? proc_status_kb(o->server_pid, "VmHWM") : -1;
     long held_rss = -1;
@@ -1312,6 +1324,8 @@ int main(int argc, char **argv)
            b->done, b->ok, b->errors, secs, (double)b->done / secs, pct(b, 0.5), pct(b, 0.9),
            pct(b, 0.99), pct(b, 0.999));
     printf(",\"max_ms\":%.2f,\"resent\":%ld", b->nlat ? b->lat[b->nlat - 1] : 0.0, b->retries);
+    if (b->done > 0)
+        printf(",\"client_cpu_ms_per_req\":%.3f", self_cpu * 1000.0 / (double)b->done);
     if (hwm >= 0)
         printf(",\"server_peak_rss_kb\":%ld", hwm);
     if (o->hold > 0) {

@@ -902,6 +902,37 @@ static void test_ip_contents(void)
     sk_X509_pop_free(pubs, X509_free);
     TEST_EQ(npubs, 1);
     TEST_TRUE(same);
+    /* the ip as received is what the one-pass encoder makes of it, and so are variants: no
+     * extraCerts, no protection, and extraCerts past 64 KB (three-byte lengths) */
+    for (int variant = 0; variant < 4; variant++) {
+        if (variant == 1) {
+            sk_X509_pop_free(m->extraCerts, X509_free);
+            m->extraCerts = NULL;
+        } else if (variant == 2) {
+            ASN1_BIT_STRING_free(m->protection);
+            m->protection = NULL;
+        } else if (variant == 3) {
+            m->extraCerts = sk_X509_new_null();
+            for (int i = 0; i < 200; i++) {
+                X509_up_ref(g_ca_cert);
+                sk_X509_push(m->extraCerts, g_ca_cert);
+            }
+        }
+        unsigned char *part = NULL, *want = NULL;
+        int partlen = 0, wantlen = i2d_CG_PKIMESSAGE(m, &want);
+        uint8_t *got = NULL;
+        size_t gotlen = 0;
+        TEST_OK(protect_part_der_(m, &part, &partlen));
+        TEST_OK(protect_encode_with_part_(m, part, (size_t)partlen, &got, &gotlen));
+        TEST_TRUE(variant != 3 || gotlen > 65536);
+        TEST_EQ(gotlen, (size_t)wantlen);
+        TEST_MEMEQ(got, want, gotlen);
+        if (variant == 0)
+            TEST_MEMEQ(got, g_ip, g_ip_len);
+        OPENSSL_free(part);
+        OPENSSL_free(want);
+        free(got);
+    }
 }
 
 /* --- confirmation ---------------------------------------------------------------------------- */
