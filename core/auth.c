@@ -272,8 +272,8 @@ static int eec_find_admin(struct msgctx *ctx, const char *ca_name)
 static int verify_message_signature(struct msgctx *ctx, X509 *signer)
 {
     CG_PROTECTEDPART part = {ctx->req->header, ctx->req->body};
-    if (ASN1_item_verify(ASN1_ITEM_rptr(CG_PROTECTEDPART), ctx->req->header->protectionAlg,
-                         ctx->req->protection, &part, X509_get0_pubkey(signer)) != 1) {
+    if (!protect_verify_item_(ASN1_ITEM_rptr(CG_PROTECTEDPART), ctx->req->header->protectionAlg,
+                              ctx->req->protection, &part, X509_get0_pubkey(signer))) {
         set_detail_(ctx, "EndEntityCertificate: the message signature does not verify", NULL);
         return CG_ECMP_BADMSGCHECK;
     }

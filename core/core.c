@@ -1622,8 +1622,8 @@ static int handle_nested(struct msgctx *ctx)
         return rc;
     }
     CG_PROTECTEDPART part = {ctx->req->header, ctx->req->body};
-    if (ASN1_item_verify(ASN1_ITEM_rptr(CG_PROTECTEDPART), ctx->req->header->protectionAlg,
-                         ctx->req->protection, &part, X509_get0_pubkey(signer)) != 1) {
+    if (!protect_verify_item_(ASN1_ITEM_rptr(CG_PROTECTEDPART), ctx->req->header->protectionAlg,
+                              ctx->req->protection, &part, X509_get0_pubkey(signer))) {
         set_detail_(ctx, "signature verification on the nested message failed", NULL);
         return rc;
     }

@@ -1488,6 +1488,41 @@ static void test_pbm_primitives(void)
     TEST_RC(pbm_hmac_(NID_md5, longkey, 1, msg, 1, mac, &maclen), CG_ECMP_BADALG);
 }
 
+/* protect_verify_item_ (fetched digests) agrees with OpenSSL's signing for ECDSA, Ed25519 and
+ * RSA-PSS (the general path), and refuses a changed signature or the wrong key type. */
+static void test_verify_item(void)
+{
+    EVP_PKEY *ec = EVP_EC_gen("P-256"), *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    EVP_PKEY *rsa = EVP_RSA_gen(2048);
+    X509_NAME *data = X509_NAME_new();
+    TEST_TRUE(X509_NAME_add_entry_by_txt(data, "CN", MBSTRING_ASC, (const unsigned char *)"signed",
+                                         -1, -1, 0) == 1);
+    EVP_PKEY *keys[3] = {ec, ed, rsa};
+    for (int i = 0; i < 3; i++) {
+        X509_ALGOR *alg = X509_ALGOR_new();
+        ASN1_BIT_STRING *sig = ASN1_BIT_STRING_new();
+        EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+        EVP_PKEY_CTX *pctx = NULL;
+        TEST_TRUE(EVP_DigestSignInit(mctx, &pctx, i == 1 ? NULL : EVP_sha256(), NULL, keys[i]) ==
+                  1);
+        if (i == 2)
+            TEST_TRUE(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1);
+        TEST_TRUE(ASN1_item_sign_ctx(ASN1_ITEM_rptr(X509_NAME), alg, NULL, sig, data, mctx) > 0);
+        TEST_TRUE(protect_verify_item_(ASN1_ITEM_rptr(X509_NAME), alg, sig, data, keys[i]));
+        TEST_FALSE(protect_verify_item_(ASN1_ITEM_rptr(X509_NAME), alg, sig, data,
+                                        keys[(i + 1) % 3])); /* the wrong key (type) */
+        sig->data[sig->length / 2] ^= 0x01;
+        TEST_FALSE(protect_verify_item_(ASN1_ITEM_rptr(X509_NAME), alg, sig, data, keys[i]));
+        EVP_MD_CTX_free(mctx);
+        ASN1_BIT_STRING_free(sig);
+        X509_ALGOR_free(alg);
+    }
+    X509_NAME_free(data);
+    EVP_PKEY_free(ec);
+    EVP_PKEY_free(ed);
+    EVP_PKEY_free(rsa);
+}
+
 /* PBMParameter iterationCount 2^31-1: refused before any hashing. */
 static void pbm_bomb(struct client *cl, CG_PKIMESSAGE *m)
 {
@@ -3501,6 +3536,7 @@ CG_TESTS = {
     CG_TEST("core/regtoken_missing_or_unknown", test_regtoken_missing_or_unknown),
     CG_TEST("core/module_order_wrong_code", test_module_order_wrong_code),
     CG_TEST("core/pbm_primitives", test_pbm_primitives),
+    CG_TEST("core/verify_item", test_verify_item),
     CG_TEST("core/nested_ir", test_nested_ir),
     CG_TEST("core/nested_two", test_nested_two),
     CG_TEST("core/nested_count", test_nested_count),
