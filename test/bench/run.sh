@@ -10,7 +10,8 @@
 #   --out     Markdown copy of the table (default build/bench-table.md)
 #   --keep    keep the temporary directory (configs, logs, JSON of every run)
 #
-# Every run is a full CMP transaction (ir → ip → certConf → pkiConf) built before the clock
+# Every run is a full CMP transaction (ir → ip → certConf → pkiConf; one row also with
+# implicitConfirm: ir → ip) built before the clock
 # starts (--prebuild); the server CPU comes from /proc/PID/stat (all threads), the peak RSS
 # from VmHWM (reset before each run through /proc/PID/clear_refs). Only 127.0.0.1 is used;
 # every server started here is stopped on exit.
@@ -155,7 +156,7 @@ row() {
     local id=$1
     local rss
     rss=$(jq -r 'if .server_peak_rss_kb then (.server_peak_rss_kb / 1024 | . * 10 | round / 10) else "-" end' "$TMP/$id.json")
-    ROWS+=("$2|$3|$4|$5|$(j "$id" .requests)|$(j "$id" .errors)|$(jq -r 'if .rps then (.rps|round) else "-" end' "$TMP/$id.json")|$(j "$id" .p50_ms)|$(j "$id" .p99_ms)|$(j "$id" .server_cpu_ms_per_req)|$rss")
+    ROWS+=("$2|$3|$4|$5|$(j "$id" .requests)|$(j "$id" .errors)|$(jq -r 'if .rps then (.rps|round) else "-" end' "$TMP/$id.json")|$(j "$id" .p50_ms)|$(j "$id" .p99_ms)|$(j "$id" .server_cpu_ms_per_req)|$rss|$(j "$id" .client_cpu_ms_per_req)")
 }
 
 if [ "$QUICK" = 1 ]; then N1=100; N=400; SPEED=1; else N1=500; N=3000; SPEED=2; fi
@@ -192,6 +193,9 @@ for c in 1 16 64 256; do
 done
 log "cmpgate PBM ir over TCP, 64 connections"
 bench cg-tcp-64 "$CG_PID" --server "$CG_TCP" --tcp --cmd ir "${PBM[@]}" --requests $N --concurrency 64
+log "cmpgate PBM ir with implicitConfirm (one message per enrollment), 64 connections"
+bench cg-implicit-64 "$CG_PID" --server "$CG_HTTP" --path /ejbca/publicweb/cmp/opensslra \
+    --cmd ir "${PBM[@]}" --requests $N --concurrency 64 --implicit-confirm
 log "cmpgate: 64 parallel requests for one RA end entity"
 bench cg-same "$CG_PID" --server "$CG_HTTP" --path /ejbca/publicweb/cmp/opensslra --cmd ir \
     "${PBM[@]}" --requests 64 --concurrency 64 --same-subject --subject-prefix /CN=bench-one
@@ -236,9 +240,10 @@ for c in 1 16 64 256; do row mock-pbm-$c openssl-mock PBM http $c; done
 for c in 1 16 64 256; do row cg-sig-$c cmpgate signature http $c; done
 for c in 1 16 64 256; do row mock-sig-$c openssl-mock signature http $c; done
 row cg-tcp-64 cmpgate PBM tcp 64
+row cg-implicit-64 "cmpgate, implicitConfirm" PBM http 64
 row cg-same "cmpgate, one EE" PBM http 64
 
-HDR="server|protection|transport|conns|requests|errors|req/s|p50 ms|p99 ms|CPU ms/req|peak RSS MB"
+HDR="server|protection|transport|conns|requests|errors|req/s|p50 ms|p99 ms|CPU ms/req|peak RSS MB|bench CPU ms/req"
 {
     echo "$HDR"
     printf '%s\n' "${ROWS[@]}"
