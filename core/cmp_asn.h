@@ -94,6 +94,10 @@ typedef struct {
     ASN1_OBJECT *type;
     ASN1_TYPE *value;
 } CG_ITAV;
+/* A Certificate decoded into an X509 shared by every message carrying the same DER
+ * (certcache.c); the type of PKIMessage.extraCerts. */
+DECLARE_ASN1_ITEM(CG_X509_CACHED)
+
 DECLARE_ASN1_FUNCTIONS(CG_ITAV)
 DEFINE_STACK_OF(CG_ITAV)
 

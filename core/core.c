@@ -2346,6 +2346,7 @@ void cg_core_free(struct cg_core *core)
     free(core->nonces);
     free(core);
     pbm_cache_clear_(); /* wipe the derived keys (a later generation re-derives what it needs) */
+    core_cert_cache_clear_();
 }
 
 int cg_core_check_config(const struct cg_config *cfg, char *err, size_t errlen)

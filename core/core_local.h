@@ -113,6 +113,10 @@ X509_NAME *dn_parse_(const char *text);
 /** @brief Same attributes and values, in any order, ignoring attribute skip_nid (0 = none). */
 int dn_equal_unordered_(const X509_NAME *a, const X509_NAME *b, int skip_nid);
 
+/* --- certcache.c ------------------------------------------------------------------------ */
+/** @brief Drop every certificate the extraCerts decoder keeps. */
+void core_cert_cache_clear_(void);
+
 /* --- pbm.c ---------------------------------------------------------------------------- */
 /** @brief The fetched digest for a digest or HMAC NID (SHA-1, SHA-224/256/384/512), or NULL.
  *  Use it instead of EVP_sha256() and friends, which OpenSSL 3 looks up on every use. */

@@ -1523,6 +1523,53 @@ static void test_verify_item(void)
     EVP_PKEY_free(rsa);
 }
 
+/* extraCerts (CG_X509_CACHED): two messages carrying the same certificate share one decoded
+ * X509 that equals OpenSSL's own decoding; the encoding round-trips; a damaged certificate
+ * fails the whole message. */
+static void test_extracerts_cache(void)
+{
+    CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
+    unsigned char *der = NULL;
+    ASN1_INTEGER_set(m->header->pvno, 2);
+    GENERAL_NAME_set0_value(m->header->sender, GEN_DIRNAME, X509_NAME_new());
+    GENERAL_NAME_set0_value(m->header->recipient, GEN_DIRNAME, X509_NAME_new());
+    m->body->type = CG_BODY_PKICONF;
+    m->body->value.pkiconf = ASN1_NULL_new();
+    m->extraCerts = sk_X509_new_null();
+    X509_up_ref(g_ca_cert);
+    sk_X509_push(m->extraCerts, g_ca_cert);
+    int n = i2d_CG_PKIMESSAGE(m, &der);
+    TEST_TRUE(n > 0);
+    const unsigned char *p = der;
+    CG_PKIMESSAGE *a = d2i_CG_PKIMESSAGE(NULL, &p, n);
+    p = der;
+    CG_PKIMESSAGE *b = d2i_CG_PKIMESSAGE(NULL, &p, n);
+    TEST_NOTNULL(a);
+    TEST_NOTNULL(b);
+    TEST_TRUE(sk_X509_value(a->extraCerts, 0) == sk_X509_value(b->extraCerts, 0));
+    TEST_EQ(X509_cmp(sk_X509_value(a->extraCerts, 0), g_ca_cert), 0);
+    unsigned char *again = NULL;
+    TEST_EQ(i2d_CG_PKIMESSAGE(a, &again), n);
+    TEST_MEMEQ(again, der, (size_t)n);
+    CG_PKIMESSAGE_free(a);
+    CG_PKIMESSAGE_free(b);
+    /* a flipped byte in the certificate's signature: the certificate still parses, as a
+     * different one; a cut length does not parse at all */
+    unsigned char *bad = OPENSSL_memdup(der, (size_t)n);
+    bad[n - 3] ^= 0x01;
+    p = bad;
+    a = d2i_CG_PKIMESSAGE(NULL, &p, n);
+    TEST_NOTNULL(a);
+    TEST_TRUE(X509_cmp(sk_X509_value(a->extraCerts, 0), g_ca_cert) != 0);
+    CG_PKIMESSAGE_free(a);
+    p = der;
+    TEST_TRUE(d2i_CG_PKIMESSAGE(NULL, &p, n - 1) == NULL);
+    OPENSSL_free(bad);
+    OPENSSL_free(again);
+    OPENSSL_free(der);
+    CG_PKIMESSAGE_free(m);
+}
+
 /* PBMParameter iterationCount 2^31-1: refused before any hashing. */
 static void pbm_bomb(struct client *cl, CG_PKIMESSAGE *m)
 {
@@ -3537,6 +3584,7 @@ CG_TESTS = {
     CG_TEST("core/module_order_wrong_code", test_module_order_wrong_code),
     CG_TEST("core/pbm_primitives", test_pbm_primitives),
     CG_TEST("core/verify_item", test_verify_item),
+    CG_TEST("core/extracerts_cache", test_extracerts_cache),
     CG_TEST("core/nested_ir", test_nested_ir),
     CG_TEST("core/nested_two", test_nested_two),
     CG_TEST("core/nested_count", test_nested_count),
