@@ -385,7 +385,7 @@ static int verify_eec(struct msgctx *ctx, const char *param, int *relevant)
         return CG_ECMP_BADREQUEST;
     }
     const struct cg_ca *ca = rec->ca ? cg_config_ca(ctx->cfg, rec->ca) : NULL;
-    if (ca == NULL || X509_verify(signer, X509_get0_pubkey(ca->cert)) != 1) {
+    if (ca == NULL || !core_cert_verify_(signer, ca->cert)) {
         set_detail_(ctx, "EndEntityCertificate: the signer certificate's CA is not configured",
                     NULL);
         return CG_ECMP_NOTAUTHORIZED;

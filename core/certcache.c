@@ -10,6 +10,8 @@
  * with a reference (X509_up_ref); a new entry replaces an old one. Only identical bytes find
  * an entry. The lazily filled parts of an X509 (its extension cache) are filled before it is
  * shared, so that threads only read it. The field stays a STACK_OF(X509): no caller changes.
+ * A table entry also remembers that its certificate's signature verified under a given issuer
+ * key (core_cert_verify_), so the signer of every message of a transaction is checked once.
  */
 #include "cmp_asn.h"
 #include "core_local.h"
@@ -25,6 +27,8 @@
 struct cert_slot {
     uint8_t id[32]; /* SHA-256 of the DER */
     X509 *x;        /* a reference of the table's own */
+    int verified;   /* x's signature verified with the key below */
+    uint8_t by[32]; /* SHA-256 of that public key */
 };
 
 static struct cert_slot slots[CERT_SLOTS];
@@ -55,10 +59,36 @@ static X509 *cert_decode(const unsigned char *der, long len)
     pthread_mutex_lock(&slots_mu);
     X509 *old = s->x;
     s->x = x;
+    s->verified = 0;
     memcpy(s->id, id, sizeof(id));
     pthread_mutex_unlock(&slots_mu);
     X509_free(old);
     return x;
+}
+
+int core_cert_verify_(X509 *x, X509 *issuer)
+{
+    uint8_t id[32], by[32];
+    unsigned n = 0;
+    if (X509_digest(x, core_md_(NID_sha256), id, &n) != 1 ||
+        X509_pubkey_digest(issuer, core_md_(NID_sha256), by, &n) != 1)
+        return 0;
+    struct cert_slot *s = &slots[(id[0] | (unsigned)id[1] << 8) % CERT_SLOTS];
+    int known;
+    pthread_mutex_lock(&slots_mu);
+    known = s->x == x && s->verified && memcmp(s->by, by, sizeof(by)) == 0;
+    pthread_mutex_unlock(&slots_mu);
+    if (known)
+        return 1;
+    if (X509_verify(x, X509_get0_pubkey(issuer)) != 1)
+        return 0;
+    pthread_mutex_lock(&slots_mu);
+    if (s->x == x) {
+        s->verified = 1;
+        memcpy(s->by, by, sizeof(by));
+    }
+    pthread_mutex_unlock(&slots_mu);
+    return 1;
 }
 
 void core_cert_cache_clear_(void)

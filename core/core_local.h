@@ -114,6 +114,10 @@ X509_NAME *dn_parse_(const char *text);
 int dn_equal_unordered_(const X509_NAME *a, const X509_NAME *b, int skip_nid);
 
 /* --- certcache.c ------------------------------------------------------------------------ */
+/** @brief X509_verify(x, issuer's key) == 1, remembered for a certificate of the extraCerts
+ *  table (same DER, same issuer key): a second message of the same signer costs no
+ *  verification. @return 1 when the signature verifies. */
+int core_cert_verify_(X509 *x, X509 *issuer);
 /** @brief Drop every certificate the extraCerts decoder keeps. */
 void core_cert_cache_clear_(void);
 

@@ -1548,6 +1548,15 @@ static void test_extracerts_cache(void)
     TEST_NOTNULL(b);
     TEST_TRUE(sk_X509_value(a->extraCerts, 0) == sk_X509_value(b->extraCerts, 0));
     TEST_EQ(X509_cmp(sk_X509_value(a->extraCerts, 0), g_ca_cert), 0);
+    /* the signature check is remembered per issuer key, and only a success is */
+    EVP_PKEY *other_key = EVP_EC_gen("P-256");
+    X509 *other = make_ca(other_key);
+    for (int round = 0; round < 2; round++) {
+        TEST_TRUE(core_cert_verify_(sk_X509_value(a->extraCerts, 0), g_ca_cert));
+        TEST_FALSE(core_cert_verify_(sk_X509_value(a->extraCerts, 0), other));
+    }
+    X509_free(other);
+    EVP_PKEY_free(other_key);
     unsigned char *again = NULL;
     TEST_EQ(i2d_CG_PKIMESSAGE(a, &again), n);
     TEST_MEMEQ(again, der, (size_t)n);
@@ -1561,6 +1570,7 @@ static void test_extracerts_cache(void)
     a = d2i_CG_PKIMESSAGE(NULL, &p, n);
     TEST_NOTNULL(a);
     TEST_TRUE(X509_cmp(sk_X509_value(a->extraCerts, 0), g_ca_cert) != 0);
+    TEST_FALSE(core_cert_verify_(sk_X509_value(a->extraCerts, 0), g_ca_cert));
     CG_PKIMESSAGE_free(a);
     p = der;
     TEST_TRUE(d2i_CG_PKIMESSAGE(NULL, &p, n - 1) == NULL);
