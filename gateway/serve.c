@@ -413,7 +413,7 @@ static int bind_tcp(struct server *srv, char *first, size_t firstlen)
 /* Workers per CPU when the configuration says 0: a worker spends most of a request's time
  * waiting for its group commit to be durable, so several per core keep the CPUs busy and let
  * one fsync serve many requests (docs/decisions.md, "Worker count"). */
-#define WORKERS_PER_CPU 8
+#define WORKERS_PER_CPU 16
 
 static int workers_for(const struct cg_config *cfg)
 {
