@@ -355,7 +355,8 @@ if [ "$SCALE" = 1 ]; then
         echo
         md_table "$SHDR" "${SROWS[@]}"
         echo
-        echo "10,000 concurrent keep-alive connections: $HELD held open, cmpgate VmRSS $HELD_RSS MB while held."
+        echo "10,000 concurrent keep-alive connections: $HELD held open, cmpgate VmRSS $HELD_RSS MB while held;" \
+            "$(j hold .errors) of their first requests failed$(grep -o 'last error: .*' "$TMP/hold.err" | sed 's/^last error: / (last: /;s/$/)/')."
     } >>"$OUT"
 fi
 
