@@ -363,7 +363,10 @@ static void begin_close(struct conn *c)
 
 static int keep_alive(const struct conn *c)
 {
-    if (c->conn_close || c->io.peer_eof || c->h->srv.stopping)
+    if (c->conn_close || c->h->srv.stopping)
+        return 0;
+    /* after the peer's EOF, requests it sent before are still answered */
+    if (c->io.peer_eof && evbuffer_get_length(bufferevent_get_input(c->io.bev)) == 0)
         return 0;
     return c->minor >= 1 ? 1 : c->conn_keep;
 }
@@ -415,8 +418,9 @@ static void resume_reading(struct conn *c)
 {
     c->state = ST_HEAD;
     transport_arm_timer_(&c->io, c->h->srv.lim.idle_timeout_s);
-    bufferevent_enable(c->io.bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_input(c->io.bev)) > 0)
+    if (!c->io.peer_eof)
+        bufferevent_enable(c->io.bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(c->io.bev)) > 0 || c->io.peer_eof)
         bufferevent_trigger(c->io.bev, EV_READ,
                             BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
@@ -889,12 +893,30 @@ static int reading_request(const struct conn *c)
     return c->state <= ST_TRAILER;
 }
 
+/* The peer has closed its side: answer the complete requests that are buffered, send what
+ * is queued, then close. */
+static void finish_after_eof(struct conn *c)
+{
+    if (reading_request(c) && evbuffer_get_length(bufferevent_get_input(c->io.bev)) > 0)
+        process_input(c);
+    if (c->state == ST_WAIT)
+        return; /* its reply closes or reads on (keep_alive) */
+    if (c->state != ST_CLOSING) {
+        c->state = ST_CLOSING;
+        transport_arm_timer_(&c->io, c->h->srv.lim.read_timeout_s);
+    }
+    if (evbuffer_get_length(bufferevent_get_output(c->io.bev)) == 0)
+        transport_conn_free_(&c->io);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
 
     (void)bev;
-    if (reading_request(c))
+    if (reading_request(c) && c->io.peer_eof)
+        finish_after_eof(c); /* resumed after the peer's EOF (resume_reading) */
+    else if (reading_request(c))
         process_input(c);
     else if (c->state == ST_LINGER)
         transport_discard_input_(&c->io);
@@ -926,19 +948,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
 
+    (void)bev;
     if (transport_eof_(&c->io, what, c->state == ST_LINGER) != CG_OK)
         return;
-    /* EOF: finish what is buffered, send what is queued, then close */
-    if (reading_request(c) && evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-        process_input(c);
-    if (c->state == ST_WAIT)
-        return;
-    if (c->state != ST_CLOSING) {
-        c->state = ST_CLOSING;
-        transport_arm_timer_(&c->io, c->h->srv.lim.read_timeout_s);
-    }
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        transport_conn_free_(&c->io);
+    finish_after_eof(c);
 }
 
 /* Stop accepting: a connection before its first request byte goes now, a draining one

@@ -678,6 +678,34 @@ static void test_http10(void)
     TEST_OK(wait_closed(cl, 3000));
 }
 
+/* Two pipelined requests, then the client's FIN while the first is with the gateway: both
+ * are answered, then the connection closes. */
+static void test_halfclose_pipeline(void)
+{
+    struct client *cl;
+    struct resp r;
+
+    start();
+    ncalls = 0;
+    cl = client_open(0);
+    TEST_OK(client_sends(cl,
+                         "POST /.well-known/cmp/p/defer HTTP/1.1\r\nContent-Length: 1\r\n\r\nd"
+                         "POST /.well-known/cmp/p/after HTTP/1.1\r\nContent-Length: 1\r\n\r\na"));
+    pump(100);
+    shutdown(cl->fd, SHUT_WR);
+    pump(100);
+    TEST_EQ(nheld, 1);
+    cg_request_reply(held[0], 200, "application/x-test", (const uint8_t *)"deferred", 8);
+    held[0] = NULL;
+    TEST_OK(read_response(cl, &r));
+    TEST_STREQ(r.body, "deferred");
+    TEST_OK(read_response(cl, &r));
+    TEST_TRUE(strncmp(r.body, "alias=after ", 12) == 0);
+    TEST_EQ(ncalls, 2);
+    TEST_OK(wait_closed(cl, 3000));
+    client_close(cl);
+}
+
 static void test_pipeline(void)
 {
     struct client *cl;
@@ -983,6 +1011,7 @@ CG_TESTS = {
     CG_TEST("http/keepalive", test_keepalive),
     CG_TEST("http/http10", test_http10),
     CG_TEST("http/pipeline", test_pipeline),
+    CG_TEST("http/halfclose_pipeline", test_halfclose_pipeline),
     CG_TEST("http/bytewise", test_bytewise),
     CG_TEST("http/idle_timeout", test_idle_timeout),
     CG_TEST("http/read_timeout", test_read_timeout),
