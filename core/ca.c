@@ -90,6 +90,15 @@ int ca_check_key_(const struct cg_cert_profile *cp, EVP_PKEY *key, char *detail,
     case EVP_PKEY_EC: {
         if (!(cp->key_algorithms & CG_KEYALG_EC))
             goto bad_alg;
+        /* on the curve and not the point at infinity (whatever the request's form: template,
+         * POPOSigningKeyInput or PKCS#10) */
+        EVP_PKEY_CTX *vc = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+        int valid = vc != NULL && EVP_PKEY_public_check_quick(vc) == 1;
+        EVP_PKEY_CTX_free(vc);
+        if (!valid) {
+            snprintf(detail, dlen, "the EC public key is not a valid point of its curve");
+            return CG_ECMP_BADCERTTEMPLATE;
+        }
         char group[64] = "";
         size_t glen = 0;
         EVP_PKEY_get_utf8_string_param(key, "group", group, sizeof(group), &glen);
@@ -293,38 +302,38 @@ static int set_pubkey(X509 *x, const struct ca_request *rq)
     return CG_OK;
 }
 
-/* Parameters-only keys of the named curves seen so far, built once each. */
-#define EC_TEMPLATES 8
-static struct {
-    int nid;
-    EVP_PKEY *params;
-} ec_templates[EC_TEMPLATES];
-static int n_ec_templates;
+/* Parameters-only keys of the common named curves, each built on first use. Only these
+ * curves are kept (clients cannot fill the table with curves of their choosing); a key on
+ * another curve goes through the generic decoder, and the profile decides whether it is
+ * allowed. */
+static const int ec_template_nids[] = {
+    NID_X9_62_prime256v1, NID_secp384r1,       NID_secp521r1,      NID_secp256k1,
+    NID_brainpoolP256r1,  NID_brainpoolP384r1, NID_brainpoolP512r1};
+#define EC_TEMPLATES (sizeof(ec_template_nids) / sizeof(ec_template_nids[0]))
+static EVP_PKEY *ec_templates[EC_TEMPLATES];
 static pthread_mutex_t ec_templates_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* The template for the curve nid, or NULL (unknown curve, or the table is full). */
+/* The template for the curve nid, or NULL (not a kept curve, or it cannot be built). */
 static const EVP_PKEY *ec_template(int nid)
 {
-    EVP_PKEY *found = NULL;
-    const char *group = OBJ_nid2sn(nid);
+    size_t i = 0;
+    while (i < EC_TEMPLATES && ec_template_nids[i] != nid)
+        i++;
+    if (i == EC_TEMPLATES)
+        return NULL;
     pthread_mutex_lock(&ec_templates_mu);
-    for (int i = 0; i < n_ec_templates && found == NULL; i++)
-        if (ec_templates[i].nid == nid)
-            found = ec_templates[i].params;
-    if (found == NULL && group != NULL && n_ec_templates < EC_TEMPLATES) {
+    if (ec_templates[i] == NULL) {
         EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
         OSSL_PARAM params[2];
-        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                                     (char *)OBJ_nid2sn(nid), 0);
         params[1] = OSSL_PARAM_construct_end();
-        if (pctx != NULL && EVP_PKEY_fromdata_init(pctx) == 1 &&
-            EVP_PKEY_fromdata(pctx, &found, EVP_PKEY_KEY_PARAMETERS, params) == 1) {
-            ec_templates[n_ec_templates].nid = nid;
-            ec_templates[n_ec_templates++].params = found;
-        } else {
-            found = NULL;
-        }
+        if (pctx == NULL || EVP_PKEY_fromdata_init(pctx) != 1 ||
+            EVP_PKEY_fromdata(pctx, &ec_templates[i], EVP_PKEY_KEY_PARAMETERS, params) != 1)
+            ec_templates[i] = NULL;
         EVP_PKEY_CTX_free(pctx);
     }
+    const EVP_PKEY *found = ec_templates[i];
     pthread_mutex_unlock(&ec_templates_mu);
     return found;
 }
@@ -341,6 +350,11 @@ EVP_PKEY *ca_spki_key_(const CG_SPKI *spki)
     int nid = OBJ_obj2nid(aobj);
     if (nbits <= 0 || (spki->public_key->flags & 0x07) != 0)
         return NULL; /* a key is a whole number of bytes */
+    /* EC points: the uncompressed form only (RFC 5480 2.2). This refuses the point at
+     * infinity (the single byte 00), with which anybody could sign a proof of possession,
+     * and the compressed and hybrid forms, which would be issued as sent. */
+    if (nid == NID_X9_62_id_ecPublicKey && (bits[0] != 0x04 || nbits < 3 || nbits % 2 == 0))
+        return NULL;
     if (nid == NID_X9_62_id_ecPublicKey && ptype == V_ASN1_OBJECT) {
         /* named curve: the curve's parameters copied from a template, then the point (no
          * decoder, no group construction: 8 µs instead of 38 µs for P-256) */

@@ -17,6 +17,7 @@
 #include "core_local.h"
 
 #include <openssl/asn1t.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
@@ -53,7 +54,9 @@ static X509 *cert_decode(const unsigned char *der, long len)
         X509_free(x);
         return NULL;
     }
+    ERR_set_mark();
     X509_check_purpose(x, -1, 0); /* fill the extension cache before sharing */
+    ERR_pop_to_mark();            /* an invalid extension is the verifier's business */
     if (!X509_up_ref(x))
         return x; /* not shared */
     pthread_mutex_lock(&slots_mu);
@@ -70,8 +73,13 @@ int core_cert_verify_(X509 *x, X509 *issuer)
 {
     uint8_t id[32], by[32];
     unsigned n = 0;
-    if (X509_digest(x, core_md_(NID_sha256), id, &n) != 1 ||
-        X509_pubkey_digest(issuer, core_md_(NID_sha256), by, &n) != 1)
+    unsigned char *spki = NULL;
+    /* the issuer's whole SubjectPublicKeyInfo (algorithm, parameters and key) */
+    int slen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(issuer), &spki);
+    int ok = slen > 0 && EVP_Digest(spki, (size_t)slen, by, NULL, core_md_(NID_sha256), NULL) &&
+             X509_digest(x, core_md_(NID_sha256), id, &n) == 1;
+    OPENSSL_free(spki);
+    if (!ok)
         return 0;
     struct cert_slot *s = &slots[(id[0] | (unsigned)id[1] << 8) % CERT_SLOTS];
     int known;

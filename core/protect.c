@@ -320,9 +320,10 @@ int protect_encode_with_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, siz
         clen += (size_t)dl;
         OPENSSL_free(d);
     }
+    int has_certs = msg->extraCerts != NULL; /* even empty, as i2d writes it */
     size_t phl = plen ? der_head(0xa0, plen, ph) : 0;
-    size_t csl = clen ? der_head(0x30, clen, csh) : 0;
-    size_t chl = clen ? der_head(0xa1, csl + clen, ch) : 0;
+    size_t csl = has_certs ? der_head(0x30, clen, csh) : 0;
+    size_t chl = has_certs ? der_head(0xa1, csl + clen, ch) : 0;
     total = content_len + phl + plen + chl + csl + clen;
     hlen = der_head(0x30, total, h);
     if ((buf = malloc(hlen + total)) == NULL)
@@ -334,10 +335,11 @@ int protect_encode_with_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, siz
         w = put(w, ph, phl);
         w = put(w, prot, plen);
     }
-    if (clen) {
+    if (has_certs) {
         w = put(w, ch, chl);
         w = put(w, csh, csl);
-        w = put(w, certs, clen);
+        if (clen)
+            w = put(w, certs, clen);
     }
     *out = buf;
     *outlen = (size_t)(w - buf);

@@ -232,12 +232,17 @@ static int open_dbs(struct cg_store *s)
         mdb_dbi_open(txn, "txns", MDB_CREATE, &s->dbi_txns) != 0 ||
         mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta) != 0)
         goto out;
-    /* an index of earlier versions (fingerprint → certificate): a random-key insert per
-     * certificate that lookups by issuer and serial made unnecessary; dropped once */
-    MDB_dbi old_fp;
-    if (mdb_dbi_open(txn, "certs_by_fp", 0, &old_fp) == 0 && mdb_drop(txn, old_fp, 1) != 0)
-        goto out;
     mrc = mdb_get(txn, s->dbi_meta, &k, &v);
+    if (mrc == 0 && v.mv_size == sizeof(ver) && memcmp(v.mv_data, ver, 3) == 0 &&
+        ((const uint8_t *)v.mv_data)[3] == 1) {
+        /* schema 1 → 2: drop the fingerprint → certificate index (a random-key insert per
+         * certificate; lookups by issuer and serial replaced it). One way: a schema-1 binary
+         * refuses the store afterwards instead of finding certificates missing. */
+        MDB_dbi old_fp;
+        if (mdb_dbi_open(txn, "certs_by_fp", 0, &old_fp) == 0 && mdb_drop(txn, old_fp, 1) != 0)
+            goto out;
+        mrc = MDB_NOTFOUND; /* write the current schema below */
+    }
     if (mrc == MDB_NOTFOUND) {
         v.mv_size = sizeof(ver);
         v.mv_data = ver;

@@ -20,7 +20,7 @@
 struct cg_buf;
 
 #define CG_STORE_STRIPES 1024
-#define CG_STORE_SCHEMA 1u
+#define CG_STORE_SCHEMA 2u              /* 2: no certs_by_fp index (dropped when a 1 is opened) */
 #define CG_STORE_CERT_KEY_MAX (32 + 32) /* issuer_key || serial */
 #define CG_STORE_SEQ_LEN 8              /* big-endian issue counter before a by-user value */
 #define CG_STORE_NAME_MAX 511           /* LMDB's default maximum key size */
@@ -46,7 +46,7 @@ struct cg_store {
     pthread_cond_t work_cv;
     struct pending *head, *tail;
     int stopping;
-    int last_group; /* batches in the committer's last group (committer only) */
+    int last_group;     /* batches in the committer's last group (committer only) */
     int sync_init;      /* mu and the condvars were initialised */
     int thread_started; /* the committer runs */
     pthread_t committer;

@@ -23,6 +23,7 @@
 #include "core_local.h"
 
 #include <openssl/cmp.h>
+#include <openssl/core_names.h>
 #include <openssl/crmf.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -903,8 +904,9 @@ static void test_ip_contents(void)
     TEST_EQ(npubs, 1);
     TEST_TRUE(same);
     /* the ip as received is what the one-pass encoder makes of it, and so are variants: no
-     * extraCerts, no protection, and extraCerts past 64 KB (three-byte lengths) */
-    for (int variant = 0; variant < 4; variant++) {
+     * extraCerts, no protection, extraCerts past 64 KB (three-byte lengths), and an empty
+     * extraCerts */
+    for (int variant = 0; variant < 5; variant++) {
         if (variant == 1) {
             sk_X509_pop_free(m->extraCerts, X509_free);
             m->extraCerts = NULL;
@@ -917,6 +919,9 @@ static void test_ip_contents(void)
                 X509_up_ref(g_ca_cert);
                 sk_X509_push(m->extraCerts, g_ca_cert);
             }
+        } else if (variant == 4) {
+            sk_X509_pop_free(m->extraCerts, X509_free);
+            m->extraCerts = sk_X509_new_null(); /* present but empty */
         }
         unsigned char *part = NULL, *want = NULL;
         int partlen = 0, wantlen = i2d_CG_PKIMESSAGE(m, &want);
@@ -1578,6 +1583,77 @@ static void test_extracerts_cache(void)
     OPENSSL_free(again);
     OPENSSL_free(der);
     CG_PKIMESSAGE_free(m);
+}
+
+/* EC public keys: only the uncompressed form of a point on the curve. The point at infinity
+ * (with which any proof of possession verifies), compressed and hybrid forms are refused by
+ * the template import, and an infinity key that reached ca_check_key_ another way is too. */
+static CG_SPKI *ec_spki(const uint8_t *bits, int n)
+{
+    CG_SPKI *s = CG_SPKI_new();
+    X509_ALGOR_set0(s->algor, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                    OBJ_nid2obj(NID_X9_62_prime256v1));
+    ASN1_BIT_STRING_set(s->public_key, (unsigned char *)bits, n);
+    s->public_key->flags &= ~(long)(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    s->public_key->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    return s;
+}
+
+static void test_ec_point_forms(void)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    uint8_t pub[65], form[65];
+    size_t n = 0;
+    TEST_TRUE(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub), &n) ==
+              1);
+    TEST_EQ(n, 65);
+    CG_SPKI *s = ec_spki(pub, 65);
+    EVP_PKEY *got = ca_spki_key_(s);
+    TEST_NOTNULL(got);
+    TEST_EQ(EVP_PKEY_eq(got, k), 1);
+    EVP_PKEY_free(got);
+    CG_SPKI_free(s);
+    const uint8_t zero = 0x00;
+    s = ec_spki(&zero, 1); /* infinity */
+    TEST_TRUE(ca_spki_key_(s) == NULL);
+    CG_SPKI_free(s);
+    memcpy(form, pub, 33);
+    form[0] = (uint8_t)(0x02 | (pub[64] & 1)); /* compressed */
+    s = ec_spki(form, 33);
+    TEST_TRUE(ca_spki_key_(s) == NULL);
+    CG_SPKI_free(s);
+    memcpy(form, pub, 65);
+    form[0] = (uint8_t)(0x06 | (pub[64] & 1)); /* hybrid */
+    s = ec_spki(form, 65);
+    TEST_TRUE(ca_spki_key_(s) == NULL);
+    CG_SPKI_free(s);
+    memcpy(form, pub, 65);
+    form[64] ^= 0x01; /* off the curve */
+    s = ec_spki(form, 65);
+    TEST_TRUE(ca_spki_key_(s) == NULL);
+    CG_SPKI_free(s);
+    /* an infinity key made through OpenSSL's own import is refused by the profile check */
+    EVP_PKEY *inf = NULL;
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)&zero, 1);
+    params[2] = OSSL_PARAM_construct_end();
+    int imported = pc != NULL && EVP_PKEY_fromdata_init(pc) == 1 &&
+                   EVP_PKEY_fromdata(pc, &inf, EVP_PKEY_PUBLIC_KEY, params) == 1;
+    EVP_PKEY_CTX_free(pc);
+    int nids[1] = {NID_X9_62_prime256v1};
+    struct cg_cert_profile cp = {0};
+    char detail[128];
+    cp.name = "test";
+    cp.key_algorithms = CG_KEYALG_EC;
+    cp.ec_curve_nids = nids;
+    cp.n_ec_curves = 1;
+    TEST_OK(ca_check_key_(&cp, k, detail, sizeof(detail)));
+    if (imported)
+        TEST_RC(ca_check_key_(&cp, inf, detail, sizeof(detail)), CG_ECMP_BADCERTTEMPLATE);
+    EVP_PKEY_free(inf);
+    EVP_PKEY_free(k);
 }
 
 /* PBMParameter iterationCount 2^31-1: refused before any hashing. */
@@ -3595,6 +3671,7 @@ CG_TESTS = {
     CG_TEST("core/pbm_primitives", test_pbm_primitives),
     CG_TEST("core/verify_item", test_verify_item),
     CG_TEST("core/extracerts_cache", test_extracerts_cache),
+    CG_TEST("core/ec_point_forms", test_ec_point_forms),
     CG_TEST("core/nested_ir", test_nested_ir),
     CG_TEST("core/nested_two", test_nested_two),
     CG_TEST("core/nested_count", test_nested_count),

@@ -844,8 +844,9 @@ static void raw_put(MDB_txn *txn, const char *db, const void *key, size_t klen, 
     TEST_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
 }
 
-/* A store of an earlier version with the certs_by_fp index: opening drops the index and keeps
- * every certificate, which is then found by issuer, serial and fingerprint. */
+/* A schema-1 store (with the certs_by_fp index): opening drops the index, keeps every
+ * certificate (found by issuer, serial and fingerprint) and records schema 2; a schema this
+ * version does not know is refused. */
 static void test_old_fp_index_dropped(void)
 {
     struct cg_cert_rec *c = make_cert(1, 7, "olduser"), *got = NULL;
@@ -858,6 +859,7 @@ static void test_old_fp_index_dropped(void)
     raw_open(&env, &txn);
     TEST_EQ(mdb_dbi_open(txn, "certs_by_fp", MDB_CREATE, &dbi), 0);
     raw_put(txn, "certs_by_fp", c->fingerprint, 32, "stale", 5);
+    raw_put(txn, "meta", "schema", 6, "\0\0\0\1", 4);
     TEST_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     TEST_OK(open_store(0));
@@ -869,7 +871,22 @@ static void test_old_fp_index_dropped(void)
     g_store = NULL;
     raw_open(&env, &txn);
     TEST_EQ(mdb_dbi_open(txn, "certs_by_fp", 0, &dbi), MDB_NOTFOUND);
-    mdb_txn_abort(txn);
+    {
+        MDB_val k = {6, "schema"}, v;
+        TEST_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+        TEST_EQ(mdb_get(txn, dbi, &k, &v), 0);
+        TEST_EQ(v.mv_size, 4);
+        TEST_EQ(((const uint8_t *)v.mv_data)[3], 2);
+    }
+    raw_put(txn, "meta", "schema", 6, "\0\0\0\3", 4);
+    TEST_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    TEST_RC(open_store(0), CG_ESTORE);
+    g_store = NULL;
+    /* back to 2 so that tear_down finds a store it can open and remove */
+    raw_open(&env, &txn);
+    raw_put(txn, "meta", "schema", 6, "\0\0\0\2", 4);
+    TEST_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     TEST_OK(open_store(0));
     cg_cert_rec_free(c);
