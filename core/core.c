@@ -2044,7 +2044,9 @@ static int collect_due(const struct cg_txn_rec *t, void *arg)
          * client's enrollment code kept for its certConf */
         const struct cg_alias *a = t->alias ? cg_config_alias(sw->cfg, t->alias) : NULL;
         int timeout = a != NULL ? a->confirm_timeout_s : 300;
-        if (sw->now - t->created < timeout)
+        /* whole seconds on both sides: "more than timeout" makes sure the full timeout has
+         * passed (created 10.9 and now 12.0 differ by 2 but only 1.1 s apart) */
+        if (sw->now - t->created <= timeout)
             return 0;
     } else if (sw->now - t->updated < sw->cfg->transaction_ttl_s) {
         return 0;
