@@ -678,6 +678,16 @@ static void test_http10(void)
     TEST_OK(wait_closed(cl, 3000));
 }
 
+/* Two pipelined requests in one write: "defer" (held by the gateway) and "after". */
+static int send_defer_then_after(struct client *cl)
+{
+    int rc =
+        client_sends(cl, "POST /.well-known/cmp/p/defer HTTP/1.1\r\nContent-Length: 1\r\n\r\nd"
+                         "POST /.well-known/cmp/p/after HTTP/1.1\r\nContent-Length: 1\r\n\r\na");
+    pump(100);
+    return rc;
+}
+
 /* Two pipelined requests, then the client's FIN while the first is with the gateway: both
  * are answered, then the connection closes. */
 static void test_halfclose_pipeline(void)
@@ -688,10 +698,7 @@ static void test_halfclose_pipeline(void)
     start();
     ncalls = 0;
     cl = client_open(0);
-    TEST_OK(client_sends(cl,
-                         "POST /.well-known/cmp/p/defer HTTP/1.1\r\nContent-Length: 1\r\n\r\nd"
-                         "POST /.well-known/cmp/p/after HTTP/1.1\r\nContent-Length: 1\r\n\r\na"));
-    pump(100);
+    TEST_OK(send_defer_then_after(cl));
     shutdown(cl->fd, SHUT_WR);
     pump(100);
     TEST_EQ(nheld, 1);
@@ -730,10 +737,7 @@ static void test_pipeline(void)
     /* while a request is with the gateway, the next one is not read */
     ncalls = 0;
     cl = client_open(0);
-    TEST_OK(client_sends(cl,
-                         "POST /.well-known/cmp/p/defer HTTP/1.1\r\nContent-Length: 1\r\n\r\nd"
-                         "POST /.well-known/cmp/p/after HTTP/1.1\r\nContent-Length: 1\r\n\r\na"));
-    pump(100);
+    TEST_OK(send_defer_then_after(cl));
     TEST_EQ(nheld, 1);
     TEST_EQ(ncalls, 1);
     cg_request_reply(held[0], 200, "application/x-test", (const uint8_t *)"deferred", 8);
