@@ -189,7 +189,7 @@ int cg_store_batch_put_entity(struct cg_store_batch *b, const struct cg_entity *
 /** @brief Delete an entity (CG_ENOTFOUND at commit if missing). Its certificates stay. */
 int cg_store_batch_del_entity(struct cg_store_batch *b, const char *username);
 /** @brief Insert a new certificate (CG_EEXIST at commit if issuer_key+serial is taken).
- *  Maintains the by-username and by-fingerprint indexes. */
+ *  Maintains the by-username index. */
 int cg_store_batch_add_cert(struct cg_store_batch *b, const struct cg_cert_rec *c);
 /** @brief Mark a certificate revoked: CG_ENOTFOUND if absent, CG_EALREADY if already revoked. */
 int cg_store_batch_revoke_cert(struct cg_store_batch *b, const uint8_t issuer_key[32],
