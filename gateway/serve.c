@@ -414,13 +414,15 @@ static int bind_tcp(struct server *srv, char *first, size_t firstlen)
  * waiting for its group commit to be durable, so several per core keep the CPUs busy and let
  * one fsync serve many requests (docs/decisions.md, "Worker count"). */
 #define WORKERS_PER_CPU 16
+#define MAX_DEFAULT_WORKERS 256 /* the most `workers` may say, too */
 
 static int workers_for(const struct cg_config *cfg)
 {
     if (cfg->workers > 0)
         return cfg->workers;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return (n > 0 ? (int)n : 1) * WORKERS_PER_CPU;
+    long w = (n > 0 ? n : 1) * WORKERS_PER_CPU;
+    return w > MAX_DEFAULT_WORKERS ? MAX_DEFAULT_WORKERS : (int)w;
 }
 
 int gw_serve(const char *config_path)
