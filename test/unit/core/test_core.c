@@ -564,6 +564,26 @@ static CG_PKIMESSAGE *last_answer(const struct client *cl)
     return gc(d2i_CG_PKIMESSAGE(NULL, &p, (long)cl->last_resp_len), gc_CG_PKIMESSAGE_free);
 }
 
+/* The client's first request (the ir), decoded with the CG_ types (freed by tear_down). */
+static CG_PKIMESSAGE *first_request(const struct client *cl)
+{
+    const unsigned char *p = cl->first_req;
+    if (p == NULL)
+        return NULL;
+    return gc(d2i_CG_PKIMESSAGE(NULL, &p, (long)cl->first_req_len), gc_CG_PKIMESSAGE_free);
+}
+
+/* The store's record of m's transaction into *t (freed by tear_down). */
+static int txn_of(const CG_PKIMESSAGE *m, struct cg_txn_rec **t)
+{
+    const ASN1_OCTET_STRING *txid = m->header->transactionID;
+    int rc =
+        cg_store_get_txn(g_store, ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid), t);
+    if (rc == CG_OK)
+        gc(*t, gc_cg_txn_rec_free);
+    return rc;
+}
+
 static CG_PKIMESSAGE *decode_res(const struct cg_core_result *res)
 {
     const unsigned char *p = res->der;
@@ -782,9 +802,7 @@ static void test_cr(void)
     TEST_NOTNULL(cert);
     check_enduser_cert(cert, subj("CrUser"), cl->key);
     check_entity_and_cert("CrUser", cert);
-    const unsigned char *p = cl->first_req;
-    CG_PKIMESSAGE *m =
-        gc(d2i_CG_PKIMESSAGE(NULL, &p, (long)cl->first_req_len), gc_CG_PKIMESSAGE_free);
+    CG_PKIMESSAGE *m = first_request(cl);
     TEST_NOTNULL(m);
     TEST_EQ(m->body->type, CG_BODY_CR);
 }
@@ -1957,9 +1975,7 @@ static void test_nonce_replay(void)
     TEST_EQ(OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_IMPLICIT_CONFIRM, 1), 1);
     X509 *cert = gc(run_ir(cl), gc_X509_free);
     TEST_NOTNULL(cert);
-    const unsigned char *p = cl->first_req;
-    CG_PKIMESSAGE *m =
-        gc(d2i_CG_PKIMESSAGE(NULL, &p, (long)cl->first_req_len), gc_CG_PKIMESSAGE_free);
+    CG_PKIMESSAGE *m = first_request(cl);
     TEST_NOTNULL(m);
     uint8_t txid[16];
     RAND_bytes(txid, sizeof(txid));
@@ -1987,27 +2003,18 @@ static void test_txn_expiry(void)
     struct client *done = std_client("opensslra", "password", "ExpireDone");
     X509 *cert = gc(run_ir(done), gc_X509_free); /* with certConf: CONFIRMED */
     TEST_NOTNULL(cert);
-    const unsigned char *p = done->first_req;
-    CG_PKIMESSAGE *m =
-        gc(d2i_CG_PKIMESSAGE(NULL, &p, (long)done->first_req_len), gc_CG_PKIMESSAGE_free);
+    CG_PKIMESSAGE *m = first_request(done);
     TEST_NOTNULL(m);
-    const ASN1_OCTET_STRING *txid = m->header->transactionID;
     struct cg_txn_rec *t = NULL;
-    TEST_OK(cg_store_get_txn(g_store, ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid),
-                             &t));
-    gc(t, gc_cg_txn_rec_free);
+    TEST_OK(txn_of(m, &t));
     TEST_EQ(t->state, CG_TXN_CONFIRMED);
     int revoked = -1;
     TEST_OK(cg_core_sweep(g_core, (int64_t)time(NULL), &revoked));
     struct cg_txn_rec *t2 = NULL;
-    TEST_OK(cg_store_get_txn(g_store, ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid),
-                             &t2));
-    gc(t2, gc_cg_txn_rec_free);
+    TEST_OK(txn_of(m, &t2));
     TEST_OK(cg_core_sweep(g_core, (int64_t)time(NULL) + g_cfg->transaction_ttl_s + 1, &revoked));
     struct cg_txn_rec *t3 = NULL;
-    TEST_RC(cg_store_get_txn(g_store, ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid),
-                             &t3),
-            CG_ENOTFOUND);
+    TEST_RC(txn_of(m, &t3), CG_ENOTFOUND);
     TEST_EQ(revoked, 0);
 }
 
@@ -2019,23 +2026,16 @@ static void test_unconfirmed_closes(void)
     TEST_EQ(OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_DISABLE_CONFIRM, 1), 1);
     X509 *cert = gc(run_ir(cl), gc_X509_free);
     TEST_NOTNULL(cert);
-    const unsigned char *p = cl->first_req;
-    CG_PKIMESSAGE *m =
-        gc(d2i_CG_PKIMESSAGE(NULL, &p, (long)cl->first_req_len), gc_CG_PKIMESSAGE_free);
+    CG_PKIMESSAGE *m = first_request(cl);
     TEST_NOTNULL(m);
-    const ASN1_OCTET_STRING *txid = m->header->transactionID;
     struct cg_txn_rec *t = NULL;
-    TEST_OK(cg_store_get_txn(g_store, ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid),
-                             &t));
-    gc(t, gc_cg_txn_rec_free);
+    TEST_OK(txn_of(m, &t));
     TEST_EQ(t->state, CG_TXN_OPEN);
     int revoked = -1;
     TEST_OK(cg_core_sweep(g_core, (int64_t)time(NULL) + 301, &revoked));
     TEST_EQ(revoked, 0);
     struct cg_txn_rec *t2 = NULL;
-    TEST_OK(cg_store_get_txn(g_store, ASN1_STRING_get0_data(txid), (size_t)ASN1_STRING_length(txid),
-                             &t2));
-    gc(t2, gc_cg_txn_rec_free);
+    TEST_OK(txn_of(m, &t2));
     TEST_EQ(t2->state, CG_TXN_CLOSED);
     TEST_TRUE(t2->secret == NULL);
 }
