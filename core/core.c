@@ -860,6 +860,19 @@ static int entity_ca_profiles(struct msgctx *ctx, const struct cg_entity *e, str
     return check_profiles(ctx, en);
 }
 
+/* The registered end entity of en (client mode, kur), new in *e; one that is not registered
+ * is refused with missing_rc and the detail fmt (one %s: the username). */
+static int registered_entity(struct msgctx *ctx, const struct enroll *en, int missing_rc,
+                             const char *fmt, struct cg_entity **e)
+{
+    int rc = cg_store_get_entity(ctx->core->store, en->username, e);
+    if (rc == CG_ENOTFOUND) {
+        set_detail_(ctx, fmt, en->username);
+        rc = missing_rc;
+    }
+    return rc;
+}
+
 /* Client mode, under the entity lock: the registered entity must be NEW, still hold the code
  * that authenticated the request, and have the requested DN; it becomes GENERATED and its
  * code is consumed in the same durable batch as the certificate. */
@@ -868,12 +881,8 @@ static int client_prepare(struct msgctx *ctx, struct enroll *en, struct cg_entit
 {
     struct cg_entity *e = NULL;
     X509_NAME *reg = NULL;
-    int rc = cg_store_get_entity(ctx->core->store, en->username, &e);
-    if (rc == CG_ENOTFOUND) {
-        set_detail_(ctx, "unknown end entity %s", en->username);
-        rc = CG_ECMP_NOTAUTHORIZED;
-        goto out;
-    } else if (rc != CG_OK)
+    int rc = registered_entity(ctx, en, CG_ECMP_NOTAUTHORIZED, "unknown end entity %s", &e);
+    if (rc != CG_OK)
         goto out;
     rc = CG_ECMP_NOTAUTHORIZED;
     if (e->status != CG_EE_NEW) {
@@ -1088,12 +1097,9 @@ static int kur_prepare(struct msgctx *ctx, struct enroll *en, struct cg_entity *
                        uint64_t *expect)
 {
     struct cg_entity *e = NULL;
-    int rc = cg_store_get_entity(ctx->core->store, en->username, &e);
-    if (rc == CG_ENOTFOUND) {
-        set_detail_(ctx, "key update for an end entity that is not registered: %s", en->username);
-        rc = CG_ECMP_BADMSGCHECK;
-        goto out;
-    } else if (rc != CG_OK)
+    int rc = registered_entity(ctx, en, CG_ECMP_BADMSGCHECK,
+                               "key update for an end entity that is not registered: %s", &e);
+    if (rc != CG_OK)
         goto out;
     rc = CG_ECMP_BADMSGCHECK;
     if (e->status != CG_EE_NEW && !ctx->alias->allow_automatic_key_update) {
