@@ -33,13 +33,6 @@ static struct cg_request *held[MAX_HELD];
 static int nheld;
 static int ncalls;
 
-struct client {
-    int fd;
-    char buf[200000];
-    size_t len;
-    int eof;
-};
-
 struct resp {
     int status;
     char head[8192];
@@ -47,15 +40,7 @@ struct resp {
     size_t body_len;
 };
 
-static struct client clients[4];
-
-static long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "cg_testsock.h" /* the socket client: after `port` */
 
 static void on_request(struct cg_request *req, void *arg)
 {
@@ -139,66 +124,6 @@ static void pump(int ms)
     } while (now_ms() < end);
 }
 
-static struct client *client_open(int i)
-{
-    struct client *cl = &clients[i];
-    struct sockaddr_in sin;
-
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)port);
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cl->fd = socket(AF_INET, SOCK_STREAM, 0);
-    cl->len = 0;
-    cl->eof = 0;
-    if (cl->fd < 0 || connect(cl->fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-        return NULL;
-    fcntl(cl->fd, F_SETFL, fcntl(cl->fd, F_GETFL) | O_NONBLOCK);
-    return cl;
-}
-
-static void client_close(struct client *cl)
-{
-    close(cl->fd);
-    cl->fd = -1;
-}
-
-static void client_fill(struct client *cl)
-{
-    for (;;) {
-        ssize_t n;
-        if (cl->len == sizeof(cl->buf))
-            return;
-        n = recv(cl->fd, cl->buf + cl->len, sizeof(cl->buf) - cl->len, MSG_DONTWAIT);
-        if (n > 0) {
-            cl->len += (size_t)n;
-            continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            cl->eof = 1;
-        return;
-    }
-}
-
-static int client_send(struct client *cl, const void *data, size_t len)
-{
-    const char *p = data;
-    long end = now_ms() + 3000;
-
-    while (len > 0 && now_ms() < end) {
-        ssize_t n = send(cl->fd, p, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-        } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            return -1;
-        } else {
-            pump(1);
-        }
-    }
-    return len == 0 ? 0 : -1;
-}
-
 static int client_sends(struct client *cl, const char *s)
 {
     return client_send(cl, s, strlen(s));
@@ -272,21 +197,6 @@ static int read_response_x(struct client *cl, struct resp *r, int head_only, int
 static int read_response(struct client *cl, struct resp *r)
 {
     return read_response_x(cl, r, 0, 3000);
-}
-
-/* @return 0 when the server closed the connection within timeout_ms */
-static int wait_closed(struct client *cl, int timeout_ms)
-{
-    long end = now_ms() + timeout_ms;
-
-    for (;;) {
-        client_fill(cl);
-        if (cl->eof)
-            return 0;
-        if (now_ms() > end)
-            return -1;
-        pump(2);
-    }
 }
 
 static void post(const char *path, const char *body, struct resp *r)

@@ -37,25 +37,10 @@ static int nheld;
 static int ncalls;
 static int bad_meta; /* a request arrived with the wrong kind, method, path or op */
 
-struct client {
-    int fd;
-    uint8_t buf[200000];
-    size_t len;
-    int eof;
-};
-
-static struct client clients[4];
+#include "cg_testsock.h" /* the socket client: after `port` */
 
 static const uint8_t FINREP[] = {0, 0, 0, 4, 10, 1, 3, 0};
 static const uint8_t ERRMSGREP[] = {0, 0, 0, 2, 6, 0};
-
-static long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void on_request(struct cg_request *req, void *arg)
 {
@@ -144,62 +129,6 @@ static void pump(int ms)
     } while (now_ms() < end);
 }
 
-static struct client *client_open(int i)
-{
-    struct client *cl = &clients[i];
-    struct sockaddr_in sin;
-
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)port);
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (cl->fd >= 0)
-        close(cl->fd);
-    cl->fd = socket(AF_INET, SOCK_STREAM, 0);
-    cl->len = 0;
-    cl->eof = 0;
-    if (cl->fd < 0 || connect(cl->fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-        return NULL;
-    fcntl(cl->fd, F_SETFL, fcntl(cl->fd, F_GETFL) | O_NONBLOCK);
-    return cl;
-}
-
-static void client_fill(struct client *cl)
-{
-    for (;;) {
-        ssize_t n;
-        if (cl->len == sizeof(cl->buf))
-            return;
-        n = recv(cl->fd, cl->buf + cl->len, sizeof(cl->buf) - cl->len, MSG_DONTWAIT);
-        if (n > 0) {
-            cl->len += (size_t)n;
-            continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            cl->eof = 1;
-        return;
-    }
-}
-
-static int client_send(struct client *cl, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    long end = now_ms() + 3000;
-
-    while (len > 0 && now_ms() < end) {
-        ssize_t n = send(cl->fd, p, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-        } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            return -1;
-        } else {
-            pump(1);
-        }
-    }
-    return len == 0 ? 0 : -1;
-}
-
 /* Wait for one complete answer frame; copy it to out (frame bytes) and remove it.
  * @return frame length, or -1 on timeout / EOF first / malformed answer */
 static int read_frame(struct client *cl, uint8_t *out, size_t outlen, struct cg_tcp_frame *f)
@@ -209,7 +138,7 @@ static int read_frame(struct client *cl, uint8_t *out, size_t outlen, struct cg_
     for (;;) {
         int rc;
         client_fill(cl);
-        rc = cg_tcp_frame_parse(cl->buf, cl->len, sizeof(cl->buf), f);
+        rc = cg_tcp_frame_parse((const uint8_t *)cl->buf, cl->len, sizeof(cl->buf), f);
         if (rc > 0) {
             if ((size_t)rc > outlen)
                 return -1;
@@ -220,21 +149,6 @@ static int read_frame(struct client *cl, uint8_t *out, size_t outlen, struct cg_
             return rc;
         }
         if (rc != CG_EINCOMPLETE || cl->eof || now_ms() > end)
-            return -1;
-        pump(2);
-    }
-}
-
-/* @return 0 when the server closed the connection within timeout_ms */
-static int wait_closed(struct client *cl, int timeout_ms)
-{
-    long end = now_ms() + timeout_ms;
-
-    for (;;) {
-        client_fill(cl);
-        if (cl->eof)
-            return 0;
-        if (now_ms() > end)
             return -1;
         pump(2);
     }
