@@ -26,13 +26,13 @@
 #include "cg_store.h"
 #include "cmp_asn.h"
 #include "core_local.h"
+#include "cg_testdir.h"
 
 #include <openssl/pem.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,14 +124,6 @@ static void copy_file(const char *from, const char *to, mode_t mode)
         die(to);
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void tear_down(void)
 {
     cg_core_free(g_core);
@@ -141,7 +133,7 @@ static void tear_down(void)
     cg_config_unref(g_cfg);
     g_cfg = NULL;
     if (g_dir[0] != '\0')
-        nftw(g_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+        cg_test_rmtree(g_dir);
     g_dir[0] = '\0';
 }
 

@@ -19,6 +19,7 @@
 #include "cg_log.h"
 #include "cg_store.h"
 #include "cg_test.h"
+#include "cg_testdir.h"
 #include "cmp_asn.h"
 #include "core_local.h"
 
@@ -34,7 +35,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -91,14 +91,6 @@ GC_WRAP(struct cg_txn_rec, cg_txn_rec_free)
 static void gc_free(void *p)
 {
     free(p);
-}
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static void die(const char *what)
@@ -331,7 +323,7 @@ static void tear_down(void)
     g_ca_cert = NULL;
     EVP_PKEY_free(g_ca_key);
     g_ca_key = NULL;
-    nftw(g_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    cg_test_rmtree(g_dir);
     ERR_clear_error();
 }
 

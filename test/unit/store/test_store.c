@@ -10,8 +10,8 @@
  */
 #include "cg_store.h"
 #include "cg_test.h"
+#include "cg_testdir.h"
 
-#include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -47,19 +47,11 @@ static void set_up(void)
     }
 }
 
-static int remove_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static void tear_down(void)
 {
     cg_store_close(g_store);
     g_store = NULL;
-    nftw(g_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    cg_test_rmtree(g_dir);
 }
 
 static void reopen(void)
