@@ -19,18 +19,20 @@
 struct cg_config;
 struct cg_store;
 struct cg_core;
+struct cg_core_pending;
 
 /* What one processed message produced, for the response and the log line. */
 struct cg_core_result {
     int http_status; /* 200 for every CMP answer; 400 for a body that is not DER */
     uint8_t *der;    /* new (free()), the response PKIMessage; NULL when http_status != 200 */
     size_t der_len;
-    char body_type[16]; /* request body type name ("ir", "certConf", ...) or "-" */
-    char txid[80];      /* hex transactionID or "-" */
-    char outcome[48];   /* "accepted", "pkiConf", "revoked", or the failInfo name */
-    char username[256]; /* end entity, or "" */
-    char serial[80];    /* hex serial of the certificate issued or revoked, or "" */
-    char detail[256];   /* human-readable reason of a rejection, or "" */
+    char body_type[16];              /* request body type name ("ir", "certConf", ...) or "-" */
+    char txid[80];                   /* hex transactionID or "-" */
+    char outcome[48];                /* "accepted", "pkiConf", "revoked", or the failInfo name */
+    char username[256];              /* end entity, or "" */
+    char serial[80];                 /* hex serial of the certificate issued or revoked, or "" */
+    char detail[256];                /* human-readable reason of a rejection, or "" */
+    struct cg_core_pending *pending; /* CG_CORE_DEFER: the write to commit before sending */
 };
 
 /** @brief New engine over cfg and store (both borrowed; they must outlive the engine).
@@ -46,7 +48,29 @@ void cg_core_free(struct cg_core *core);
  *  Thread-safe. */
 int cg_core_process(struct cg_core *core, const char *alias, const char *op, const uint8_t *der,
                     size_t len, struct cg_core_result *res);
-/** @brief Release res->der. */
+
+/* Flags of cg_core_process_ex(). */
+#define CG_CORE_DEFER 1u /* the durable write may be left to the caller in res->pending */
+#define CG_CORE_REDO                                                                               \
+    2u /* the same bytes again, after their deferred write failed: the                             \
+          first run already recorded the senderNonce (no replay check) */
+
+/** @brief cg_core_process() with flags. With CG_CORE_DEFER, an ir/cr/p10cr/kur or certConf
+ *  does not wait for its store write: res->pending holds the write (and the end entity's
+ *  lock), and res->der is the answer to send once cg_core_commit() reports it durable.
+ *  Without the flag, res->pending is always NULL. */
+int cg_core_process_ex(struct cg_core *core, const char *alias, const char *op, const uint8_t *der,
+                       size_t len, unsigned flags, struct cg_core_result *res);
+/** @brief Called on the store's committer thread: rc CG_OK means the write is durable and
+ *  res->der may be sent; any other rc means nothing was written and res->der must not be
+ *  sent: process the same bytes again with CG_CORE_REDO (synchronously), which answers as
+ *  the store's state now requires. The entity lock is already released. Must not block. */
+typedef void (*cg_core_done_fn)(void *arg, int rc);
+/** @brief Hand res->pending to the store's committer (res->pending becomes NULL).
+ *  @return CG_OK (done will run once) or the store's refusal (CG_ECLOSED, CG_ENOMEM: done
+ *  will not run; nothing was written; process again with CG_CORE_REDO). */
+int cg_core_commit(struct cg_core_result *res, cg_core_done_fn done, void *arg);
+/** @brief Release res->der, and res->pending unwritten (its entity lock too). */
 void cg_core_result_clear(struct cg_core_result *res);
 
 /** @brief Revoke the certificates whose certConf did not arrive within the alias's

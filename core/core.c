@@ -926,8 +926,73 @@ out:
     return rc;
 }
 
+/* --- deferred writes (CG_CORE_DEFER) ---------------------------------------------------- */
+
+struct cg_core_pending {
+    struct cg_store *store;
+    struct cg_store_batch *batch;
+    char *locked; /* the username whose entity lock this write holds, or NULL */
+    cg_core_done_fn done;
+    void *arg;
+};
+
+/* Keep *b (taken) for the caller's cg_core_commit() instead of committing it here; locked
+ * names the entity lock the caller holds, which then stays held until the write is done. */
+static int defer_write(struct msgctx *ctx, struct cg_store_batch **b, const char *locked)
+{
+    struct cg_core_pending *p = NULL;
+    if (ctx->pending != NULL) /* one deferred write per message */
+        return cg_store_commit(ctx->core->store, *b);
+    if ((p = calloc(1, sizeof(*p))) == NULL ||
+        (locked != NULL && (p->locked = strdup(locked)) == NULL)) {
+        free(p);
+        return CG_ENOMEM;
+    }
+    p->store = ctx->core->store;
+    p->batch = *b;
+    *b = NULL;
+    ctx->pending = p;
+    return CG_OK;
+}
+
+/* Drop a deferred write unwritten (or after it was written), releasing its entity lock. */
+static void pending_release(struct cg_core_pending *p)
+{
+    if (p == NULL)
+        return;
+    if (p->locked != NULL)
+        cg_store_unlock_entity(p->store, p->locked);
+    free(p->locked);
+    cg_store_batch_free(p->batch);
+    free(p);
+}
+
+/* The committer thread: the deferred write is durable (or failed). */
+static void pending_written(void *arg, int rc)
+{
+    struct cg_core_pending *p = arg;
+    cg_core_done_fn done = p->done;
+    void *done_arg = p->arg;
+    pending_release(p);
+    done(done_arg, rc);
+}
+
+int cg_core_commit(struct cg_core_result *res, cg_core_done_fn done, void *arg)
+{
+    struct cg_core_pending *p = res != NULL ? res->pending : NULL;
+    if (p == NULL || done == NULL)
+        return CG_EINVAL;
+    res->pending = NULL;
+    p->done = done;
+    p->arg = arg;
+    int rc = cg_store_commit_async(p->store, p->batch, pending_written, p);
+    if (rc != CG_OK)
+        pending_release(p);
+    return rc;
+}
+
 /* Under the entity lock: prepare the entity, issue, and commit entity + certificate +
- * transaction durably in one batch. */
+ * transaction durably in one batch (or leave the batch and the lock to a deferred write). */
 typedef int (*prepare_fn)(struct msgctx *ctx, struct enroll *en, struct cg_entity **out,
                           uint64_t *expect);
 
@@ -961,7 +1026,7 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
             (rc = cg_store_batch_add_cert(b, c)) != CG_OK ||
             (rc = cg_store_batch_put_txn(b, t, 1)) != CG_OK)
             goto next;
-        rc = cg_store_commit(ctx->core->store, b);
+        rc = ctx->defer ? defer_write(ctx, &b, en->username) : cg_store_commit(ctx->core->store, b);
         if (rc == CG_OK) {
             hex_(c->serial, c->serial_len, ctx->res->serial, sizeof(ctx->res->serial));
             *out = cert;
@@ -1077,7 +1142,8 @@ static int handle_cert_request(struct msgctx *ctx)
     cg_store_lock_entity(ctx->core->store, en.username);
     rc =
         issue_locked(ctx, &en, ctx->alias->mode == CG_MODE_RA ? ra_prepare : client_prepare, &cert);
-    cg_store_unlock_entity(ctx->core->store, en.username);
+    if (ctx->pending == NULL) /* else the deferred write releases it */
+        cg_store_unlock_entity(ctx->core->store, en.username);
     if (rc != CG_OK)
         goto out;
     rc = certrep_response(ctx, cert, en.cert_req_id);
@@ -1215,7 +1281,8 @@ static int handle_kur(struct msgctx *ctx)
     ctx->implicit_confirm = has_implicit_confirm(ctx->req->header);
     cg_store_lock_entity(ctx->core->store, en.username);
     rc = issue_locked(ctx, &en, kur_prepare, &cert);
-    cg_store_unlock_entity(ctx->core->store, en.username);
+    if (ctx->pending == NULL) /* else the deferred write releases it */
+        cg_store_unlock_entity(ctx->core->store, en.username);
     if (rc != CG_OK)
         goto out;
     rc = certrep_response(ctx, cert, en.cert_req_id);
@@ -1325,7 +1392,7 @@ static int handle_certconf(struct msgctx *ctx)
         rc = cg_store_batch_revoke_cert(b, t->issuer_key, t->serial, t->serial_len,
                                         CG_REASON_UNCONFIRMED, time(NULL));
     if (rc == CG_OK)
-        rc = cg_store_commit(ctx->core->store, b);
+        rc = ctx->defer ? defer_write(ctx, &b, NULL) : cg_store_commit(ctx->core->store, b);
     if (rc == CG_EALREADY) /* revoked meanwhile by an administrator: just close */
         rc = CG_OK;
     if (rc == CG_ECONFLICT) {
@@ -1491,8 +1558,9 @@ static int handle_rr(struct msgctx *ctx)
     cg_store_lock_entity(ctx->core->store, user);
     if ((rc = cg_store_batch_put_txn(b, t, 1)) == CG_OK &&
         (rc = cg_store_batch_revoke_cert(b, ikey, serial, slen, reason, time(NULL))) == CG_OK)
-        rc = cg_store_commit(ctx->core->store, b);
-    cg_store_unlock_entity(ctx->core->store, user);
+        rc = ctx->defer ? defer_write(ctx, &b, user) : cg_store_commit(ctx->core->store, b);
+    if (ctx->pending == NULL) /* else the deferred write releases it */
+        cg_store_unlock_entity(ctx->core->store, user);
     if (rc == CG_EALREADY)
         rc = rp_response(ctx, CG_ECMP_CERTREVOKED, "the certificate is already revoked");
     else if (rc == CG_EEXIST) {
@@ -1592,7 +1660,7 @@ fail:
 #define MAX_NESTED 16
 
 static int process_der(struct cg_core *core, const char *alias, const char *op, const uint8_t *der,
-                       size_t len, struct cg_core_result *res, int depth);
+                       size_t len, unsigned flags, struct cg_core_result *res, int depth);
 
 /* RFC 4210 5.1.3.4 / RFC 9483 5.2.2: an RA's signed wrapper around one or more requests. The
  * outer signature must verify with a certificate chaining to nested_message_trusted_certs_path
@@ -1643,7 +1711,7 @@ static int handle_nested(struct msgctx *ctx)
         unsigned char *der = NULL;
         struct cg_core_result r;
         int n = i2d_CG_PKIMESSAGE(sk_CG_PKIMESSAGE_value(inner, i), &der);
-        rc = n > 0 ? process_der(ctx->core, ctx->alias->name, NULL, der, (size_t)n, &r, 1)
+        rc = n > 0 ? process_der(ctx->core, ctx->alias->name, NULL, der, (size_t)n, 0, &r, 1)
                    : CG_ENOMEM;
         OPENSSL_free(der);
         if (rc != CG_OK)
@@ -1821,7 +1889,7 @@ static int check_fresh(struct msgctx *ctx)
     if (rc != CG_OK)
         return rc;
     const ASN1_OCTET_STRING *sn = ctx->req->header->senderNonce;
-    if (ctx->core->nonces != NULL &&
+    if (ctx->core->nonces != NULL && !ctx->redo &&
         nonce_seen(ctx->core->nonces, ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn),
                    (int64_t)time(NULL), ctx->cfg->nonce_window_s)) {
         set_detail_(ctx, "senderNonce already seen (replayed message)", NULL);
@@ -1921,6 +1989,8 @@ char *cg_core_dn_text(const X509_NAME *name)
 
 void cg_core_result_clear(struct cg_core_result *res)
 {
+    pending_release(res->pending);
+    res->pending = NULL;
     free(res->der);
     res->der = NULL;
     res->der_len = 0;
@@ -1929,7 +1999,7 @@ void cg_core_result_clear(struct cg_core_result *res)
 /* One message, at nesting depth `depth` (0 = received from the transport; 1 = inside a nested
  * message whose outer signature verified). */
 static int process_der(struct cg_core *core, const char *alias, const char *op, const uint8_t *der,
-                       size_t len, struct cg_core_result *res, int depth)
+                       size_t len, unsigned flags, struct cg_core_result *res, int depth)
 {
     struct msgctx ctx;
     int rc, out_rc = CG_ENOMEM;
@@ -1945,6 +2015,8 @@ static int process_der(struct cg_core *core, const char *alias, const char *op, 
     ctx.op = op;
     ctx.auth.module = -1;
     ctx.nested_ok = depth > 0;
+    ctx.defer = depth == 0 && (flags & CG_CORE_DEFER) != 0;
+    ctx.redo = (flags & CG_CORE_REDO) != 0;
     ctx.alias = cg_config_alias(core->cfg, alias);
     if (ctx.alias == NULL) {
         res->http_status = 404;
@@ -2016,6 +2088,10 @@ answer:
     res->der_len = (size_t)n;
     out_rc = CG_OK;
 out:
+    if (out_rc == CG_OK)
+        res->pending = ctx.pending;
+    else
+        pending_release(ctx.pending);
     OPENSSL_free(out);
     OPENSSL_free(ctx.resp_part);
     response_free(ctx.resp); /* before the request, whose sender it borrows */
@@ -2030,7 +2106,13 @@ out:
 int cg_core_process(struct cg_core *core, const char *alias, const char *op, const uint8_t *der,
                     size_t len, struct cg_core_result *res)
 {
-    return process_der(core, alias, op, der, len, res, 0);
+    return process_der(core, alias, op, der, len, 0, res, 0);
+}
+
+int cg_core_process_ex(struct cg_core *core, const char *alias, const char *op, const uint8_t *der,
+                       size_t len, unsigned flags, struct cg_core_result *res)
+{
+    return process_der(core, alias, op, der, len, flags, res, 0);
 }
 
 /* --- unconfirmed certificates --------------------------------------------------------------- */

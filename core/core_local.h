@@ -81,7 +81,10 @@ struct msgctx {
     char extracted[256];      /* username from the requested subject (extract_username_component) */
     struct cg_txn_rec *txn;   /* certConf: the transaction it confirms (new), or NULL */
     struct auth_state auth;
-    int nested_ok; /* inside a nested message whose outer signature verified */
+    int nested_ok;                   /* inside a nested message whose outer signature verified */
+    int defer;                       /* CG_CORE_DEFER at depth 0: leave the write in `pending` */
+    int redo;                        /* CG_CORE_REDO: the senderNonce is already recorded */
+    struct cg_core_pending *pending; /* the deferred write, or NULL */
     char detail[256];
 };
 

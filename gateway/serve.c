@@ -74,6 +74,7 @@ struct cmp_job {
     int kind;
     struct cg_core_result res;
     int rc;
+    int redo; /* the deferred write failed: process again with CG_CORE_REDO */
     struct timespec start;
 };
 
@@ -109,30 +110,10 @@ static struct generation *gen_load(struct server *srv)
     return g;
 }
 
-/* Worker thread: the only place requests touch core and the store. */
-static void job_work(struct cg_job *j, void *arg)
+/* Log one finished CMP request and count it (the thread that finishes it). */
+static void job_log(struct cmp_job *job)
 {
-    struct cmp_job *job = (struct cmp_job *)j;
-    struct server *srv = arg;
-    if (job->kind == JOB_HEALTH) {
-        job->rc = cg_store_check_writable(srv->store);
-        return;
-    }
-    if (job->kind == JOB_RELOAD) {
-        job->next = gen_load(srv);
-        return;
-    }
-    if (job->kind == JOB_SWEEP) {
-        int revoked = 0;
-        job->rc = cg_core_sweep(job->gen->core, (int64_t)time(NULL), &revoked);
-        if (job->rc != CG_OK)
-            cg_log(CG_LOG_ERROR, "unconfirmed-certificate sweep failed: %s", cg_strerror(job->rc));
-        return;
-    }
-    size_t len = 0;
-    const uint8_t *body = cg_request_body(job->req, &len);
-    job->rc = cg_core_process(job->gen->core, cg_request_alias(job->req), cg_request_op(job->req),
-                              body, len, &job->res);
+    struct server *srv = job->srv;
     double ms = ms_since(&job->start);
     char msbuf[32], status[8];
     snprintf(msbuf, sizeof(msbuf), "%.1f", ms);
@@ -157,6 +138,60 @@ static void job_work(struct cg_job *j, void *arg)
         atomic_fetch_add(&srv->m_accepted, 1);
     else
         atomic_fetch_add(&srv->m_rejected, 1);
+}
+
+/* The committer thread: the write of a deferred request is durable, or it failed. */
+static void job_written(void *arg, int rc)
+{
+    struct cmp_job *job = arg;
+    if (rc == CG_OK) {
+        job_log(job);
+        cg_workq_complete(job->srv->wq, &job->base);
+        return;
+    }
+    /* nothing was written: the answer built for it must not go out; a worker processes the
+     * message again, synchronously, and answers as the store now requires */
+    cg_core_result_clear(&job->res);
+    job->redo = 1;
+    cg_workq_requeue(job->srv->wq, &job->base);
+}
+
+/* Worker thread: the only place requests touch core and the store. */
+static int job_work(struct cg_job *j, void *arg)
+{
+    struct cmp_job *job = (struct cmp_job *)j;
+    struct server *srv = arg;
+    if (job->kind == JOB_HEALTH) {
+        job->rc = cg_store_check_writable(srv->store);
+        return CG_WORK_DONE;
+    }
+    if (job->kind == JOB_RELOAD) {
+        job->next = gen_load(srv);
+        return CG_WORK_DONE;
+    }
+    if (job->kind == JOB_SWEEP) {
+        int revoked = 0;
+        job->rc = cg_core_sweep(job->gen->core, (int64_t)time(NULL), &revoked);
+        if (job->rc != CG_OK)
+            cg_log(CG_LOG_ERROR, "unconfirmed-certificate sweep failed: %s", cg_strerror(job->rc));
+        return CG_WORK_DONE;
+    }
+    size_t len = 0;
+    const uint8_t *body = cg_request_body(job->req, &len);
+    /* a first run leaves its write to the committer and frees this worker for the next
+     * request; the answer goes out from job_written() once the write is durable */
+    unsigned flags = job->redo ? CG_CORE_REDO : CG_CORE_DEFER;
+    job->rc = cg_core_process_ex(job->gen->core, cg_request_alias(job->req),
+                                 cg_request_op(job->req), body, len, flags, &job->res);
+    if (job->rc == CG_OK && job->res.pending != NULL) {
+        if (cg_core_commit(&job->res, job_written, job) == CG_OK)
+            return CG_WORK_LATER;
+        cg_core_result_clear(&job->res); /* the store refused it: nothing was written */
+        job->rc = cg_core_process_ex(job->gen->core, cg_request_alias(job->req),
+                                     cg_request_op(job->req), body, len, CG_CORE_REDO, &job->res);
+    }
+    job_log(job);
+    return CG_WORK_DONE;
 }
 
 /* Loop thread: send the reply and free the job. */
@@ -410,10 +445,12 @@ static int bind_tcp(struct server *srv, char *first, size_t firstlen)
     return CG_OK;
 }
 
-/* Workers per CPU when the configuration says 0: a worker spends most of a request's time
- * waiting for its group commit to be durable, so several per core keep the CPUs busy and let
- * one fsync serve many requests (docs/decisions.md, "Worker count"). */
-#define WORKERS_PER_CPU 16
+/* Workers per CPU when the configuration says 0: an enrollment, certConf or rr leaves its
+ * group commit to the committer (CG_CORE_DEFER), so a worker waits for the disk only on the
+ * rarer synchronous paths (an entity lock held by a write in flight, a health check, a
+ * sweep); two per core keep the CPUs busy without the cost of waking many threads
+ * (docs/decisions.md, "Worker count"). */
+#define WORKERS_PER_CPU 2
 #define MAX_DEFAULT_WORKERS 256 /* the most `workers` may say, too */
 
 static int workers_for(const struct cg_config *cfg)

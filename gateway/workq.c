@@ -1,9 +1,11 @@
 /*
  * workq.c - worker pool with a bounded queue and a completion list drained by the loop.
  *
- * DESIGN: see workq.h. Two locks: `mu` guards the pending FIFO (workers wait on `cv`),
- * `done_mu` guards the completion list. `inflight` is touched only on the loop thread
- * (incremented on push, decremented when done runs), so it needs no lock.
+ * DESIGN: see workq.h. Two locks: `mu` guards the pending FIFO and `out` (workers wait on
+ * `cv`), `done_mu` guards the completion list. `inflight` is touched only on the loop thread
+ * (incremented on push, decremented when done runs), so it needs no lock. `out` counts the
+ * jobs running on a worker or handed elsewhere by CG_WORK_LATER: workers leave at stop only
+ * when it is zero and the FIFO is empty, since a job out may still be requeued.
  */
 #include "workq.h"
 
@@ -20,6 +22,7 @@ struct cg_workq {
     pthread_cond_t cv;
     struct cg_job *head, *tail;
     int depth, max_depth, stop;
+    int out; /* under mu: jobs taken by a worker and not yet completed or requeued */
     pthread_t *threads;
     int n;
     pthread_mutex_t done_mu;
@@ -49,35 +52,73 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     drain_done(arg);
 }
 
+static void push_done(struct cg_workq *q, struct cg_job *j)
+{
+    pthread_mutex_lock(&q->done_mu);
+    if (q->done_tail)
+        q->done_tail->next = j;
+    else
+        q->done_head = j;
+    q->done_tail = j;
+    pthread_mutex_unlock(&q->done_mu);
+    event_active(q->done_ev, EV_READ, 0);
+}
+
+/* Under mu: one job fewer is out; the last one lets stopping workers leave. */
+static void out_dec(struct cg_workq *q)
+{
+    if (--q->out == 0 && q->stop)
+        pthread_cond_broadcast(&q->cv);
+}
+
 static void *worker_main(void *arg)
 {
     struct cg_workq *q = arg;
+    pthread_mutex_lock(&q->mu);
     for (;;) {
-        pthread_mutex_lock(&q->mu);
-        while (q->head == NULL && !q->stop)
+        while (q->head == NULL && !(q->stop && q->out == 0))
             pthread_cond_wait(&q->cv, &q->mu);
         struct cg_job *j = q->head;
-        if (j == NULL) {
-            pthread_mutex_unlock(&q->mu);
+        if (j == NULL)
             break;
-        }
         q->head = j->next;
         if (q->head == NULL)
             q->tail = NULL;
         q->depth--;
+        q->out++;
         pthread_mutex_unlock(&q->mu);
         j->next = NULL;
-        j->work(j, j->arg);
-        pthread_mutex_lock(&q->done_mu);
-        if (q->done_tail)
-            q->done_tail->next = j;
-        else
-            q->done_head = j;
-        q->done_tail = j;
-        pthread_mutex_unlock(&q->done_mu);
-        event_active(q->done_ev, EV_READ, 0);
+        int later = j->work(j, j->arg) == CG_WORK_LATER; /* then another thread finishes it */
+        if (!later)
+            push_done(q, j);
+        pthread_mutex_lock(&q->mu);
+        if (!later)
+            out_dec(q);
     }
+    pthread_mutex_unlock(&q->mu);
     return NULL;
+}
+
+void cg_workq_complete(struct cg_workq *q, struct cg_job *job)
+{
+    job->next = NULL;
+    push_done(q, job);
+    pthread_mutex_lock(&q->mu);
+    out_dec(q);
+    pthread_mutex_unlock(&q->mu);
+}
+
+void cg_workq_requeue(struct cg_workq *q, struct cg_job *job)
+{
+    pthread_mutex_lock(&q->mu);
+    job->next = q->head;
+    q->head = job;
+    if (q->tail == NULL)
+        q->tail = job;
+    q->depth++;
+    out_dec(q);
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
 }
 
 int cg_workq_new(struct event_base *base, int n, int max_depth, struct cg_workq **out)

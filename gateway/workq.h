@@ -6,6 +6,11 @@
  * completion event wakes the loop thread, which drains the list and runs each job's done
  * function there. Jobs are created and freed only on the loop thread; workers never touch
  * sockets. Workers are named cg/wN and block all signals.
+ *
+ * A work function may instead return CG_WORK_LATER, keeping the job out of the completion
+ * list: it has handed the job to another thread (the store's committer), which later calls
+ * cg_workq_complete() (the loop runs done) or cg_workq_requeue() (a worker runs work again).
+ * Such jobs still count as in flight, and cg_workq_free() waits for them.
  */
 #ifndef CG_GATEWAY_WORKQ_H
 #define CG_GATEWAY_WORKQ_H
@@ -15,8 +20,10 @@
 struct event_base;
 struct cg_workq;
 
+enum { CG_WORK_DONE = 0, CG_WORK_LATER = 1 };
+
 struct cg_job {
-    void (*work)(struct cg_job *job, void *arg); /* on a worker thread */
+    int (*work)(struct cg_job *job, void *arg);  /* on a worker thread: CG_WORK_DONE or _LATER */
     void (*done)(struct cg_job *job, void *arg); /* on the loop thread; frees the job */
     void *arg;
     struct cg_job *next;
@@ -27,10 +34,17 @@ struct cg_job {
 int cg_workq_new(struct event_base *base, int n, int max_depth, struct cg_workq **out);
 /** @brief Queue a job (loop thread). @return CG_OK or CG_EFULL (the caller answers 503). */
 int cg_workq_push(struct cg_workq *q, struct cg_job *job);
+/** @brief A job whose work returned CG_WORK_LATER is finished: the loop will run its done
+ *  function. Any thread. */
+void cg_workq_complete(struct cg_workq *q, struct cg_job *job);
+/** @brief A job whose work returned CG_WORK_LATER goes back to the workers (ahead of the
+ *  queue, ignoring max_depth: it is already in flight). Any thread. */
+void cg_workq_requeue(struct cg_workq *q, struct cg_job *job);
 /** @brief Jobs queued or running, not yet done (loop thread). */
 int cg_workq_inflight(const struct cg_workq *q);
-/** @brief Stop the workers after the queue is empty, join them, run the done functions of
- *  finished jobs, free. NULL is a no-op. Loop thread, with the loop no longer running. */
+/** @brief Stop the workers after the queue is empty and no job is out (CG_WORK_LATER), join them,
+ * run the done functions of finished jobs, free. NULL is a no-op. Loop thread, with the loop no
+ * longer running. */
 void cg_workq_free(struct cg_workq *q);
 
 #endif

@@ -8,11 +8,16 @@
  * transaction, so one failing batch never spoils the others) and the enclosing write
  * transaction has been committed and synced: group commit, one fsync for many batches.
  * No caller reports a write to a client before cg_store_commit() returned CG_OK.
+ * cg_store_commit_async() queues the same way without blocking and calls back from the
+ * committer thread once the group is durable (or failed), so a worker thread can go on with
+ * the next request while the disk syncs.
  *
- * Per-entity serialization: cg_store_lock_entity() takes a striped mutex hashed from the
+ * Per-entity serialization: cg_store_lock_entity() takes a lock stripe hashed from the
  * username, so every read-check-issue-write sequence for one end entity runs alone while
- * other entities proceed in parallel. Entity records carry a version bumped by every write;
- * a put with an expected version fails with CG_ECONFLICT if the record changed.
+ * other entities proceed in parallel. Any thread may release a stripe (the committer
+ * releases the stripe of an asynchronous commit after it is durable). Entity records carry a
+ * version bumped by every write; a put with an expected version fails with CG_ECONFLICT if the
+ * record changed.
  *
  * The store knows records, not CMP: keys such as the issuer hash and the fingerprint are
  * computed by the caller. Only LMDB and libc are used here.
@@ -130,6 +135,7 @@ int cg_store_check_writable(struct cg_store *s);
 /* --- per-entity serialization --------------------------------------------------------- */
 /** @brief Lock the stripe of username (blocking). Never fails. Not recursive. */
 void cg_store_lock_entity(struct cg_store *s, const char *username);
+/** @brief Release the stripe of username; any thread may call it, not only the locker. */
 void cg_store_unlock_entity(struct cg_store *s, const char *username);
 
 /* --- records ----------------------------------------------------------------------------- */
@@ -210,5 +216,16 @@ int cg_store_batch_del_txn(struct cg_store_batch *b, const uint8_t *txid, size_t
  *  CG_ENOTFOUND, CG_EALREADY), CG_EFULL (map full), CG_ESTORE, CG_ECLOSED.
  *  The batch is not consumed: free it afterwards. */
 int cg_store_commit(struct cg_store *s, struct cg_store_batch *b);
+
+/** @brief Called on the committer thread with what cg_store_commit() would have returned.
+ *  It must not block on the store (no cg_store_commit(), no waiting for an entity lock). */
+typedef void (*cg_store_done_fn)(void *arg, int rc);
+/** @brief Queue the batch like cg_store_commit() and return at once; done(arg, rc) runs on
+ *  the committer thread after the batch's group is durable or failed. The batch must stay
+ *  alive and unchanged until then (done may free it).
+ *  @return CG_OK (done will run exactly once), CG_EINVAL, CG_ENOMEM or CG_ECLOSED (done will
+ *  not run). */
+int cg_store_commit_async(struct cg_store *s, struct cg_store_batch *b, cg_store_done_fn done,
+                          void *arg);
 
 #endif

@@ -9,18 +9,20 @@
  * its own short MDB_RDONLY transaction and copies the record out of the map before ending it.
  *
  * Writes: cg_store_commit() puts a `struct pending` (on the caller's stack) on a FIFO guarded
- * by `mu`, signals `work_cv` and waits on its own condition variable until the committer marks
- * it done. The
+ * by `mu`, signals `work_cv` and waits on its own semaphore until the committer posts it;
+ * cg_store_commit_async() queues an allocated one carrying a callback instead. The
  * committer takes every pending batch at once (after a short gather when its last group held
  * several: see GATHER_SLICE_US), opens one write transaction, applies each
  * batch in its own nested transaction (a failing batch aborts only that child and keeps its
- * error), commits the parent once (one fsync for the group) and wakes exactly its waiters. If the
+ * error), commits the parent once (one fsync for the group), then, without holding `mu`,
+ * wakes exactly its waiters and runs the callbacks. If the
  * parent cannot begin or commit, every batch of the group that had succeeded gets CG_ESTORE
  * (CG_EFULL for MDB_MAP_FULL). cg_store_close() sets `stopping`: later commits get
  * CG_ECLOSED, the committer drains what is queued, then exits and is joined.
  *
- * Entity locks: CG_STORE_STRIPES mutexes indexed by FNV-1a(username). Two usernames may
- * share a stripe, so a thread must hold at most one entity lock at a time.
+ * Entity locks: CG_STORE_STRIPES lock stripes indexed by FNV-1a(username). Two usernames may
+ * share a stripe, so a thread must hold at most one entity lock at a time. A stripe is a
+ * busy flag under a mutex, so the committer may release the lock of an asynchronous commit.
  *
  * cg_store_find_cert_by_serial() scans the whole certs database (O(n)); fine at our sizes,
  * an index serial → key can be added to the schema later.
@@ -115,6 +117,21 @@ static int queued(const struct cg_store *s)
     return n;
 }
 
+/* Tell every batch of a committed group its result (committer thread, without `mu`). */
+static void complete_group(struct pending *group)
+{
+    while (group != NULL) {
+        struct pending *next = group->next; /* read first: a woken waiter's frame goes away */
+        if (group->fn != NULL) {
+            group->fn(group->arg, group->rc);
+            free(group);
+        } else {
+            sem_post(&group->sem);
+        }
+        group = next;
+    }
+}
+
 static void *run_committer(void *arg)
 {
     struct cg_store *s = arg;
@@ -142,46 +159,74 @@ static void *run_committer(void *arg)
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
         commit_group(s, group);
+        complete_group(group);
         pthread_mutex_lock(&s->mu);
-        while (group != NULL) {
-            struct pending *next = group->next; /* read before the waiter may return */
-            group->done = 1;
-            pthread_cond_signal(&group->cv); /* under mu: the waiter cannot free it yet */
-            group = next;
-        }
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
+/* Append p to the committer's FIFO. @return CG_OK or CG_ECLOSED (not queued). */
+static int enqueue(struct cg_store *s, struct pending *p)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping || !s->thread_started) {
+        pthread_mutex_unlock(&s->mu);
+        return CG_ECLOSED;
+    }
+    if (s->tail != NULL)
+        s->tail->next = p;
+    else
+        s->head = p;
+    s->tail = p;
+    pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    return CG_OK;
+}
+
 int cg_store_commit(struct cg_store *s, struct cg_store_batch *b)
 {
     int rc = CG_EINTERNAL;
-    struct pending p = {.batch = b, .rc = CG_EINTERNAL, .done = 0, .next = NULL};
+    struct pending p = {.batch = b, .rc = CG_EINTERNAL, .fn = NULL, .next = NULL};
     if (s == NULL || b == NULL) {
         rc = CG_EINVAL;
         goto out;
     }
-    pthread_cond_init(&p.cv, NULL);
-    pthread_mutex_lock(&s->mu);
-    if (s->stopping || !s->thread_started) {
-        pthread_mutex_unlock(&s->mu);
-        pthread_cond_destroy(&p.cv);
-        rc = CG_ECLOSED;
+    if (sem_init(&p.sem, 0, 0) != 0)
+        goto out;
+    rc = enqueue(s, &p);
+    if (rc == CG_OK) {
+        while (sem_wait(&p.sem) != 0)
+            ; /* EINTR */
+        rc = p.rc;
+    }
+    sem_destroy(&p.sem);
+out:
+    return rc;
+}
+
+int cg_store_commit_async(struct cg_store *s, struct cg_store_batch *b, cg_store_done_fn done,
+                          void *arg)
+{
+    int rc = CG_EINTERNAL;
+    struct pending *p = NULL;
+    if (s == NULL || b == NULL || done == NULL) {
+        rc = CG_EINVAL;
         goto out;
     }
-    if (s->tail != NULL)
-        s->tail->next = &p;
-    else
-        s->head = &p;
-    s->tail = &p;
-    pthread_cond_signal(&s->work_cv);
-    while (!p.done)
-        pthread_cond_wait(&p.cv, &s->mu);
-    rc = p.rc;
-    pthread_mutex_unlock(&s->mu);
-    pthread_cond_destroy(&p.cv);
+    if ((p = calloc(1, sizeof(*p))) == NULL) {
+        rc = CG_ENOMEM;
+        goto out;
+    }
+    p->batch = b;
+    p->rc = CG_EINTERNAL;
+    p->fn = done;
+    p->arg = arg;
+    if ((rc = enqueue(s, p)) != CG_OK)
+        goto out;
+    p = NULL; /* the committer frees it */
 out:
+    free(p);
     return rc;
 }
 
@@ -313,8 +358,10 @@ int cg_store_open(const struct cg_store_opts *opts, struct cg_store **out)
     if (rc != CG_OK)
         goto out;
     rc = CG_EINTERNAL;
-    for (int i = 0; i < CG_STORE_STRIPES; i++)
-        pthread_mutex_init(&s->stripes[i], NULL);
+    for (int i = 0; i < CG_STORE_STRIPES; i++) {
+        pthread_mutex_init(&s->stripes[i].mu, NULL);
+        pthread_cond_init(&s->stripes[i].cv, NULL);
+    }
     s->stripes_init = 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
@@ -346,8 +393,10 @@ void cg_store_close(struct cg_store *s)
         pthread_mutex_destroy(&s->mu);
     }
     if (s->stripes_init)
-        for (int i = 0; i < CG_STORE_STRIPES; i++)
-            pthread_mutex_destroy(&s->stripes[i]);
+        for (int i = 0; i < CG_STORE_STRIPES; i++) {
+            pthread_mutex_destroy(&s->stripes[i].mu);
+            pthread_cond_destroy(&s->stripes[i].cv);
+        }
     if (s->env != NULL)
         mdb_env_close(s->env); /* also closes the DBI handles */
     free(s);
@@ -355,7 +404,7 @@ void cg_store_close(struct cg_store *s)
 
 /* --- entity locks ----------------------------------------------------------------------- */
 
-static pthread_mutex_t *stripe_of(struct cg_store *s, const char *username)
+static struct stripe *stripe_of(struct cg_store *s, const char *username)
 {
     uint32_t h = 2166136261u;
     for (const unsigned char *p = (const unsigned char *)username; p && *p; p++) {
@@ -367,12 +416,25 @@ static pthread_mutex_t *stripe_of(struct cg_store *s, const char *username)
 
 void cg_store_lock_entity(struct cg_store *s, const char *username)
 {
-    pthread_mutex_lock(stripe_of(s, username));
+    struct stripe *st = stripe_of(s, username);
+    pthread_mutex_lock(&st->mu);
+    while (st->busy) {
+        st->waiters++;
+        pthread_cond_wait(&st->cv, &st->mu);
+        st->waiters--;
+    }
+    st->busy = 1;
+    pthread_mutex_unlock(&st->mu);
 }
 
 void cg_store_unlock_entity(struct cg_store *s, const char *username)
 {
-    pthread_mutex_unlock(stripe_of(s, username));
+    struct stripe *st = stripe_of(s, username);
+    pthread_mutex_lock(&st->mu);
+    st->busy = 0;
+    if (st->waiters > 0)
+        pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
 }
 
 /* --- reads ------------------------------------------------------------------------------ */

@@ -14,6 +14,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,13 +26,25 @@ struct cg_buf;
 #define CG_STORE_SEQ_LEN 8              /* big-endian issue counter before a by-user value */
 #define CG_STORE_NAME_MAX 511           /* LMDB's default maximum key size */
 
-/* One cg_store_commit() call waiting for the committer (lives on the caller's stack). */
+/* One batch waiting for the committer: a cg_store_commit() call (on the caller's stack; the
+ * committer posts `sem`, waking exactly that caller) or a cg_store_commit_async() call
+ * (allocated; the committer calls fn and frees it). */
 struct pending {
     const struct cg_store_batch *batch;
     int rc;
-    int done;
-    pthread_cond_t cv; /* its own: the committer wakes exactly the waiters it committed */
+    cg_store_done_fn fn; /* NULL: a blocked cg_store_commit() caller */
+    void *arg;
+    sem_t sem;
     struct pending *next;
+};
+
+/* An entity lock stripe. Not a bare mutex: the thread that releases it may not be the one
+ * that took it (an asynchronous commit is released by the committer). */
+struct stripe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int busy;
+    int waiters;
 };
 
 struct cg_store {
@@ -52,7 +65,7 @@ struct cg_store {
     pthread_t committer;
 
     int stripes_init;
-    pthread_mutex_t stripes[CG_STORE_STRIPES];
+    struct stripe stripes[CG_STORE_STRIPES];
 };
 
 /* --- store.c --- */

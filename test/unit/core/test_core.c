@@ -36,6 +36,7 @@
 #include <openssl/x509v3.h>
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -357,6 +358,13 @@ struct client {
     char detail[sizeof((struct cg_core_result){0}.detail)];
     char username[sizeof((struct cg_core_result){0}.username)];
     void *arg; /* for the mutation */
+    /* defer: process as the daemon does (CG_CORE_DEFER, cg_core_commit, a CG_CORE_REDO run
+     * when the write failed); before_commit runs between processing and the commit */
+    int defer;
+    void (*before_commit)(struct client *cl, const uint8_t *der, size_t len,
+                          struct cg_core_result *res);
+    int n_deferred; /* exchanges whose write was deferred */
+    int n_redone;   /* of them, processed again because the write failed */
 };
 
 static void client_free(void *p)
@@ -403,6 +411,49 @@ static double now_secs(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+struct written {
+    sem_t sem;
+    int rc;
+};
+
+/* The store's committer thread: a deferred write is durable, or failed. */
+static void on_written(void *arg, int rc)
+{
+    struct written *w = arg;
+    w->rc = rc;
+    sem_post(&w->sem);
+}
+
+/* cg_core_process(), or with cl->defer the daemon's way: CG_CORE_DEFER, the hook, the
+ * asynchronous commit, and a CG_CORE_REDO run when the write failed. */
+static int process(struct client *cl, const char *op, const uint8_t *der, size_t len,
+                   struct cg_core_result *res)
+{
+    if (!cl->defer)
+        return cg_core_process(g_core, cl->alias, op, der, len, res);
+    int rc = cg_core_process_ex(g_core, cl->alias, op, der, len, CG_CORE_DEFER, res);
+    if (rc != CG_OK || res->pending == NULL)
+        return rc;
+    cl->n_deferred++;
+    if (cl->before_commit != NULL)
+        cl->before_commit(cl, der, len, res);
+    struct written w = {.rc = CG_EINTERNAL};
+    if (sem_init(&w.sem, 0, 0) != 0)
+        abort();
+    rc = cg_core_commit(res, on_written, &w); /* on_written may already have run */
+    if (rc == CG_OK)
+        while (sem_wait(&w.sem) != 0)
+            ;
+    else
+        w.rc = rc;
+    sem_destroy(&w.sem);
+    if (w.rc == CG_OK)
+        return CG_OK;
+    cl->n_redone++;
+    cg_core_result_clear(res);
+    return cg_core_process_ex(g_core, cl->alias, op, der, len, CG_CORE_REDO, res);
+}
+
 /* The transfer callback: i2d, optional mutation, cg_core_process, d2i. Thread-safe. */
 static OSSL_CMP_MSG *transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
 {
@@ -442,7 +493,7 @@ static OSSL_CMP_MSG *transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
     cl->last_req_type = type;
     const char *op = cl->op_none ? NULL : cl->op ? cl->op : op_for(type);
     double t0 = now_secs();
-    cl->last_rc = cg_core_process(g_core, cl->alias, op, der, (size_t)len, &res);
+    cl->last_rc = process(cl, op, der, (size_t)len, &res);
     cl->last_secs = now_secs() - t0;
     OPENSSL_free(der);
     cl->n_sent++;
@@ -1884,6 +1935,173 @@ static void test_concurrent_same_cn(void)
     TEST_OK(cg_store_get_entity(g_store, "Crowd", &e));
     gc(e, gc_cg_entity_free);
     TEST_EQ(e->version, N_THREADS);
+}
+
+/* --- deferred writes (CG_CORE_DEFER, as the daemon runs) ------------------------------------- */
+
+struct defer_seen {
+    int txn_rc[4];         /* the store's answer for the transaction before each commit */
+    int txn_state[4];      /* its state then, when found */
+    int pending_is_set;    /* res->pending was there at the hook */
+    char sync_outcome[48]; /* conflict test: the same bytes without CG_CORE_REDO */
+    int conflict_rc;       /* conflict test: the other writer's commit */
+};
+
+static void look_before_commit(struct client *cl, const uint8_t *der, size_t len,
+                               struct cg_core_result *res)
+{
+    struct defer_seen *seen = cl->arg;
+    struct cg_txn_rec *t = NULL;
+    int i = cl->n_deferred - 1;
+    (void)der;
+    (void)len;
+    seen->pending_is_set = res->pending != NULL;
+    if (i < 4) {
+        seen->txn_rc[i] = cg_store_get_txn(g_store, cl->txid, cl->txid_len, &t);
+        seen->txn_state[i] = t != NULL ? t->state : -1;
+    }
+    cg_txn_rec_free(t);
+}
+
+/* ir and certConf with deferred writes: before each commit the store does not have the
+ * write yet (no transaction, then still OPEN), after it the session completes as usual. */
+static void test_deferred_session(void)
+{
+    struct defer_seen seen;
+    memset(&seen, 0, sizeof(seen));
+    struct client *cl = std_client("opensslra", "password", "Deferred");
+    cl->defer = 1;
+    cl->before_commit = look_before_commit;
+    cl->arg = &seen;
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    TEST_NOTNULL(cert);
+    TEST_EQ(cl->n_sent, 2);
+    TEST_EQ(cl->n_deferred, 2);
+    TEST_EQ(cl->n_redone, 0);
+    TEST_TRUE(seen.pending_is_set);
+    TEST_RC(seen.txn_rc[0], CG_ENOTFOUND);
+    TEST_RC(seen.txn_rc[1], CG_OK);
+    TEST_EQ(seen.txn_state[1], CG_TXN_OPEN);
+    TEST_EQ(txn_state(cl), CG_TXN_CONFIRMED);
+    struct certs_seen *s = list_certs("Deferred");
+    TEST_NOTNULL(s);
+    TEST_EQ(s->n, 1);
+    TEST_TRUE(find_cert(s, cert) >= 0);
+    /* a genm has nothing to write: never deferred */
+    STACK_OF(OSSL_CMP_ITAV) *itavs = OSSL_CMP_exec_GENM_ses(cl->ctx);
+    ERR_clear_error();
+    int got_genp = itavs != NULL;
+    sk_OSSL_CMP_ITAV_pop_free(itavs, OSSL_CMP_ITAV_free);
+    TEST_TRUE(got_genp);
+    TEST_EQ(cl->n_deferred, 2);
+}
+
+/* Another writer (another process: no entity lock) creates the end entity between the ir's
+ * processing and its deferred commit: the write fails with a version conflict, the answer
+ * built for it is dropped, and the message is processed again with CG_CORE_REDO, which
+ * issues against the entity as it now is. Without CG_CORE_REDO the same bytes would be
+ * refused as a replay (their senderNonce was recorded by the first run). */
+static void conflict_before_commit(struct client *cl, const uint8_t *der, size_t len,
+                                   struct cg_core_result *res)
+{
+    struct defer_seen *seen = cl->arg;
+    struct cg_core_result again;
+    if (cl->n_deferred != 1)
+        return;
+    struct cg_entity *e = cg_entity_new();
+    struct cg_store_batch *b = cg_store_batch_new();
+    if (e == NULL || b == NULL || (e->username = strdup(res->username)) == NULL ||
+        (e->subject_dn = strdup("CN=Conflicted,O=EJBCA Sample,C=SE")) == NULL)
+        abort();
+    e->status = CG_EE_NEW;
+    seen->conflict_rc = cg_store_batch_put_entity(b, e, CG_VERSION_NONE);
+    if (seen->conflict_rc == CG_OK)
+        seen->conflict_rc = cg_store_commit(g_store, b);
+    cg_store_batch_free(b);
+    cg_entity_free(e);
+    if (cg_core_process(g_core, cl->alias, "initialization", der, len, &again) == CG_OK)
+        snprintf(seen->sync_outcome, sizeof(seen->sync_outcome), "%s", again.outcome);
+    cg_core_result_clear(&again);
+}
+
+static void test_deferred_conflict_redone(void)
+{
+    struct defer_seen seen;
+    memset(&seen, 0, sizeof(seen));
+    struct client *cl = std_client("opensslra", "password", "Conflicted");
+    cl->defer = 1;
+    cl->before_commit = conflict_before_commit;
+    cl->arg = &seen;
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    TEST_OK(seen.conflict_rc);
+    TEST_STREQ(seen.sync_outcome, "badSenderNonce");
+    TEST_NOTNULL(cert);
+    TEST_EQ(cl->n_redone, 1);
+    TEST_STREQ(cl->outcome, "pkiConf");
+    TEST_EQ(txn_state(cl), CG_TXN_CONFIRMED);
+    struct cg_entity *e = NULL;
+    TEST_OK(cg_store_get_entity(g_store, "Conflicted", &e));
+    gc(e, gc_cg_entity_free);
+    TEST_EQ(e->status, CG_EE_GENERATED);
+    TEST_EQ(e->version, 2); /* the other writer's, then the redone ir's */
+    struct certs_seen *s = list_certs("Conflicted");
+    TEST_NOTNULL(s);
+    TEST_EQ(s->n, 1); /* only the certificate the client received */
+    TEST_TRUE(find_cert(s, cert) >= 0);
+}
+
+/* Two ir with one transactionID, the second processed and committed while the first one's
+ * write waits (the store check of the transactionID passed for both): the first write
+ * fails, the answer built for it is dropped, and its redo answers transactionIdInUse. The
+ * certificate of the dropped answer exists nowhere. (DupA and DupB use different lock
+ * stripes: the other session runs while DupA's lock is held by its deferred write.) */
+static void other_session_first(struct client *cl, const uint8_t *der, size_t len,
+                                struct cg_core_result *res)
+{
+    struct defer_seen *seen = cl->arg;
+    (void)der;
+    (void)len;
+    (void)res;
+    if (cl->n_deferred != 1)
+        return;
+    struct client *b = std_client("opensslra", "password", "DupB");
+    ASN1_OCTET_STRING *tx = ASN1_OCTET_STRING_new();
+    if (tx == NULL || ASN1_OCTET_STRING_set(tx, cl->txid, (int)cl->txid_len) != 1 ||
+        OSSL_CMP_CTX_set1_transactionID(b->ctx, tx) != 1)
+        abort();
+    ASN1_OCTET_STRING_free(tx);
+    X509 *x = OSSL_CMP_exec_IR_ses(b->ctx);
+    if (b->txid_len != cl->txid_len || memcmp(b->txid, cl->txid, cl->txid_len) != 0)
+        x = (X509_free(x), NULL); /* the client chose its own transactionID after all */
+    seen->conflict_rc = x != NULL ? CG_OK : CG_EINTERNAL;
+    X509_free(x);
+    ERR_clear_error();
+}
+
+static void test_deferred_duplicate_txid(void)
+{
+    struct defer_seen seen;
+    memset(&seen, 0, sizeof(seen));
+    struct client *a = std_client("opensslra", "password", "DupA");
+    a->defer = 1;
+    a->before_commit = other_session_first;
+    a->arg = &seen;
+    X509 *cert = gc(run_ir(a), gc_X509_free);
+    TEST_OK(seen.conflict_rc); /* DupB's session, with DupA's transactionID, succeeded */
+    TEST_TRUE(cert == NULL);
+    TEST_EQ(a->n_redone, 1);
+    TEST_STREQ(a->outcome, "transactionIdInUse");
+    size_t n = 0;
+    TEST_OK(cg_store_count_certs(g_store, "DupB", &n));
+    TEST_EQ(n, 1);
+    TEST_OK(cg_store_count_certs(g_store, "DupA", &n));
+    TEST_EQ(n, 0);
+    /* DupA's entity lock was released with the failed write: a new session gets it */
+    struct client *again = std_client("opensslra", "password", "DupA");
+    again->defer = 1;
+    TEST_NOTNULL(gc(run_ir(again), gc_X509_free));
+    TEST_OK(cg_store_count_certs(g_store, "DupA", &n));
+    TEST_EQ(n, 1);
 }
 
 /* --- limits and transaction hygiene (issue "hostile input") --------------------------------- */
@@ -3629,6 +3847,9 @@ CG_TESTS = {
     CG_TEST("core/validity_honoured", test_validity_honoured),
     CG_TEST("core/same_cn_twice", test_same_cn_twice),
     CG_TEST("core/concurrent_same_cn", test_concurrent_same_cn),
+    CG_TEST("core/deferred_session", test_deferred_session),
+    CG_TEST("core/deferred_conflict_redone", test_deferred_conflict_redone),
+    CG_TEST("core/deferred_duplicate_txid", test_deferred_duplicate_txid),
     CG_TEST("core/check_config", test_check_config),
     CG_TEST("core/certconf_hashalg", test_certconf_hashalg),
     CG_TEST("core/certconf_twice", test_certconf_twice),

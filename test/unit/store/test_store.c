@@ -1,7 +1,8 @@
 /*
  * test_store.c - unit tests of store/: records, every batch operation and its error codes,
- * group commit with failing batches, per-entity serialization, listings, corrupt records,
- * durability across close/reopen.
+ * group commit with failing batches, asynchronous commits, per-entity serialization (and a
+ * lock released by another thread), listings, corrupt records, durability across
+ * close/reopen.
  *
  * DESIGN: each test runs against a fresh store in a mkdtemp directory (set_up / tear_down).
  * TEST_* checks longjmp, so worker threads never use them: they count failures in their own
@@ -14,6 +15,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1065,6 +1067,110 @@ static void test_lock_entity_stress(void)
     cg_entity_free(got);
 }
 
+/* --- asynchronous commits --------------------------------------------------------------- */
+
+struct written {
+    sem_t sem;
+    int rc;
+    int calls;
+    pthread_t thread;
+    struct cg_store_batch *batch;
+};
+
+/* The committer thread: record the result, free the batch (allowed from the callback). */
+static void on_written(void *arg, int rc)
+{
+    struct written *w = arg;
+    w->rc = rc;
+    w->calls++;
+    w->thread = pthread_self();
+    cg_store_batch_free(w->batch);
+    w->batch = NULL;
+    sem_post(&w->sem);
+}
+
+#define ASYNC_N 40
+
+/* Many asynchronous commits queued from one thread: each callback runs once, on another
+ * thread, after its write is readable and durable; a failing batch (a duplicate transaction)
+ * gets its own code and the others of its group are written. */
+static void test_commit_async(void)
+{
+    static struct written w[ASYNC_N + 1];
+    struct cg_txn_rec *t = NULL, *got = NULL;
+    for (int i = 0; i < ASYNC_N; i++) {
+        TEST_EQ(sem_init(&w[i].sem, 0, 0), 0);
+        w[i].rc = CG_EINTERNAL;
+        w[i].batch = cg_store_batch_new();
+        t = make_txn((uint8_t)(i % 20)); /* 20..39 repeat 0..19: CG_EEXIST */
+        TEST_OK(cg_store_batch_put_txn(w[i].batch, t, 1));
+        cg_txn_rec_free(t);
+        TEST_OK(cg_store_commit_async(g_store, w[i].batch, on_written, &w[i]));
+    }
+    for (int i = 0; i < ASYNC_N; i++) {
+        TEST_EQ(sem_wait(&w[i].sem), 0);
+        TEST_EQ(w[i].calls, 1);
+        TEST_FALSE(pthread_equal(w[i].thread, pthread_self()));
+        TEST_RC(w[i].rc, i < 20 ? CG_OK : CG_EEXIST);
+        TEST_TRUE(w[i].batch == NULL);
+        sem_destroy(&w[i].sem);
+    }
+    t = make_txn(7);
+    TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &got));
+    TEST_EQ(got->created, t->created);
+    cg_txn_rec_free(got);
+    cg_txn_rec_free(t);
+    /* durable: still there after a reopen */
+    reopen();
+    t = make_txn(19);
+    TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &got));
+    cg_txn_rec_free(got);
+    /* bad arguments: refused, and the callback never runs */
+    struct written *c = &w[ASYNC_N];
+    c->batch = cg_store_batch_new();
+    TEST_OK(cg_store_batch_put_txn(c->batch, t, 0));
+    TEST_RC(cg_store_commit_async(g_store, c->batch, NULL, c), CG_EINVAL);
+    TEST_RC(cg_store_commit_async(NULL, c->batch, on_written, c), CG_EINVAL);
+    TEST_RC(cg_store_commit_async(g_store, NULL, on_written, c), CG_EINVAL);
+    TEST_EQ(c->calls, 0);
+    cg_store_batch_free(c->batch);
+    cg_txn_rec_free(t);
+}
+
+struct unlock_arg {
+    const char *name;
+    int locked; /* set by the locker thread once it holds the lock */
+};
+
+static void *lock_then_leave(void *p)
+{
+    struct unlock_arg *a = p;
+    cg_store_lock_entity(g_store, a->name);
+    __atomic_store_n(&a->locked, 1, __ATOMIC_SEQ_CST);
+    return NULL; /* exits holding the lock */
+}
+
+static void *unlock_other(void *p)
+{
+    cg_store_unlock_entity(g_store, ((struct unlock_arg *)p)->name);
+    return NULL;
+}
+
+/* An entity lock taken by one thread and released by another (as the committer releases the
+ * lock of an asynchronous write); a third thread then gets it. */
+static void test_lock_released_elsewhere(void)
+{
+    struct unlock_arg a = {"handed-over", 0};
+    pthread_t t1, t2;
+    TEST_EQ(pthread_create(&t1, NULL, lock_then_leave, &a), 0);
+    pthread_join(t1, NULL);
+    TEST_EQ(a.locked, 1);
+    TEST_EQ(pthread_create(&t2, NULL, unlock_other, &a), 0);
+    pthread_join(t2, NULL);
+    cg_store_lock_entity(g_store, a.name); /* would block forever if still held */
+    cg_store_unlock_entity(g_store, a.name);
+}
+
 /* --- durability ------------------------------------------------------------------------- */
 
 #define DUR_THREADS 8
@@ -1197,6 +1303,8 @@ CG_TESTS = {
     CG_TEST("store/list_order", test_list_order),
     CG_TEST("store/corrupt_records", test_corrupt_records),
     CG_TEST("store/lock_entity_stress", test_lock_entity_stress),
+    CG_TEST("store/commit_async", test_commit_async),
+    CG_TEST("store/lock_released_elsewhere", test_lock_released_elsewhere),
     CG_TEST("store/durability", test_durability),
     CG_TEST("store/map_full", test_map_full),
 };
