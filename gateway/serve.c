@@ -60,6 +60,7 @@ struct server {
     time_t drain_start;
     /* metrics */
     atomic_ulong m_requests, m_accepted, m_rejected, m_busy, m_http_errors;
+    atomic_ulong m_redone; /* deferred writes that failed: the message processed again */
     atomic_ulong m_ms_total;
 };
 
@@ -153,6 +154,7 @@ static void job_written(void *arg, int rc)
      * message again, synchronously, and answers as the store now requires */
     cg_core_result_clear(&job->res);
     job->redo = 1;
+    atomic_fetch_add(&job->srv->m_redone, 1);
     cg_workq_requeue(job->srv->wq, &job->base);
 }
 
@@ -187,6 +189,7 @@ static int job_work(struct cg_job *j, void *arg)
         if (cg_core_commit(&job->res, job_written, job) == CG_OK)
             return CG_WORK_LATER;
         cg_core_result_clear(&job->res); /* the store refused it: nothing was written */
+        atomic_fetch_add(&srv->m_redone, 1);
         job->rc = cg_core_process_ex(job->gen->core, cg_request_alias(job->req),
                                      cg_request_op(job->req), body, len, CG_CORE_REDO, &job->res);
     }
@@ -256,12 +259,13 @@ static void metrics_reply(struct server *srv, struct cg_request *req)
              "# TYPE cmpgate_busy_total counter\ncmpgate_busy_total %lu\n"
              "# TYPE cmpgate_http_errors_total counter\ncmpgate_http_errors_total %lu\n"
              "# TYPE cmpgate_processing_ms_total counter\ncmpgate_processing_ms_total %lu\n"
+             "# TYPE cmpgate_redone_total counter\ncmpgate_redone_total %lu\n"
              "# TYPE cmpgate_inflight gauge\ncmpgate_inflight %d\n"
              "# TYPE cmpgate_connections gauge\ncmpgate_connections %d\n",
              atomic_load(&srv->m_requests), atomic_load(&srv->m_accepted),
              atomic_load(&srv->m_rejected), atomic_load(&srv->m_busy),
              atomic_load(&srv->m_http_errors), atomic_load(&srv->m_ms_total),
-             cg_workq_inflight(srv->wq), conns);
+             atomic_load(&srv->m_redone), cg_workq_inflight(srv->wq), conns);
     cg_request_reply(req, 200, "text/plain; version=0.0.4", (const uint8_t *)buf, strlen(buf));
 }
 

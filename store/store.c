@@ -11,8 +11,7 @@
  * Writes: cg_store_commit() puts a `struct pending` (on the caller's stack) on a FIFO guarded
  * by `mu`, signals `work_cv` and waits on its own semaphore until the committer posts it;
  * cg_store_commit_async() queues an allocated one carrying a callback instead. The
- * committer takes every pending batch at once (after a short gather when its last group held
- * several: see GATHER_SLICE_US), opens one write transaction, applies each
+ * committer takes every pending batch at once, opens one write transaction, applies each
  * batch in its own nested transaction (a failing batch aborts only that child and keeps its
  * error), commits the parent once (one fsync for the group), then, without holding `mu`,
  * wakes exactly its waiters and runs the callbacks. If the
@@ -96,27 +95,6 @@ out:
     return;
 }
 
-/* Gathering: when the last group held GATHER_MIN batches or more, many writers are working
- * concurrently. The committer then waits in slices of GATHER_SLICE_US while the queue keeps
- * growing, up to GATHER_MAX_US, so that one sync serves more of them (an fsync and its page
- * writes cost about as much as the work of several requests). Fewer writers never wait (at 4
- * connections a wait cost up to a third of the throughput), and a queue that stops growing
- * (every writer already waiting) is taken after one slice. Measured at 64 connections on the
- * reference machine (median of runs): about 15% fewer write calls and 18% less system CPU
- * per request, p99 latency no worse; at 4 and 16 connections no change beyond the noise. */
-#define GATHER_MIN 6
-#define GATHER_SLICE_US 150
-#define GATHER_MAX_US 600
-
-/* Number of batches queued (under mu). */
-static int queued(const struct cg_store *s)
-{
-    int n = 0;
-    for (const struct pending *p = s->head; p != NULL; p = p->next)
-        n++;
-    return n;
-}
-
 /* Tell every batch of a committed group its result (committer thread, without `mu`). */
 static void complete_group(struct pending *group)
 {
@@ -142,20 +120,7 @@ static void *run_committer(void *arg)
             pthread_cond_wait(&s->work_cv, &s->mu);
         if (s->head == NULL)
             break; /* stopping and drained */
-        for (int waited = 0, n = queued(s);
-             s->last_group >= GATHER_MIN && !s->stopping && waited < GATHER_MAX_US;
-             waited += GATHER_SLICE_US) {
-            struct timespec slice = {0, GATHER_SLICE_US * 1000L};
-            pthread_mutex_unlock(&s->mu);
-            nanosleep(&slice, NULL);
-            pthread_mutex_lock(&s->mu);
-            int now = queued(s);
-            if (now == n)
-                break; /* nobody else is coming */
-            n = now;
-        }
         group = s->head;
-        s->last_group = queued(s);
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
         commit_group(s, group);

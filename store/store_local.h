@@ -59,7 +59,6 @@ struct cg_store {
     pthread_cond_t work_cv;
     struct pending *head, *tail;
     int stopping;
-    int last_group;     /* batches in the committer's last group (committer only) */
     int sync_init;      /* mu and the condvars were initialised */
     int thread_started; /* the committer runs */
     pthread_t committer;

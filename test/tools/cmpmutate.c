@@ -14,6 +14,8 @@
  *       30 84 LLLLLLLL with correct lengths.
  *   cmpmutate genm N IN OUT SECRET  the genm IN with its body replaced by N id-it-caCerts
  *       InfoTypeAndValues, protected again with PBM and SECRET (amplification check).
+ *   cmpmutate txid FROM IN OUT SECRET  IN with the transactionID of FROM, protected again with
+ *       PBM and SECRET (two transactions racing for one transactionID).
  * Exit 0 on success, 1 otherwise.
  */
 #include "cmp_asn.h"
@@ -297,6 +299,47 @@ static int genm(int argc, char **argv)
     return rc;
 }
 
+static CG_PKIMESSAGE *read_msg(const char *path)
+{
+    size_t len;
+    uint8_t *der = read_all(path, &len);
+    const unsigned char *p = der;
+    CG_PKIMESSAGE *m = der ? d2i_CG_PKIMESSAGE(NULL, &p, (long)len) : NULL;
+    free(der);
+    return m;
+}
+
+static int txid(int argc, char **argv)
+{
+    if (argc < 6)
+        return 1;
+    CG_PKIMESSAGE *from = read_msg(argv[2]), *m = read_msg(argv[3]);
+    X509_ALGOR *alg = m != NULL ? X509_ALGOR_dup(m->header->protectionAlg) : NULL;
+    unsigned char *out = NULL;
+    int olen = 0, rc = 1;
+    if (from == NULL || m == NULL || from->header->transactionID == NULL || alg == NULL) {
+        fprintf(stderr,
+                "cmpmutate txid: %s or %s is no PBM-protected message with a "
+                "transactionID\n",
+                argv[2], argv[3]);
+        goto out;
+    }
+    ASN1_OCTET_STRING_free(m->header->transactionID);
+    if ((m->header->transactionID = ASN1_OCTET_STRING_dup(from->header->transactionID)) == NULL ||
+        protect_apply_pbm_(m, alg, argv[5], 1000000) != CG_OK ||
+        (olen = i2d_CG_PKIMESSAGE(m, &out)) <= 0) {
+        fprintf(stderr, "cmpmutate txid: cannot protect\n");
+        goto out;
+    }
+    rc = write_all(argv[4], out, (size_t)olen);
+out:
+    X509_ALGOR_free(alg);
+    OPENSSL_free(out);
+    CG_PKIMESSAGE_free(m);
+    CG_PKIMESSAGE_free(from);
+    return rc;
+}
+
 static int nest(int argc, char **argv)
 {
     size_t len;
@@ -337,7 +380,9 @@ int main(int argc, char **argv)
         return genm(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "nest") == 0)
         return nest(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "txid") == 0)
+        return txid(argc, argv);
     fprintf(stderr, "usage: cmpmutate mutate SEED N OUTDIR IN... | pbm IN OUT [ITER] | "
-                    "nest LEVELS IN OUT | genm N IN OUT SECRET\n");
+                    "nest LEVELS IN OUT | genm N IN OUT SECRET | txid FROM IN OUT SECRET\n");
     return 1;
 }
