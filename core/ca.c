@@ -439,7 +439,10 @@ int ca_issue_(const struct cg_ca *ca, const struct cg_cert_profile *cp, const st
         goto out;
     if (add_eku(x, cp) != CG_OK)
         goto out;
-    if (X509_sign(x, ca->key, protect_default_md_(ca->key)) <= 0)
+    const unsigned char *der = NULL;
+    size_t der_len = 0;
+    if (X509_sign(x, ca->key, protect_default_md_(ca->key)) <= 0 ||
+        core_cert_set_der_(x, &der, &der_len) != CG_OK)
         goto out;
     *out = x;
     x = NULL;
@@ -455,19 +458,25 @@ int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
                       struct cg_cert_rec *rec)
 {
     int rc = CG_ECRYPTO;
-    unsigned char *der = NULL;
-    int len = i2d_X509(cert, &der);
+    unsigned char *encoded = NULL;
+    size_t len = 0;
+    const unsigned char *der = core_cert_der_(cert, &len); /* as ca_issue_ encoded it */
     BIGNUM *bn = NULL;
-    if (len <= 0)
-        goto out;
-    rec->der = malloc((size_t)len);
+    if (der == NULL) {
+        int n = i2d_X509(cert, &encoded);
+        if (n <= 0)
+            goto out;
+        der = encoded;
+        len = (size_t)n;
+    }
+    rec->der = malloc(len);
     if (rec->der == NULL) {
         rc = CG_ENOMEM;
         goto out;
     }
-    memcpy(rec->der, der, (size_t)len);
-    rec->der_len = (size_t)len;
-    if (EVP_Digest(der, (size_t)len, rec->fingerprint, NULL, core_md_(NID_sha256), NULL) != 1)
+    memcpy(rec->der, der, len);
+    rec->der_len = len;
+    if (EVP_Digest(der, len, rec->fingerprint, NULL, core_md_(NID_sha256), NULL) != 1)
         goto out;
     if (ca_name_key_(X509_get_issuer_name(cert), rec->issuer_key) != CG_OK)
         goto out;
@@ -497,7 +506,7 @@ int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
     }
     rc = CG_OK;
 out:
-    OPENSSL_free(der);
+    OPENSSL_free(encoded);
     BN_free(bn);
     return rc;
 }

@@ -12,7 +12,13 @@
  * shared, so that threads only read it. The field stays a STACK_OF(X509): no caller changes.
  * A table entry also remembers that its certificate's signature verified under a given issuer
  * key (core_cert_verify_), so the signer of every message of a transaction is checked once.
+ *
+ * Encoding: OpenSSL keeps the encoding of a decoded certificate, but not of one it has just
+ * signed, so each i2d of a certificate we issue encodes it again from its fields. ca_issue_
+ * encodes it once and attaches the DER (core_cert_set_der_, X509 ex_data); CG_X509_CACHED
+ * writes the attached DER as it is. The response's certificate and caPubs use this type too.
  */
+#include "cg_err.h"
 #include "cmp_asn.h"
 #include "core_local.h"
 
@@ -20,7 +26,9 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CERT_SLOTS 256 /* distinct certificates kept: signers in flight at once */
@@ -110,6 +118,67 @@ void core_cert_cache_clear_(void)
     }
 }
 
+/* --- DER attached to a certificate we signed ------------------------------------------------- */
+
+struct der_blob {
+    size_t len;
+    unsigned char der[];
+};
+
+static int der_index = -1;
+static pthread_once_t der_once = PTHREAD_ONCE_INIT;
+
+static void der_blob_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                          void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    free(ptr);
+}
+
+static void der_index_new(void)
+{
+    der_index = X509_get_ex_new_index(0, NULL, NULL, NULL, der_blob_free);
+}
+
+int core_cert_set_der_(X509 *x, const unsigned char **der, size_t *len)
+{
+    unsigned char *buf = NULL;
+    int n = i2d_X509(x, &buf);
+    struct der_blob *b = n > 0 ? malloc(sizeof(*b) + (size_t)n) : NULL;
+    pthread_once(&der_once, der_index_new);
+    if (b == NULL || der_index < 0) {
+        OPENSSL_free(buf);
+        free(b);
+        return n > 0 ? CG_ENOMEM : CG_ECRYPTO;
+    }
+    b->len = (size_t)n;
+    memcpy(b->der, buf, (size_t)n);
+    OPENSSL_free(buf);
+    if (!X509_set_ex_data(x, der_index, b)) {
+        free(b);
+        return CG_ENOMEM;
+    }
+    *der = b->der;
+    *len = b->len;
+    return CG_OK;
+}
+
+const unsigned char *core_cert_der_(const X509 *x, size_t *len)
+{
+    const struct der_blob *b = NULL;
+    pthread_once(&der_once, der_index_new);
+    if (der_index >= 0)
+        b = X509_get_ex_data(x, der_index);
+    *len = b != NULL ? b->len : 0;
+    return b != NULL ? b->der : NULL;
+}
+
+/* --- the ASN.1 type ------------------------------------------------------------------------ */
+
 static int cert_new(ASN1_VALUE **pval, const ASN1_ITEM *it)
 {
     (void)it;
@@ -159,9 +228,21 @@ static int cert_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITE
 {
     (void)it;
     (void)aclass;
+    size_t len = 0;
+    const unsigned char *der;
     if (tag >= 0)
         return -1;
-    return i2d_X509((const X509 *)*pval, out);
+    if ((der = core_cert_der_((const X509 *)*pval, &len)) == NULL || len > INT_MAX)
+        return i2d_X509((const X509 *)*pval, out);
+    if (out != NULL && *out == NULL) {
+        if ((*out = OPENSSL_malloc(len)) == NULL)
+            return -1;
+        memcpy(*out, der, len);
+    } else if (out != NULL) {
+        memcpy(*out, der, len);
+        *out += len;
+    }
+    return (int)len;
 }
 
 static const ASN1_EXTERN_FUNCS cert_funcs = {

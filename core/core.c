@@ -714,15 +714,42 @@ static int read_request_kur(struct msgctx *ctx, struct enroll *en, X509 *old)
     return rc;
 }
 
-static int fill_txn(struct msgctx *ctx, struct cg_txn_rec *t, const struct cg_cert_rec *c,
-                    X509 *cert, const struct enroll *en)
+/* certHash of the certificate c (RFC 9810 5.3.18: the digest of its signature algorithm, SHA-256
+ * for MD5 and SHA-1) into t. ECDSA and RSA PKCS#1 signatures name their digest: it is
+ * computed over c's DER at once; other algorithms (EdDSA, RSA-PSS) take X509_digest_sig(),
+ * which encodes the certificate again. */
+static int cert_hash(const struct cg_cert_rec *c, X509 *cert, struct cg_txn_rec *t)
 {
-    const ASN1_OCTET_STRING *txid = ctx->req->header->transactionID;
+    int md_nid = NID_undef, pk_nid = NID_undef;
+    unsigned n = 0;
+    if (OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid) &&
+        (pk_nid == NID_X9_62_id_ecPublicKey || pk_nid == NID_rsaEncryption)) {
+        if (md_nid == NID_md5 || md_nid == NID_sha1)
+            md_nid = NID_sha256;
+        const EVP_MD *md = core_md_(md_nid);
+        if (md != NULL && (size_t)EVP_MD_get_size(md) <= sizeof(t->cert_hash) &&
+            EVP_Digest(c->der, c->der_len, t->cert_hash, &n, md, NULL) == 1) {
+            t->cert_hash_len = n;
+            return CG_OK;
+        }
+    }
     ASN1_OCTET_STRING *hash = X509_digest_sig(cert, NULL, NULL);
     if (hash == NULL || ASN1_STRING_length(hash) > (int)sizeof(t->cert_hash)) {
         ASN1_OCTET_STRING_free(hash);
         return CG_ECRYPTO;
     }
+    t->cert_hash_len = (size_t)ASN1_STRING_length(hash);
+    memcpy(t->cert_hash, ASN1_STRING_get0_data(hash), t->cert_hash_len);
+    ASN1_OCTET_STRING_free(hash);
+    return CG_OK;
+}
+
+static int fill_txn(struct msgctx *ctx, struct cg_txn_rec *t, const struct cg_cert_rec *c,
+                    X509 *cert, const struct enroll *en)
+{
+    const ASN1_OCTET_STRING *txid = ctx->req->header->transactionID;
+    if (cert_hash(c, cert, t) != CG_OK)
+        return CG_ECRYPTO;
     t->txid_len = (size_t)ASN1_STRING_length(txid);
     memcpy(t->txid, ASN1_STRING_get0_data(txid), t->txid_len);
     t->state = ctx->implicit_confirm ? CG_TXN_CONFIRMED : CG_TXN_OPEN;
@@ -738,9 +765,6 @@ static int fill_txn(struct msgctx *ctx, struct cg_txn_rec *t, const struct cg_ce
     memcpy(t->issuer_key, c->issuer_key, 32);
     memcpy(t->serial, c->serial, c->serial_len);
     t->serial_len = c->serial_len;
-    t->cert_hash_len = (size_t)ASN1_STRING_length(hash);
-    memcpy(t->cert_hash, ASN1_STRING_get0_data(hash), t->cert_hash_len);
-    ASN1_OCTET_STRING_free(hash);
     free(t->secret);
     t->secret = NULL;
     /* client mode HMAC: certConf is MAC'd with the code the entity no longer holds */

@@ -123,6 +123,12 @@ int dn_equal_unordered_(const X509_NAME *a, const X509_NAME *b, int skip_nid);
 int core_cert_verify_(X509 *x, X509 *issuer);
 /** @brief Drop every certificate the extraCerts decoder keeps. */
 void core_cert_cache_clear_(void);
+/** @brief Encode x once and keep the DER with it (x must not change afterwards): CG_X509_CACHED
+ *  then writes these bytes instead of encoding x again. @param[out] der, len the DER, owned
+ *  by x. @return CG_OK, CG_ENOMEM, CG_ECRYPTO. */
+int core_cert_set_der_(X509 *x, const unsigned char **der, size_t *len);
+/** @brief The DER kept with x by core_cert_set_der_(), or NULL. */
+const unsigned char *core_cert_der_(const X509 *x, size_t *len);
 
 /* --- pbm.c ---------------------------------------------------------------------------- */
 /** @brief The fetched digest for a digest or HMAC NID (SHA-1, SHA-224/256/384/512), or NULL.

@@ -94,6 +94,11 @@ static void gc_free(void *p)
     free(p);
 }
 
+static void gc_openssl_free(void *p)
+{
+    OPENSSL_free(p);
+}
+
 static void die(const char *what)
 {
     fprintf(stderr, "set_up: %s\n", what);
@@ -1002,6 +1007,66 @@ static void test_ip_contents(void)
 }
 
 /* --- confirmation ---------------------------------------------------------------------------- */
+
+/* An issued certificate is encoded once, when it is signed: the store's DER, the ip's
+ * certificate and the transaction's certHash all match a fresh encoding of the certificate the
+ * client received; and CG_X509_CACHED writes the DER kept with a certificate (here a stale one,
+ * kept before a change, which is why it may only be kept for a certificate that no longer
+ * changes). */
+static void test_issued_cert_encoded_once(void)
+{
+    struct client *cl = std_client("opensslra", "password", "EncodedOnce");
+    TEST_EQ(OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_IMPLICIT_CONFIRM, 1), 1);
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    TEST_NOTNULL(cert);
+    unsigned char *der = NULL;
+    int n = i2d_X509(cert, &der);
+    TEST_TRUE(n > 0);
+    gc(der, gc_openssl_free);
+    uint8_t fp[32];
+    TEST_EQ(EVP_Digest(der, (size_t)n, fp, NULL, EVP_sha256(), NULL), 1);
+    struct certs_seen *seen = list_certs("EncodedOnce");
+    TEST_NOTNULL(seen);
+    TEST_EQ(seen->n, 1);
+    TEST_EQ(memcmp(seen->fp[0], fp, 32), 0);
+    struct cg_txn_rec *t = NULL;
+    TEST_OK(txn_of(first_request(cl), &t));
+    ASN1_OCTET_STRING *h = X509_digest_sig(cert, NULL, NULL);
+    TEST_NOTNULL(h);
+    int same_hash = (size_t)ASN1_STRING_length(h) == t->cert_hash_len &&
+                    memcmp(ASN1_STRING_get0_data(h), t->cert_hash, t->cert_hash_len) == 0;
+    ASN1_OCTET_STRING_free(h);
+    TEST_TRUE(same_hash);
+    CG_PKIMESSAGE *m = last_answer(cl);
+    TEST_NOTNULL(m);
+    TEST_EQ(m->body->type, CG_BODY_IP);
+    X509 *got = sk_CG_CERTRESPONSE_value(m->body->value.ip->response, 0)
+                    ->certifiedKeyPair->certOrEncCert->value.certificate;
+    unsigned char *gder = NULL;
+    int gn = i2d_X509(got, &gder);
+    gc(gder, gc_openssl_free);
+    TEST_EQ(gn, n);
+    TEST_EQ(memcmp(gder, der, (size_t)n), 0);
+    /* the kept DER is what the ASN.1 type writes */
+    X509 *y = X509_dup(cert);
+    const unsigned char *kept = NULL;
+    size_t kept_len = 0;
+    TEST_NOTNULL(y);
+    TEST_OK(core_cert_set_der_(y, &kept, &kept_len));
+    TEST_EQ(kept_len, (size_t)n);
+    TEST_EQ(memcmp(kept, der, (size_t)n), 0);
+    TEST_EQ(ASN1_INTEGER_set(X509_get_serialNumber(y), 1), 1);
+    CG_CERTORENCCERT *coe = CG_CERTORENCCERT_new();
+    TEST_NOTNULL(coe);
+    coe->type = 0;
+    coe->value.certificate = y;
+    unsigned char *enc = NULL;
+    int en = i2d_CG_CERTORENCCERT(coe, &enc);
+    CG_CERTORENCCERT_free(coe);
+    gc(enc, gc_openssl_free);
+    TEST_TRUE(en > n);
+    TEST_EQ(memcmp(enc + (en - n), der, (size_t)n), 0);
+}
 
 static void test_certconf(void)
 {
@@ -3814,6 +3879,7 @@ CG_TESTS = {
     CG_TEST("core/p10cr", test_p10cr),
     CG_TEST("core/p10cr_certreqid", test_p10cr_certreqid),
     CG_TEST("core/ip_contents", test_ip_contents),
+    CG_TEST("core/issued_cert_encoded_once", test_issued_cert_encoded_once),
     CG_TEST("core/certconf", test_certconf),
     CG_TEST("core/implicit_confirm", test_implicit_confirm),
     CG_TEST("core/certconf_bad_hash", test_certconf_bad_hash),
