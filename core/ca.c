@@ -454,8 +454,8 @@ out:
     return rc;
 }
 
-int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
-                      struct cg_cert_rec *rec)
+int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *issuer_text,
+                      const char *username, struct cg_cert_rec *rec)
 {
     int rc = CG_ECRYPTO;
     unsigned char *encoded = NULL;
@@ -485,9 +485,9 @@ int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
         goto out;
     rec->serial_len = (size_t)BN_bn2bin(bn, rec->serial);
     char *s = ca_name_text_(X509_get_subject_name(cert));
-    char *i = ca_name_text_(X509_get_issuer_name(cert));
+    char *i = issuer_text == NULL ? ca_name_text_(X509_get_issuer_name(cert)) : NULL;
     rec->subject = s ? strdup(s) : NULL;
-    rec->issuer = i ? strdup(i) : NULL;
+    rec->issuer = issuer_text ? strdup(issuer_text) : i ? strdup(i) : NULL;
     OPENSSL_free(s);
     OPENSSL_free(i);
     rec->ca = ca_name ? strdup(ca_name) : NULL;

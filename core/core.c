@@ -242,6 +242,15 @@ static GENERAL_NAME *ca_name(const struct msgctx *ctx)
     return core->no_name;
 }
 
+/* The answering CA's subject as text (its certificates' issuer), or NULL. */
+static const char *ca_text(const struct msgctx *ctx)
+{
+    for (size_t i = 0; ctx->ca != NULL && i < ctx->cfg->n_cas; i++)
+        if (ctx->ca == &ctx->cfg->cas[i])
+            return ctx->core->ca_texts[i];
+    return NULL;
+}
+
 static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
 {
     CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
@@ -1043,7 +1052,7 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
             (rc = ca_issue_(ctx->ca, en->cp, &rq, serial, &cert, ctx->detail,
                             sizeof(ctx->detail))) != CG_OK)
             goto next;
-        if ((rc = ca_cert_rec_fill_(cert, ctx->ca->name, en->username, c)) != CG_OK ||
+        if ((rc = ca_cert_rec_fill_(cert, ctx->ca->name, ca_text(ctx), en->username, c)) != CG_OK ||
             (rc = fill_txn(ctx, t, c, cert, en)) != CG_OK)
             goto next;
         if ((rc = cg_store_batch_put_entity(b, e, expect)) != CG_OK ||
@@ -2390,16 +2399,18 @@ static int build_stores(struct cg_core *c, char *why, size_t n)
 }
 
 /* The names response_new() lends: encoded once here, so that concurrent encodings of a
- * response only read them. */
+ * response only read them; and the CAs' names as text for the certificate records. */
 static int build_names(struct cg_core *c)
 {
     const struct cg_config *cfg = c->cfg;
     unsigned char *der = NULL;
     if ((c->ca_names = calloc(cfg->n_cas + 1, sizeof(GENERAL_NAME *))) == NULL ||
+        (c->ca_texts = calloc(cfg->n_cas + 1, sizeof(char *))) == NULL ||
         (c->no_name = dirname_new(NULL)) == NULL)
         return CG_ENOMEM;
     for (size_t i = 0; i < cfg->n_cas; i++)
-        if ((c->ca_names[i] = dirname_new(X509_get_subject_name(cfg->cas[i].cert))) == NULL)
+        if ((c->ca_names[i] = dirname_new(X509_get_subject_name(cfg->cas[i].cert))) == NULL ||
+            (c->ca_texts[i] = ca_name_text_(X509_get_subject_name(cfg->cas[i].cert))) == NULL)
             return CG_ENOMEM;
     for (size_t i = 0; i <= cfg->n_cas; i++) {
         int n = i2d_GENERAL_NAME(i < cfg->n_cas ? c->ca_names[i] : c->no_name, &der);
@@ -2454,6 +2465,9 @@ void cg_core_free(struct cg_core *core)
     for (size_t i = 0; core->ca_names && i < core->cfg->n_cas; i++)
         GENERAL_NAME_free(core->ca_names[i]);
     free(core->ca_names);
+    for (size_t i = 0; core->ca_texts && i < core->cfg->n_cas; i++)
+        OPENSSL_free(core->ca_texts[i]);
+    free(core->ca_texts);
     GENERAL_NAME_free(core->no_name);
     if (core->nonces != NULL)
         pthread_mutex_destroy(&core->nonces->mu);

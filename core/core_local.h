@@ -26,6 +26,7 @@ struct cg_core {
      * encoded once and lent to every response (see response_new) */
     GENERAL_NAME **ca_names;
     GENERAL_NAME *no_name;
+    char **ca_texts; /* per CA: its subject as text, the issuer of every record it signs */
 };
 
 /** @brief The alias's index in cfg->aliases. */
@@ -221,9 +222,10 @@ CG_SPKI *ca_spki_from_x509_pubkey_(const X509_PUBKEY *xpk);
 int ca_random_serial_(uint8_t serial[16]);
 /** @brief SHA-256 of the DER encoding of name. */
 int ca_name_key_(const X509_NAME *name, uint8_t key[32]);
-/** @brief Fill rec from cert (der, fingerprint, issuer key, serial, texts, dates). */
-int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
-                      struct cg_cert_rec *rec);
+/** @brief Fill rec from cert (der, fingerprint, issuer key, serial, texts, dates).
+ *  @param issuer_text the issuer as ca_name_text_() writes it, or NULL to compute it. */
+int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *issuer_text,
+                      const char *username, struct cg_cert_rec *rec);
 /** @brief Name as "CN=a,O=b,C=c" (DER order) into a new string. */
 char *ca_name_text_(const X509_NAME *name);
 /** @brief Check the key against the profile's algorithms, sizes and curves.

@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PBM_OID "1.2.840.113533.7.66.13"
-
 int protect_part_der_(const CG_PKIMESSAGE *msg, unsigned char **der, int *len)
 {
     CG_PROTECTEDPART part = {msg->header, msg->body};
@@ -88,11 +86,10 @@ int protect_part_from_der_(const uint8_t *der, size_t len, uint8_t **out, size_t
 int protect_is_pbm_(const X509_ALGOR *alg)
 {
     const ASN1_OBJECT *obj = NULL;
-    char txt[64];
     if (alg == NULL)
         return 0;
     X509_ALGOR_get0(&obj, NULL, NULL, alg);
-    return OBJ_obj2txt(txt, sizeof(txt), obj, 1) > 0 && strcmp(txt, PBM_OID) == 0;
+    return OBJ_obj2nid(obj) == NID_id_PasswordBasedMAC; /* 1.2.840.113533.7.66.13 */
 }
 
 /* The digest named by an AlgorithmIdentifier (a one-way function or an HMAC), or NULL. */
