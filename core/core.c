@@ -233,22 +233,35 @@ static void response_free(CG_PKIMESSAGE *m)
     CG_PKIMESSAGE_free(m);
 }
 
+static int ca_index(const struct msgctx *ctx);
+
 static GENERAL_NAME *ca_name(const struct msgctx *ctx)
 {
-    const struct cg_core *core = ctx->core;
+    int i = ca_index(ctx);
+    return i >= 0 ? ctx->core->ca_names[i] : ctx->core->no_name;
+}
+
+/* The answering CA's index in cfg->cas, or -1. */
+static int ca_index(const struct msgctx *ctx)
+{
     for (size_t i = 0; ctx->ca != NULL && i < ctx->cfg->n_cas; i++)
         if (ctx->ca == &ctx->cfg->cas[i])
-            return core->ca_names[i];
-    return core->no_name;
+            return (int)i;
+    return -1;
 }
 
 /* The answering CA's subject as text (its certificates' issuer), or NULL. */
 static const char *ca_text(const struct msgctx *ctx)
 {
-    for (size_t i = 0; ctx->ca != NULL && i < ctx->cfg->n_cas; i++)
-        if (ctx->ca == &ctx->cfg->cas[i])
-            return ctx->core->ca_texts[i];
-    return NULL;
+    int i = ca_index(ctx);
+    return i >= 0 ? ctx->core->ca_texts[i] : NULL;
+}
+
+/* The answering CA's prepared signing context, or NULL. */
+static const EVP_MD_CTX *ca_signer(const struct msgctx *ctx)
+{
+    int i = ca_index(ctx);
+    return i >= 0 ? ctx->core->ca_signers[i] : NULL;
 }
 
 static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
@@ -1049,8 +1062,8 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
             goto next;
         struct ca_request rq = {en->subject, en->key, en->spki, en->validity, en->exts};
         if ((rc = ca_random_serial_(serial)) != CG_OK ||
-            (rc = ca_issue_(ctx->ca, en->cp, &rq, serial, &cert, ctx->detail,
-                            sizeof(ctx->detail))) != CG_OK)
+            (rc = ca_issue_signed_(ctx->ca, ca_signer(ctx), en->cp, &rq, serial, &cert, ctx->detail,
+                                   sizeof(ctx->detail))) != CG_OK)
             goto next;
         if ((rc = ca_cert_rec_fill_(cert, ctx->ca->name, ca_text(ctx), en->username, c)) != CG_OK ||
             (rc = fill_txn(ctx, t, c, cert, en)) != CG_OK)
@@ -2399,15 +2412,19 @@ static int build_stores(struct cg_core *c, char *why, size_t n)
 }
 
 /* The names response_new() lends: encoded once here, so that concurrent encodings of a
- * response only read them; and the CAs' names as text for the certificate records. */
+ * response only read them; the CAs' names as text for the certificate records; and each CA's
+ * prepared signing context. */
 static int build_names(struct cg_core *c)
 {
     const struct cg_config *cfg = c->cfg;
     unsigned char *der = NULL;
     if ((c->ca_names = calloc(cfg->n_cas + 1, sizeof(GENERAL_NAME *))) == NULL ||
         (c->ca_texts = calloc(cfg->n_cas + 1, sizeof(char *))) == NULL ||
+        (c->ca_signers = calloc(cfg->n_cas + 1, sizeof(EVP_MD_CTX *))) == NULL ||
         (c->no_name = dirname_new(NULL)) == NULL)
         return CG_ENOMEM;
+    for (size_t i = 0; i < cfg->n_cas; i++)
+        c->ca_signers[i] = ca_signer_new_(&cfg->cas[i]); /* NULL: X509_sign() */
     for (size_t i = 0; i < cfg->n_cas; i++)
         if ((c->ca_names[i] = dirname_new(X509_get_subject_name(cfg->cas[i].cert))) == NULL ||
             (c->ca_texts[i] = ca_name_text_(X509_get_subject_name(cfg->cas[i].cert))) == NULL)
@@ -2468,6 +2485,9 @@ void cg_core_free(struct cg_core *core)
     for (size_t i = 0; core->ca_texts && i < core->cfg->n_cas; i++)
         OPENSSL_free(core->ca_texts[i]);
     free(core->ca_texts);
+    for (size_t i = 0; core->ca_signers && i < core->cfg->n_cas; i++)
+        EVP_MD_CTX_free(core->ca_signers[i]);
+    free(core->ca_signers);
     GENERAL_NAME_free(core->no_name);
     if (core->nonces != NULL)
         pthread_mutex_destroy(&core->nonces->mu);

@@ -1068,6 +1068,44 @@ static void test_issued_cert_encoded_once(void)
     TEST_EQ(memcmp(enc + (en - n), der, (size_t)n), 0);
 }
 
+/* Certificates are signed with a copy of a context prepared once per CA key: for each CA key
+ * type the certificate verifies under the key and names the expected signature algorithm, and
+ * one prepared context signs many certificates. (Ed25519 may have no copyable context, then
+ * X509_sign() is used: the certificate must still be right.) */
+static void test_ca_signer_key_types(void)
+{
+    const struct cg_cert_profile *cp = cg_config_cert_profile(g_cfg, "ENDUSER");
+    EVP_PKEY *keys[4] = {gc(EVP_EC_gen("P-256"), gc_EVP_PKEY_free),
+                         gc(EVP_EC_gen("P-384"), gc_EVP_PKEY_free),
+                         gc(EVP_RSA_gen(2048), gc_EVP_PKEY_free),
+                         gc(EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), gc_EVP_PKEY_free)};
+    const int want[4] = {NID_ecdsa_with_SHA256, NID_ecdsa_with_SHA384, NID_sha256WithRSAEncryption,
+                         NID_ED25519};
+    EVP_PKEY *sub = ec_key();
+    X509_NAME *sn = subj("SignerTypes");
+    char detail[128] = "";
+    TEST_NOTNULL(cp);
+    for (int i = 0; i < 4; i++) {
+        struct cg_ca ca = {.name = "T", .cert = g_ca_cert, .key = keys[i]};
+        TEST_NOTNULL(keys[i]);
+        EVP_MD_CTX *signer = ca_signer_new_(&ca);
+        if (i < 3)
+            TEST_NOTNULL(signer);
+        for (int round = 0; round < 2; round++) {
+            struct ca_request rq = {sn, sub, NULL, NULL, NULL};
+            uint8_t serial[16];
+            X509 *x = NULL;
+            TEST_OK(ca_random_serial_(serial));
+            int rc = ca_issue_signed_(&ca, signer, cp, &rq, serial, &x, detail, sizeof(detail));
+            gc(x, gc_X509_free);
+            TEST_OK(rc);
+            TEST_EQ(X509_verify(x, keys[i]), 1);
+            TEST_EQ(X509_get_signature_nid(x), want[i]);
+        }
+        EVP_MD_CTX_free(signer);
+    }
+}
+
 static void test_certconf(void)
 {
     struct client *cl = std_client("opensslra", "password", "ConfUser");
@@ -1779,6 +1817,18 @@ static void test_ec_point_forms(void)
     if (imported)
         TEST_RC(ca_check_key_(&cp, inf, detail, sizeof(detail)), CG_ECMP_BADCERTTEMPLATE);
     EVP_PKEY_free(inf);
+    /* a key imported by ca_spki_key_ skips the second point check, not the curve check */
+    s = ec_spki(pub, 65);
+    got = ca_spki_key_(s);
+    CG_SPKI_free(s);
+    TEST_NOTNULL(got);
+    int ok_here = ca_check_key_(&cp, got, detail, sizeof(detail)) == CG_OK;
+    nids[0] = NID_secp384r1;
+    int refused = ca_check_key_(&cp, got, detail, sizeof(detail)) == CG_ECMP_BADCERTTEMPLATE;
+    EVP_PKEY_free(got);
+    TEST_TRUE(ok_here);
+    TEST_TRUE(refused);
+    TEST_TRUE(strstr(detail, "prime256v1") != NULL);
     EVP_PKEY_free(k);
 }
 
@@ -3880,6 +3930,7 @@ CG_TESTS = {
     CG_TEST("core/p10cr_certreqid", test_p10cr_certreqid),
     CG_TEST("core/ip_contents", test_ip_contents),
     CG_TEST("core/issued_cert_encoded_once", test_issued_cert_encoded_once),
+    CG_TEST("core/ca_signer_key_types", test_ca_signer_key_types),
     CG_TEST("core/certconf", test_certconf),
     CG_TEST("core/implicit_confirm", test_implicit_confirm),
     CG_TEST("core/certconf_bad_hash", test_certconf_bad_hash),
