@@ -342,7 +342,12 @@ static int protect_response(struct msgctx *ctx)
     const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ctx->ca->cert);
     if (ski != NULL && (m->header->senderKID = ASN1_OCTET_STRING_dup(ski)) == NULL)
         return CG_ENOMEM;
-    return protect_apply_sig_(m, ctx->ca->key, protect_choose_md_(ctx->ca->key, rh->protectionAlg));
+    const EVP_MD *md = protect_choose_md_(ctx->ca->key, rh->protectionAlg);
+    const EVP_MD *usual = protect_default_md_(ctx->ca->key);
+    /* the CA's prepared context signs with its key's default digest */
+    int prepared =
+        md == usual || (md != NULL && usual != NULL && EVP_MD_is_a(md, EVP_MD_get0_name(usual)));
+    return protect_apply_sig_with_(m, ctx->ca->key, md, prepared ? ca_signer(ctx) : NULL);
 }
 
 /* The unprotected error message of the reference system's error table. */

@@ -194,6 +194,10 @@ int protect_apply_pbm_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *se
                        long max_iter);
 /** @brief Sign msg with key and md (NULL for Ed25519/Ed448). Sets protectionAlg, protection. */
 int protect_apply_sig_(CG_PKIMESSAGE *msg, EVP_PKEY *key, const EVP_MD *md);
+/** @brief protect_apply_sig_(), signing with a copy of signer when it is not NULL (a context
+ *  initialised with key and md: ca_signer_new_()). */
+int protect_apply_sig_with_(CG_PKIMESSAGE *msg, EVP_PKEY *key, const EVP_MD *md,
+                            const EVP_MD_CTX *signer);
 /** @brief The digest for a signature-protected response, per the reference rules: the
  *  request's signature digest when it fits the CA key, else a default for the key. Returns
  *  NULL for keys that take no digest (Ed25519, Ed448). */

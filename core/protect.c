@@ -351,6 +351,12 @@ out:
 
 int protect_apply_sig_(CG_PKIMESSAGE *msg, EVP_PKEY *key, const EVP_MD *md)
 {
+    return protect_apply_sig_with_(msg, key, md, NULL);
+}
+
+int protect_apply_sig_with_(CG_PKIMESSAGE *msg, EVP_PKEY *key, const EVP_MD *md,
+                            const EVP_MD_CTX *signer)
+{
     CG_PROTECTEDPART part;
     if (msg->header->protectionAlg == NULL &&
         (msg->header->protectionAlg = X509_ALGOR_new()) == NULL)
@@ -360,6 +366,14 @@ int protect_apply_sig_(CG_PKIMESSAGE *msg, EVP_PKEY *key, const EVP_MD *md)
     part.header = msg->header;
     part.body = msg->body;
     /* ASN1_item_sign sets protectionAlg (inside the signed header) before encoding. */
+    if (signer != NULL) {
+        EVP_MD_CTX *mc = EVP_MD_CTX_new();
+        int ok = mc != NULL && EVP_MD_CTX_copy_ex(mc, signer) == 1 &&
+                 ASN1_item_sign_ctx(ASN1_ITEM_rptr(CG_PROTECTEDPART), msg->header->protectionAlg,
+                                    NULL, msg->protection, &part, mc) > 0;
+        EVP_MD_CTX_free(mc);
+        return ok ? CG_OK : CG_ECRYPTO;
+    }
     if (ASN1_item_sign(ASN1_ITEM_rptr(CG_PROTECTEDPART), msg->header->protectionAlg, NULL,
                        msg->protection, &part, key, md) <= 0)
         return CG_ECRYPTO;
