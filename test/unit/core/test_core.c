@@ -2078,16 +2078,26 @@ static void look_before_commit(struct client *cl, const uint8_t *der, size_t len
     cg_txn_rec_free(t);
 }
 
+/* A client of opensslra for CN cn processed the daemon's way, with hook before each commit
+ * and seen (zeroed) as its argument. */
+static struct client *deferring_client(const char *cn, struct defer_seen *seen,
+                                       void (*hook)(struct client *, const uint8_t *, size_t,
+                                                    struct cg_core_result *))
+{
+    struct client *cl = std_client("opensslra", "password", cn);
+    memset(seen, 0, sizeof(*seen));
+    cl->defer = 1;
+    cl->before_commit = hook;
+    cl->arg = seen;
+    return cl;
+}
+
 /* ir and certConf with deferred writes: before each commit the store does not have the
  * write yet (no transaction, then still OPEN), after it the session completes as usual. */
 static void test_deferred_session(void)
 {
     struct defer_seen seen;
-    memset(&seen, 0, sizeof(seen));
-    struct client *cl = std_client("opensslra", "password", "Deferred");
-    cl->defer = 1;
-    cl->before_commit = look_before_commit;
-    cl->arg = &seen;
+    struct client *cl = deferring_client("Deferred", &seen, look_before_commit);
     X509 *cert = gc(run_ir(cl), gc_X509_free);
     TEST_NOTNULL(cert);
     TEST_EQ(cl->n_sent, 2);
@@ -2142,11 +2152,7 @@ static void conflict_before_commit(struct client *cl, const uint8_t *der, size_t
 static void test_deferred_conflict_redone(void)
 {
     struct defer_seen seen;
-    memset(&seen, 0, sizeof(seen));
-    struct client *cl = std_client("opensslra", "password", "Conflicted");
-    cl->defer = 1;
-    cl->before_commit = conflict_before_commit;
-    cl->arg = &seen;
+    struct client *cl = deferring_client("Conflicted", &seen, conflict_before_commit);
     X509 *cert = gc(run_ir(cl), gc_X509_free);
     TEST_OK(seen.conflict_rc);
     TEST_STREQ(seen.sync_outcome, "badSenderNonce");
@@ -2196,11 +2202,7 @@ static void other_session_first(struct client *cl, const uint8_t *der, size_t le
 static void test_deferred_duplicate_txid(void)
 {
     struct defer_seen seen;
-    memset(&seen, 0, sizeof(seen));
-    struct client *a = std_client("opensslra", "password", "DupA");
-    a->defer = 1;
-    a->before_commit = other_session_first;
-    a->arg = &seen;
+    struct client *a = deferring_client("DupA", &seen, other_session_first);
     X509 *cert = gc(run_ir(a), gc_X509_free);
     TEST_OK(seen.conflict_rc); /* DupB's session, with DupA's transactionID, succeeded */
     TEST_TRUE(cert == NULL);
