@@ -152,8 +152,9 @@ uint8_t *cg_buf_steal(struct cg_buf *b, size_t *len)
     return p;
 }
 
-static int log_level = CG_LOG_INFO;
-static int log_json;
+/* Set by the loop thread (start, SIGHUP), read by every thread: atomics. */
+static _Atomic int log_level = CG_LOG_INFO;
+static _Atomic int log_json;
 
 void cg_log_setup(int level, int json)
 {

@@ -1347,6 +1347,19 @@ out:
 
 /* --- certConf ------------------------------------------------------------------------------ */
 
+/* Move an OPEN transaction to state `to` in a batch of its own (when the batch that also
+ * revoked its certificate failed because an administrator had revoked it first). */
+static int set_txn_state_alone(struct cg_core *core, const uint8_t *txid, size_t txid_len, int to,
+                               int64_t now)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    int rc = b ? cg_store_batch_set_txn_state(b, txid, txid_len, CG_TXN_OPEN, to, now) : CG_ENOMEM;
+    if (rc == CG_OK)
+        rc = cg_store_commit(core->store, b);
+    cg_store_batch_free(b);
+    return rc;
+}
+
 static int handle_certconf(struct msgctx *ctx)
 {
     const CG_PKIHEADER *h = ctx->req->header;
@@ -1445,7 +1458,7 @@ static int handle_certconf(struct msgctx *ctx)
     if (rc == CG_OK)
         rc = ctx->defer ? defer_write(ctx, &b, NULL) : cg_store_commit(ctx->core->store, b);
     if (rc == CG_EALREADY) /* revoked meanwhile by an administrator: just close */
-        rc = CG_OK;
+        rc = set_txn_state_alone(ctx->core, t->txid, t->txid_len, to, time(NULL));
     if (rc == CG_ECONFLICT) {
         set_detail_(ctx, "the certificate was already confirmed", NULL);
         rc = CG_ECMP_CERTCONFIRMED;
@@ -2224,6 +2237,11 @@ static int revoke_unconfirmed(struct cg_core *core, const struct cg_txn_rec *t, 
         char serial[80];
         hex_(t->serial, t->serial_len, serial, sizeof(serial));
         cg_log(CG_LOG_INFO, "event=unconfirmed serial=%s outcome=revoked", serial);
+    } else if (r == CG_EALREADY) {
+        /* revoked meanwhile by an administrator: the transaction still closes (else every
+         * sweep would find it again) */
+        int closed = set_txn_state_alone(core, t->txid, t->txid_len, CG_TXN_REJECTED, now);
+        r = closed == CG_OK ? CG_EALREADY : closed;
     }
     cg_store_batch_free(b);
     return r;

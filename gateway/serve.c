@@ -3,9 +3,12 @@
  * per-message log line, /healthz and /metrics, and the signals.
  *
  * DESIGN: the loop thread accepts, frames (transports/) and queues one job per request; it
- * never does crypto or disk I/O. Workers run cg_core_process() (which commits to the store
- * before returning) and log the message; the loop thread then writes the reply. A full
- * queue answers 503 at once. SIGTERM/SIGINT stop accepting, let the requests in flight
+ * never does crypto or disk I/O. Workers run core (cg_core_process_ex with CG_CORE_DEFER):
+ * a message without a store write is done there; one with a write leaves it to the store's
+ * committer, which completes the job once the write is durable (or hands it back to a
+ * worker to be processed again when the write failed). The loop thread then writes the
+ * reply and logs the message (so no worker or committer waits on the log). A full queue
+ * answers 503 at once. SIGTERM/SIGINT stop accepting, let the requests in flight
  * finish and be answered, then close the store. The mutable state of the daemon lives in
  * struct server, passed explicitly; nothing here is global.
  */
@@ -111,7 +114,7 @@ static struct generation *gen_load(struct server *srv)
     return g;
 }
 
-/* Log one finished CMP request and count it (the thread that finishes it). */
+/* Log one finished CMP request and count it (loop thread, before its reply). */
 static void job_log(struct cmp_job *job)
 {
     struct server *srv = job->srv;
@@ -146,7 +149,6 @@ static void job_written(void *arg, int rc)
 {
     struct cmp_job *job = arg;
     if (rc == CG_OK) {
-        job_log(job);
         cg_workq_complete(job->srv->wq, &job->base);
         return;
     }
@@ -193,7 +195,6 @@ static int job_work(struct cg_job *j, void *arg)
         job->rc = cg_core_process_ex(job->gen->core, cg_request_alias(job->req),
                                      cg_request_op(job->req), body, len, CG_CORE_REDO, &job->res);
     }
-    job_log(job);
     return CG_WORK_DONE;
 }
 
@@ -229,12 +230,14 @@ static void job_done(struct cg_job *j, void *arg)
         const char *txt = job->rc == CG_OK ? "ok\n" : "store not writable\n";
         cg_request_reply(job->req, job->rc == CG_OK ? 200 : 503, "text/plain", (const uint8_t *)txt,
                          strlen(txt));
-    } else if (job->rc != CG_OK) {
-        cg_request_reply(job->req, 500, NULL, NULL, 0);
-    } else if (job->res.http_status != 200) {
-        cg_request_reply(job->req, job->res.http_status, NULL, NULL, 0);
     } else {
-        cg_request_reply(job->req, 200, NULL, job->res.der, job->res.der_len);
+        job_log(job); /* before the reply frees the request it names */
+        if (job->rc != CG_OK)
+            cg_request_reply(job->req, 500, NULL, NULL, 0);
+        else if (job->res.http_status != 200)
+            cg_request_reply(job->req, job->res.http_status, NULL, NULL, 0);
+        else
+            cg_request_reply(job->req, 200, NULL, job->res.der, job->res.der_len);
     }
     cg_core_result_clear(&job->res);
     gen_drop(job->gen);

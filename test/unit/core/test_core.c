@@ -272,7 +272,11 @@ static const char cfg_text[] = CFG_HEAD "  \"aliases\": {\n" RA_ALIAS(
                                                                                            "ER\"") ",\n"
                                                                                                    "    \"strictra\": {\"mode\": \"ra\", \"authentication_modules\": [\"HMAC\"],\n"
                                                                                                    "      \"authentication_parameters\": [\"password\"], \"response_protection\": \"pbe\",\n"
-                                                                                                   "      \"ra_end_entity_profile\": \"STRICT\", \"ra_certificate_profile\": \"ENDUSER\"}\n"
+                                                                                                   "      \"ra_end_entity_profile\": \"STRICT\", \"ra_certificate_profile\": \"ENDUSER\"},\n"
+                                                                                                   "    \"revokera\": {\"mode\": \"ra\", \"authentication_modules\": [\"HMAC\"],\n"
+                                                                                                   "      \"authentication_parameters\": [\"password\"], \"response_protection\": \"pbe\",\n"
+                                                                                                   "      \"ra_end_entity_profile\": \"EMPTY\", \"ra_certificate_profile\": \"ENDUSER\",\n"
+                                                                                                   "      \"allow_ra_verify_popo\": true, \"revoke_unconfirmed\": true}\n"
                                                                                                    "  },\n"
                                                                                                    "  \"log\": {\"level\": \"info\", \"format\": \"text\"}\n"
                                                                                                    "}\n";
@@ -2539,6 +2543,65 @@ static void test_certconf_rejected_by_client(void)
     TEST_EQ(txn_state(cl), CG_TXN_REJECTED);
 }
 
+/* An administrator revokes the certificate between the ip and the client's certConf (the
+ * store, as `cmpgate cert revoke` from another process would). */
+static void admin_revokes(struct client *cl, CG_PKIMESSAGE *m)
+{
+    struct cg_txn_rec *t = NULL;
+    struct cg_store_batch *b = cg_store_batch_new();
+    (void)m; /* unchanged: its MAC stays valid */
+    if (b == NULL || cg_store_get_txn(g_store, cl->txid, cl->txid_len, &t) != CG_OK ||
+        cg_store_batch_revoke_cert(b, t->issuer_key, t->serial, t->serial_len, 1, time(NULL)) !=
+            CG_OK ||
+        cg_store_commit(g_store, b) != CG_OK)
+        abort();
+    cg_txn_rec_free(t);
+    cg_store_batch_free(b);
+}
+
+/* With revoke_unconfirmed, a client's rejecting certConf revokes the certificate; when an
+ * administrator revoked it first, the transaction still closes (REJECTED) and the answer is
+ * pkiConf; the administrator's revocation stands. */
+static void test_certconf_reject_after_admin_revoke(void)
+{
+    struct client *cl = std_client("revokera", "password", "RevokedFirst");
+    TEST_EQ(OSSL_CMP_CTX_set_certConf_cb(cl->ctx, reject_cert), 1);
+    cl->mutate = admin_revokes;
+    cl->mutate_body = CG_BODY_CERTCONF;
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    (void)cert;
+    TEST_EQ(cl->last_req_type, CG_BODY_CERTCONF);
+    CG_PKIMESSAGE *m = last_answer(cl);
+    TEST_NOTNULL(m);
+    TEST_EQ(m->body->type, CG_BODY_PKICONF);
+    TEST_EQ(txn_state(cl), CG_TXN_REJECTED);
+    struct certs_seen *seen = list_certs("RevokedFirst");
+    TEST_NOTNULL(seen);
+    TEST_EQ(seen->n, 1);
+    TEST_EQ(seen->status[0], CG_CERT_REVOKED);
+    TEST_EQ(seen->reason[0], 1); /* the administrator's, not unconfirmed */
+}
+
+/* The sweeper revokes an unconfirmed certificate (revoke_unconfirmed); one an administrator
+ * revoked first is not counted, but its transaction closes so later sweeps leave it alone. */
+static void test_sweep_after_admin_revoke(void)
+{
+    struct client *cl = std_client("revokera", "password", "SweptRevoked");
+    cl->mutate = other_txid; /* the certConf goes astray: the transaction stays OPEN */
+    cl->mutate_body = CG_BODY_CERTCONF;
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    (void)cert;
+    TEST_EQ(txn_state(cl), CG_TXN_OPEN);
+    cl->mutate = NULL;
+    admin_revokes(cl, NULL);
+    int revoked = -1;
+    TEST_OK(cg_core_sweep(g_core, (int64_t)time(NULL) + 100000, &revoked));
+    TEST_EQ(revoked, 0);
+    TEST_EQ(txn_state(cl), CG_TXN_REJECTED);
+    TEST_OK(cg_core_sweep(g_core, (int64_t)time(NULL) + 100000, &revoked));
+    TEST_EQ(revoked, 0);
+}
+
 /* Reference row "Trying to revoke a certificate, but serial number or issuer were missing
  * from request": Signed CMP, BAD_CERTIFICATE_ID (4). */
 static void no_serial(struct client *cl, CG_PKIMESSAGE *m)
@@ -3974,6 +4037,8 @@ CG_TESTS = {
     CG_TEST("core/certconf_twice", test_certconf_twice),
     CG_TEST("core/certconf_unknown_txn", test_certconf_unknown_txn),
     CG_TEST("core/certconf_rejected_by_client", test_certconf_rejected_by_client),
+    CG_TEST("core/certconf_reject_after_admin_revoke", test_certconf_reject_after_admin_revoke),
+    CG_TEST("core/sweep_after_admin_revoke", test_sweep_after_admin_revoke),
     CG_TEST("core/rr_no_serial", test_rr_no_serial),
     CG_TEST("core/wrong_authority", test_wrong_authority),
     CG_TEST("core/genm_cacerts", test_genm_cacerts),
