@@ -51,6 +51,8 @@ const char *cg_strerror(int err)
         return "configuration error";
     case CG_EINCOMPLETE:
         return "incomplete input";
+    case CG_EBUSY:
+        return "busy";
     case CG_ECMP_BADREQUEST:
         return "badRequest";
     case CG_ECMP_BADMSGCHECK:

@@ -33,6 +33,10 @@ struct cg_core_result {
     char serial[80];                 /* hex serial of the certificate issued or revoked, or "" */
     char detail[256];                /* human-readable reason of a rejection, or "" */
     struct cg_core_pending *pending; /* CG_CORE_DEFER: the write to commit before sending */
+    /* CG_CORE_DEFER: the message was not processed because its end entity's lock was busy
+     * (no answer); run it again with CG_CORE_DEFER | CG_CORE_REDO once cg_core_wait_entity()
+     * calls back. "" otherwise. */
+    char wait_entity[256];
 };
 
 /** @brief New engine over cfg and store (both borrowed; they must outlive the engine).
@@ -51,9 +55,9 @@ int cg_core_process(struct cg_core *core, const char *alias, const char *op, con
 
 /* Flags of cg_core_process_ex(). */
 #define CG_CORE_DEFER 1u /* the durable write may be left to the caller in res->pending */
-#define CG_CORE_REDO                                                                               \
-    2u /* the same bytes again, after their deferred write failed: the                             \
-          first run already recorded the senderNonce (no replay check) */
+/* the same bytes again (after their deferred write failed, or after waiting for a busy
+ * entity): the first run already recorded the senderNonce (no replay check) */
+#define CG_CORE_REDO 2u
 
 /** @brief cg_core_process() with flags. With CG_CORE_DEFER, an ir/cr/p10cr/kur or certConf
  *  does not wait for its store write: res->pending holds the write (and the end entity's
@@ -70,6 +74,15 @@ typedef void (*cg_core_done_fn)(void *arg, int rc);
  *  @return CG_OK (done will run once) or the store's refusal (CG_ECLOSED, CG_ENOMEM: done
  *  will not run; nothing was written; process again with CG_CORE_REDO). */
 int cg_core_commit(struct cg_core_result *res, cg_core_done_fn done, void *arg);
+/** @brief res->wait_entity: have done(arg, CG_OK) called (on the thread that releases the
+ *  lock, which must not block in it) once the entity's lock is released.
+ *  @return CG_OK (registered), CG_EALREADY (free now: run again at once), CG_ENOMEM. */
+int cg_core_wait_entity(struct cg_core *core, const struct cg_core_result *res,
+                        void (*done)(void *arg, int rc), void *arg);
+/** @brief After a run that followed a wait for username's lock and did not wait again:
+ *  let the next waiter try (the run may have ended before taking the lock, and then no
+ *  release would ever wake it). */
+void cg_core_waited(struct cg_core *core, const char *username);
 /** @brief Release res->der, and res->pending unwritten (its entity lock too). */
 void cg_core_result_clear(struct cg_core_result *res);
 

@@ -26,6 +26,7 @@ enum cg_err {
     CG_EALREADY = -14,    /* state change already done (e.g. revoked twice) */
     CG_ECONFIG = -15,     /* configuration invalid */
     CG_EINCOMPLETE = -16, /* need more bytes */
+    CG_EBUSY = -17,       /* held by someone else: try again when it is released */
     /* CMP outcomes, mapped to PKIFailureInfo in core */
     CG_ECMP_BADREQUEST = -100,
     CG_ECMP_BADMSGCHECK = -101,

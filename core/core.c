@@ -1042,6 +1042,33 @@ int cg_core_commit(struct cg_core_result *res, cg_core_done_fn done, void *arg)
     return rc;
 }
 
+/* Take the entity lock. A deferring run does not wait for it: when another request's write
+ * holds it, the message is left unprocessed (CG_EBUSY, res->wait_entity) and the caller runs
+ * it again once the lock is released, so no worker sleeps on an entity (many parallel
+ * requests for one entity would otherwise hold every worker). */
+static int lock_entity(struct msgctx *ctx, const char *username)
+{
+    if (!ctx->defer) {
+        cg_store_lock_entity(ctx->core->store, username);
+        return CG_OK;
+    }
+    if (cg_store_trylock_entity(ctx->core->store, username))
+        return CG_OK;
+    snprintf(ctx->res->wait_entity, sizeof(ctx->res->wait_entity), "%s", username);
+    return CG_EBUSY;
+}
+
+int cg_core_wait_entity(struct cg_core *core, const struct cg_core_result *res,
+                        void (*done)(void *arg, int rc), void *arg)
+{
+    return cg_store_wait_entity(core->store, res->wait_entity, done, arg);
+}
+
+void cg_core_waited(struct cg_core *core, const char *username)
+{
+    cg_store_kick_entity(core->store, username);
+}
+
 /* Under the entity lock: prepare the entity, issue, and commit entity + certificate +
  * transaction durably in one batch (or leave the batch and the lock to a deferred write). */
 typedef int (*prepare_fn)(struct msgctx *ctx, struct enroll *en, struct cg_entity **out,
@@ -1190,7 +1217,8 @@ static int handle_cert_request(struct msgctx *ctx)
     }
     snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", en.username);
     ctx->implicit_confirm = has_implicit_confirm(ctx->req->header);
-    cg_store_lock_entity(ctx->core->store, en.username);
+    if ((rc = lock_entity(ctx, en.username)) != CG_OK)
+        goto out;
     rc =
         issue_locked(ctx, &en, ctx->alias->mode == CG_MODE_RA ? ra_prepare : client_prepare, &cert);
     if (ctx->pending == NULL) /* else the deferred write releases it */
@@ -1330,7 +1358,8 @@ static int handle_kur(struct msgctx *ctx)
     en.subject = X509_get_subject_name(old);
     snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", en.username);
     ctx->implicit_confirm = has_implicit_confirm(ctx->req->header);
-    cg_store_lock_entity(ctx->core->store, en.username);
+    if ((rc = lock_entity(ctx, en.username)) != CG_OK)
+        goto out;
     rc = issue_locked(ctx, &en, kur_prepare, &cert);
     if (ctx->pending == NULL) /* else the deferred write releases it */
         cg_store_unlock_entity(ctx->core->store, en.username);
@@ -1619,7 +1648,8 @@ static int handle_rr(struct msgctx *ctx)
         rc = CG_ENOMEM;
         goto out;
     }
-    cg_store_lock_entity(ctx->core->store, user);
+    if ((rc = lock_entity(ctx, user)) != CG_OK)
+        goto out;
     if ((rc = cg_store_batch_put_txn(b, t, 1)) == CG_OK &&
         (rc = cg_store_batch_revoke_cert(b, ikey, serial, slen, reason, time(NULL))) == CG_OK)
         rc = ctx->defer ? defer_write(ctx, &b, user) : cg_store_commit(ctx->core->store, b);
@@ -2119,6 +2149,10 @@ static int process_der(struct cg_core *core, const char *alias, const char *op, 
             protect_part_from_der_(der, len, &ctx.part, &ctx.part_len) != CG_OK)
             ctx.part = NULL; /* re-encoded on demand */
         rc = dispatch(&ctx);
+        if (rc == CG_EBUSY && res->wait_entity[0] != '\0') {
+            out_rc = CG_OK; /* not processed: the caller runs it again (CG_CORE_DEFER) */
+            goto out;
+        }
         if (rc == CG_OK && ctx.resp != NULL)
             rc = protect_response(&ctx);
     }

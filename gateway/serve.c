@@ -78,7 +78,9 @@ struct cmp_job {
     int kind;
     struct cg_core_result res;
     int rc;
-    int redo; /* the deferred write failed: process again with CG_CORE_REDO */
+    int redo;   /* the deferred write failed: process again with CG_CORE_REDO */
+    int waited; /* waited for a busy entity: process again with CG_CORE_DEFER | CG_CORE_REDO */
+    char waited_for[256]; /* that entity */
     struct timespec start;
 };
 
@@ -160,6 +162,14 @@ static void job_written(void *arg, int rc)
     cg_workq_requeue(job->srv->wq, &job->base);
 }
 
+/* The thread that released an entity lock this job waited for: back to the workers. */
+static void job_unparked(void *arg, int rc)
+{
+    struct cmp_job *job = arg;
+    (void)rc;
+    cg_workq_requeue(job->srv->wq, &job->base);
+}
+
 /* Worker thread: the only place requests touch core and the store. */
 static int job_work(struct cg_job *j, void *arg)
 {
@@ -183,10 +193,30 @@ static int job_work(struct cg_job *j, void *arg)
     size_t len = 0;
     const uint8_t *body = cg_request_body(job->req, &len);
     /* a first run leaves its write to the committer and frees this worker for the next
-     * request; the answer goes out from job_written() once the write is durable */
-    unsigned flags = job->redo ? CG_CORE_REDO : CG_CORE_DEFER;
-    job->rc = cg_core_process_ex(job->gen->core, cg_request_alias(job->req),
-                                 cg_request_op(job->req), body, len, flags, &job->res);
+     * request; the answer goes out from job_written() once the write is durable. A run that
+     * meets a busy entity lock waits for it without holding the worker. */
+    for (;;) {
+        unsigned flags = job->redo     ? CG_CORE_REDO
+                         : job->waited ? CG_CORE_DEFER | CG_CORE_REDO
+                                       : CG_CORE_DEFER;
+        job->rc = cg_core_process_ex(job->gen->core, cg_request_alias(job->req),
+                                     cg_request_op(job->req), body, len, flags, &job->res);
+        if (job->rc != CG_OK || job->res.wait_entity[0] == '\0')
+            break;
+        job->waited = 1; /* before the callback can run */
+        snprintf(job->waited_for, sizeof(job->waited_for), "%s", job->res.wait_entity);
+        int w = cg_core_wait_entity(job->gen->core, &job->res, job_unparked, job);
+        if (w == CG_OK)
+            return CG_WORK_LATER;
+        if (w != CG_EALREADY) { /* no memory to wait: wait the blocking way */
+            job->rc =
+                cg_core_process_ex(job->gen->core, cg_request_alias(job->req),
+                                   cg_request_op(job->req), body, len, CG_CORE_REDO, &job->res);
+            break;
+        }
+    }
+    if (job->waited)
+        cg_core_waited(job->gen->core, job->waited_for); /* the next waiter's turn */
     if (job->rc == CG_OK && job->res.pending != NULL) {
         if (cg_core_commit(&job->res, job_written, job) == CG_OK)
             return CG_WORK_LATER;

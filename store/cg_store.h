@@ -137,6 +137,18 @@ int cg_store_check_writable(struct cg_store *s);
 void cg_store_lock_entity(struct cg_store *s, const char *username);
 /** @brief Release the stripe of username; any thread may call it, not only the locker. */
 void cg_store_unlock_entity(struct cg_store *s, const char *username);
+/** @brief Take the stripe of username if it is free. @return 1 when taken, 0 when busy. */
+int cg_store_trylock_entity(struct cg_store *s, const char *username);
+/** @brief When the stripe of username is busy, have done(arg, CG_OK) called once after it is
+ *  next released (on the releasing thread, after the release; done must not block).
+ *  @return CG_OK (registered), CG_EALREADY (the stripe is free now: nothing registered, try
+ *  again at once), CG_ENOMEM. */
+int cg_store_wait_entity(struct cg_store *s, const char *username, void (*done)(void *, int),
+                         void *arg);
+/** @brief A request woken by cg_store_wait_entity() that ended without taking the lock (it
+ *  failed before, say) passes the turn on: when the stripe is free, its oldest waiter is
+ *  called as a release would. Harmless when the stripe is busy or nobody waits. */
+void cg_store_kick_entity(struct cg_store *s, const char *username);
 
 /* --- records ----------------------------------------------------------------------------- */
 struct cg_entity *cg_entity_new(void);

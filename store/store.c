@@ -361,6 +361,10 @@ void cg_store_close(struct cg_store *s)
         for (int i = 0; i < CG_STORE_STRIPES; i++) {
             pthread_mutex_destroy(&s->stripes[i].mu);
             pthread_cond_destroy(&s->stripes[i].cv);
+            for (struct stripe_waiter *w = s->stripes[i].park, *next; w != NULL; w = next) {
+                next = w->next; /* never called: nobody releases the stripe any more */
+                free(w);
+            }
         }
     if (s->env != NULL)
         mdb_env_close(s->env); /* also closes the DBI handles */
@@ -392,6 +396,23 @@ void cg_store_lock_entity(struct cg_store *s, const char *username)
     pthread_mutex_unlock(&st->mu);
 }
 
+/* Under st->mu: take the oldest parked waiter off the stripe, or NULL. */
+static struct stripe_waiter *unpark(struct stripe *st)
+{
+    struct stripe_waiter *w = st->park;
+    if (w != NULL && (st->park = w->next) == NULL)
+        st->last = NULL;
+    return w;
+}
+
+static void call_waiter(struct stripe_waiter *w)
+{
+    if (w != NULL) {
+        w->done(w->arg, CG_OK);
+        free(w);
+    }
+}
+
 void cg_store_unlock_entity(struct cg_store *s, const char *username)
 {
     struct stripe *st = stripe_of(s, username);
@@ -399,7 +420,54 @@ void cg_store_unlock_entity(struct cg_store *s, const char *username)
     st->busy = 0;
     if (st->waiters > 0)
         pthread_cond_signal(&st->cv);
+    struct stripe_waiter *w = unpark(st); /* the oldest parked request tries again */
     pthread_mutex_unlock(&st->mu);
+    call_waiter(w);
+}
+
+void cg_store_kick_entity(struct cg_store *s, const char *username)
+{
+    struct stripe *st = stripe_of(s, username);
+    pthread_mutex_lock(&st->mu);
+    struct stripe_waiter *w = st->busy ? NULL : unpark(st);
+    pthread_mutex_unlock(&st->mu);
+    call_waiter(w);
+}
+
+int cg_store_trylock_entity(struct cg_store *s, const char *username)
+{
+    struct stripe *st = stripe_of(s, username);
+    int taken = 0;
+    pthread_mutex_lock(&st->mu);
+    if (!st->busy)
+        st->busy = taken = 1;
+    pthread_mutex_unlock(&st->mu);
+    return taken;
+}
+
+int cg_store_wait_entity(struct cg_store *s, const char *username, void (*done)(void *, int),
+                         void *arg)
+{
+    struct stripe *st = stripe_of(s, username);
+    struct stripe_waiter *w = malloc(sizeof(*w));
+    if (w == NULL)
+        return CG_ENOMEM;
+    w->done = done;
+    w->arg = arg;
+    w->next = NULL;
+    pthread_mutex_lock(&st->mu);
+    if (!st->busy) {
+        pthread_mutex_unlock(&st->mu);
+        free(w);
+        return CG_EALREADY;
+    }
+    if (st->last != NULL)
+        st->last->next = w;
+    else
+        st->park = w;
+    st->last = w;
+    pthread_mutex_unlock(&st->mu);
+    return CG_OK;
 }
 
 /* --- reads ------------------------------------------------------------------------------ */

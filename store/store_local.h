@@ -40,11 +40,18 @@ struct pending {
 
 /* An entity lock stripe. Not a bare mutex: the thread that releases it may not be the one
  * that took it (an asynchronous commit is released by the committer). */
+struct stripe_waiter {
+    void (*done)(void *arg, int rc);
+    void *arg;
+    struct stripe_waiter *next;
+};
+
 struct stripe {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int busy;
-    int waiters;
+    int waiters;                       /* threads blocked in cg_store_lock_entity() */
+    struct stripe_waiter *park, *last; /* callbacks of cg_store_wait_entity(), FIFO */
 };
 
 struct cg_store {

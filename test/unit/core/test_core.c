@@ -2175,6 +2175,69 @@ static void test_deferred_conflict_redone(void)
     TEST_TRUE(find_cert(s, cert) >= 0);
 }
 
+/* While an ir's deferred write holds its end entity's lock, another run for that entity does
+ * not wait for the lock: it comes back unprocessed (wait_entity, no answer, no write), and its
+ * callback runs once the first write is durable and the lock released. */
+struct busy_seen {
+    int wait_rc;
+    char wait_entity[256];
+    int had_answer;
+    sem_t woken;
+    int txn_rc_when_woken; /* the first write, seen from the callback */
+    const struct client *cl;
+};
+
+static void woken(void *arg, int rc)
+{
+    struct busy_seen *b = arg;
+    struct cg_txn_rec *t = NULL;
+    (void)rc;
+    b->txn_rc_when_woken = cg_store_get_txn(g_store, b->cl->txid, b->cl->txid_len, &t);
+    cg_txn_rec_free(t);
+    sem_post(&b->woken);
+}
+
+static void run_while_busy(struct client *cl, const uint8_t *der, size_t len,
+                           struct cg_core_result *res)
+{
+    struct busy_seen *b = cl->arg;
+    struct cg_core_result again;
+    (void)res;
+    if (cl->n_deferred != 1)
+        return;
+    b->cl = cl;
+    /* the same bytes, as a run after a wait would process them (the nonce is recorded) */
+    if (cg_core_process_ex(g_core, cl->alias, "initialization", der, len,
+                           CG_CORE_DEFER | CG_CORE_REDO, &again) != CG_OK)
+        return;
+    snprintf(b->wait_entity, sizeof(b->wait_entity), "%s", again.wait_entity);
+    b->had_answer = again.der != NULL || again.pending != NULL;
+    b->wait_rc = cg_core_wait_entity(g_core, &again, woken, b);
+    cg_core_result_clear(&again);
+}
+
+static void test_busy_entity_waits(void)
+{
+    struct busy_seen b;
+    memset(&b, 0, sizeof(b));
+    TEST_EQ(sem_init(&b.woken, 0, 0), 0);
+    struct client *cl = std_client("opensslra", "password", "BusyOne");
+    cl->defer = 1;
+    cl->before_commit = run_while_busy;
+    cl->arg = &b;
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    TEST_NOTNULL(cert);
+    TEST_STREQ(b.wait_entity, "BusyOne");
+    TEST_FALSE(b.had_answer);
+    TEST_OK(b.wait_rc);
+    TEST_EQ(sem_wait(&b.woken), 0); /* woken by the first write's release */
+    sem_destroy(&b.woken);
+    TEST_OK(b.txn_rc_when_woken);
+    size_t n = 0;
+    TEST_OK(cg_store_count_certs(g_store, "BusyOne", &n));
+    TEST_EQ(n, 1);
+}
+
 /* Two ir with one transactionID, the second processed and committed while the first one's
  * write waits (the store check of the transactionID passed for both): the first write
  * fails, the answer built for it is dropped, and its redo answers transactionIdInUse. The
@@ -4032,6 +4095,7 @@ CG_TESTS = {
     CG_TEST("core/deferred_session", test_deferred_session),
     CG_TEST("core/deferred_conflict_redone", test_deferred_conflict_redone),
     CG_TEST("core/deferred_duplicate_txid", test_deferred_duplicate_txid),
+    CG_TEST("core/busy_entity_waits", test_busy_entity_waits),
     CG_TEST("core/check_config", test_check_config),
     CG_TEST("core/certconf_hashalg", test_certconf_hashalg),
     CG_TEST("core/certconf_twice", test_certconf_twice),

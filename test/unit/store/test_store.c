@@ -1171,6 +1171,49 @@ static void test_lock_released_elsewhere(void)
     cg_store_unlock_entity(g_store, a.name);
 }
 
+static void count_call(void *arg, int rc)
+{
+    int *calls = arg;
+    if (rc == CG_OK)
+        (*calls)++;
+}
+
+/* A request that finds an entity busy waits without a thread: the callback runs once, after
+ * the holder releases; on a free stripe nothing is registered. */
+static void test_wait_entity(void)
+{
+    int calls = 0, other = 0;
+    TEST_RC(cg_store_wait_entity(g_store, "parked", count_call, &calls), CG_EALREADY);
+    TEST_EQ(cg_store_trylock_entity(g_store, "parked"), 1);
+    TEST_EQ(cg_store_trylock_entity(g_store, "parked"), 0);
+    TEST_OK(cg_store_wait_entity(g_store, "parked", count_call, &calls));
+    TEST_OK(cg_store_wait_entity(g_store, "parked", count_call, &other));
+    TEST_EQ(calls, 0);
+    cg_store_unlock_entity(g_store, "parked"); /* the oldest waiter tries again */
+    TEST_EQ(calls, 1);
+    TEST_EQ(other, 0);
+    TEST_EQ(cg_store_trylock_entity(g_store, "parked"), 1); /* as the woken request would */
+    cg_store_unlock_entity(g_store, "parked");
+    TEST_EQ(other, 1);
+    cg_store_unlock_entity(g_store, "parked"); /* nothing left: no callback */
+    TEST_EQ(calls, 1);
+    TEST_EQ(other, 1);
+    /* a woken request that ends without taking the lock passes the turn on (kick); a kick
+     * while the stripe is busy does nothing */
+    TEST_EQ(cg_store_trylock_entity(g_store, "parked"), 1);
+    TEST_OK(cg_store_wait_entity(g_store, "parked", count_call, &calls));
+    TEST_OK(cg_store_wait_entity(g_store, "parked", count_call, &other));
+    cg_store_kick_entity(g_store, "parked");
+    TEST_EQ(calls, 1);
+    cg_store_unlock_entity(g_store, "parked");
+    TEST_EQ(calls, 2);
+    TEST_EQ(other, 1);
+    cg_store_kick_entity(g_store, "parked"); /* the woken one failed before the lock */
+    TEST_EQ(other, 2);
+    cg_store_kick_entity(g_store, "parked");
+    TEST_EQ(other, 2);
+}
+
 /* --- durability ------------------------------------------------------------------------- */
 
 #define DUR_THREADS 8
@@ -1305,6 +1348,7 @@ CG_TESTS = {
     CG_TEST("store/lock_entity_stress", test_lock_entity_stress),
     CG_TEST("store/commit_async", test_commit_async),
     CG_TEST("store/lock_released_elsewhere", test_lock_released_elsewhere),
+    CG_TEST("store/wait_entity", test_wait_entity),
     CG_TEST("store/durability", test_durability),
     CG_TEST("store/map_full", test_map_full),
 };
