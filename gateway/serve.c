@@ -483,10 +483,10 @@ static int bind_tcp(struct server *srv, char *first, size_t firstlen)
 }
 
 /* Workers per CPU when the configuration says 0: an enrollment, certConf or rr leaves its
- * group commit to the committer (CG_CORE_DEFER), so a worker waits for the disk only on the
- * rarer synchronous paths (an entity lock held by a write in flight, a health check, a
- * sweep); two per core keep the CPUs busy without the cost of waking many threads
- * (docs/decisions.md, "Worker count"). */
+ * group commit to the committer (CG_CORE_DEFER) and a request for a busy entity parks
+ * without its worker, so a worker waits for the disk only on the rarer synchronous paths (a
+ * health check, a sweep, a redo after a failed write); two per core keep the CPUs busy
+ * without the cost of waking many threads (docs/decisions.md, "Worker count"). */
 #define WORKERS_PER_CPU 2
 #define MAX_DEFAULT_WORKERS 256 /* the most `workers` may say, too */
 
