@@ -465,15 +465,9 @@ static int sign_cert(X509 *x, const struct cg_ca *ca, const EVP_MD_CTX *signer)
     return ok;
 }
 
-int ca_issue_(const struct cg_ca *ca, const struct cg_cert_profile *cp, const struct ca_request *rq,
-              const uint8_t serial[16], X509 **out, char *detail, size_t dlen)
-{
-    return ca_issue_signed_(ca, NULL, cp, rq, serial, out, detail, dlen);
-}
-
-int ca_issue_signed_(const struct cg_ca *ca, const EVP_MD_CTX *signer,
-                     const struct cg_cert_profile *cp, const struct ca_request *rq,
-                     const uint8_t serial[16], X509 **out, char *detail, size_t dlen)
+int ca_issue_(const struct cg_ca *ca, const EVP_MD_CTX *signer, const struct cg_cert_profile *cp,
+              const struct ca_request *rq, const uint8_t serial[16], X509 **out, char *detail,
+              size_t dlen)
 {
     int rc = CG_ECRYPTO;
     X509 *x = X509_new();

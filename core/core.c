@@ -1094,8 +1094,8 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
             goto next;
         struct ca_request rq = {en->subject, en->key, en->spki, en->validity, en->exts};
         if ((rc = ca_random_serial_(serial)) != CG_OK ||
-            (rc = ca_issue_signed_(ctx->ca, ca_signer(ctx), en->cp, &rq, serial, &cert, ctx->detail,
-                                   sizeof(ctx->detail))) != CG_OK)
+            (rc = ca_issue_(ctx->ca, ca_signer(ctx), en->cp, &rq, serial, &cert, ctx->detail,
+                            sizeof(ctx->detail))) != CG_OK)
             goto next;
         if ((rc = ca_cert_rec_fill_(cert, ctx->ca->name, ca_text(ctx), en->username, c)) != CG_OK ||
             (rc = fill_txn(ctx, t, c, cert, en)) != CG_OK)

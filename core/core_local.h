@@ -214,18 +214,16 @@ struct ca_request {
     const CG_OPTVALIDITY *validity;  /* borrowed, may be NULL */
     STACK_OF(X509_EXTENSION) * exts; /* borrowed, requested extensions, may be NULL */
 };
-/** @brief Issue a certificate from ca under profile cp. serial: 16 bytes, positive.
+/** @brief A signing context for ca's key, to pass to ca_issue_() (new), or NULL when the
+ *  key's provider cannot copy one. */
+EVP_MD_CTX *ca_signer_new_(const struct cg_ca *ca);
+/** @brief Issue a certificate from ca under profile cp, signed with a copy of signer (from
+ *  ca_signer_new_()) or, when signer is NULL, with X509_sign(). serial: 16 bytes, positive.
  *  @param[out] out new certificate. @return CG_OK, CG_ECMP_BADCERTTEMPLATE / BADREQUEST
  *  (unusable request data), CG_ECRYPTO. detail gets a reason on rejection. */
-int ca_issue_(const struct cg_ca *ca, const struct cg_cert_profile *cp, const struct ca_request *rq,
-              const uint8_t serial[16], X509 **out, char *detail, size_t dlen);
-/** @brief A signing context for ca's key, to pass to ca_issue_signed_() (new), or NULL when
- *  the key's provider cannot copy one. */
-EVP_MD_CTX *ca_signer_new_(const struct cg_ca *ca);
-/** @brief ca_issue_(), signing with a copy of signer (from ca_signer_new_(), or NULL). */
-int ca_issue_signed_(const struct cg_ca *ca, const EVP_MD_CTX *signer,
-                     const struct cg_cert_profile *cp, const struct ca_request *rq,
-                     const uint8_t serial[16], X509 **out, char *detail, size_t dlen);
+int ca_issue_(const struct cg_ca *ca, const EVP_MD_CTX *signer, const struct cg_cert_profile *cp,
+              const struct ca_request *rq, const uint8_t serial[16], X509 **out, char *detail,
+              size_t dlen);
 /** @brief The public key of spki (new), loaded without the decoder for EC named curves and
  *  EdDSA. NULL if malformed. */
 EVP_PKEY *ca_spki_key_(const CG_SPKI *spki);
