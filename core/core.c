@@ -233,14 +233,6 @@ static void response_free(CG_PKIMESSAGE *m)
     CG_PKIMESSAGE_free(m);
 }
 
-static int ca_index(const struct msgctx *ctx);
-
-static GENERAL_NAME *ca_name(const struct msgctx *ctx)
-{
-    int i = ca_index(ctx);
-    return i >= 0 ? ctx->core->ca_names[i] : ctx->core->no_name;
-}
-
 /* The answering CA's index in cfg->cas, or -1. */
 static int ca_index(const struct msgctx *ctx)
 {
@@ -248,6 +240,12 @@ static int ca_index(const struct msgctx *ctx)
         if (ctx->ca == &ctx->cfg->cas[i])
             return (int)i;
     return -1;
+}
+
+static GENERAL_NAME *ca_name(const struct msgctx *ctx)
+{
+    int i = ca_index(ctx);
+    return i >= 0 ? ctx->core->ca_names[i] : ctx->core->no_name;
 }
 
 /* The answering CA's subject as text (its certificates' issuer), or NULL. */
@@ -1376,8 +1374,9 @@ out:
 
 /* --- certConf ------------------------------------------------------------------------------ */
 
-/* Move an OPEN transaction to state `to` in a batch of its own (when the batch that also
- * revoked its certificate failed because an administrator had revoked it first). */
+/* Move an OPEN transaction to state `to` in a batch of its own (a sweep closing it, or when
+ * the batch that also revoked its certificate failed because an administrator had revoked
+ * it first). */
 static int set_txn_state_alone(struct cg_core *core, const uint8_t *txid, size_t txid_len, int to,
                                int64_t now)
 {
@@ -2285,14 +2284,7 @@ static int revoke_unconfirmed(struct cg_core *core, const struct cg_txn_rec *t, 
  * reference system's behaviour: the certificate stays valid). */
 static int close_unconfirmed(struct cg_core *core, const struct cg_txn_rec *t, int64_t now)
 {
-    struct cg_store_batch *b = cg_store_batch_new();
-    int r =
-        b ? cg_store_batch_set_txn_state(b, t->txid, t->txid_len, CG_TXN_OPEN, CG_TXN_CLOSED, now)
-          : CG_ENOMEM;
-    if (r == CG_OK)
-        r = cg_store_commit(core->store, b);
-    cg_store_batch_free(b);
-    return r;
+    return set_txn_state_alone(core, t->txid, t->txid_len, CG_TXN_CLOSED, now);
 }
 
 static const struct cg_alias *sw_alias(const struct cg_config *cfg, const struct cg_txn_rec *t)
