@@ -13,10 +13,11 @@
  * A table entry also remembers that its certificate's signature verified under a given issuer
  * key (core_cert_verify_), so the signer of every message of a transaction is checked once.
  *
- * Encoding: OpenSSL keeps the encoding of a decoded certificate, but not of one it has just
- * signed, so each i2d of a certificate we issue encodes it again from its fields. ca_issue_
- * encodes it once and attaches the DER (core_cert_set_der_, X509 ex_data); CG_X509_CACHED
- * writes the attached DER as it is. The response's certificate and caPubs use this type too.
+ * Encoding: OpenSSL keeps the encoding of a decoded certificate's TBS part but encodes the
+ * rest again at each i2d. A certificate's DER can be attached once (core_cert_set_der_, X509
+ * ex_data; the CA certificates sent in caPubs) and CG_X509_CACHED then writes it as it is.
+ * A certificate the CA has just issued has no X509 at all: issue.c writes it as DER, and
+ * CG_CERT_DER (below) writes those bytes into the response.
  */
 #include "cg_err.h"
 #include "cmp_asn.h"
@@ -223,6 +224,21 @@ static int cert_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const
     return 1;
 }
 
+/* An encoding written as it is, the way i2d functions write (into *out and past it, or into a
+ * new buffer when *out is NULL, or just counted). */
+static int write_der(const unsigned char *der, int len, unsigned char **out)
+{
+    if (out != NULL && *out == NULL) {
+        if ((*out = OPENSSL_malloc((size_t)len)) == NULL)
+            return -1;
+        memcpy(*out, der, (size_t)len);
+    } else if (out != NULL) {
+        memcpy(*out, der, (size_t)len);
+        *out += len;
+    }
+    return len;
+}
+
 static int cert_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITEM *it, int tag,
                     int aclass)
 {
@@ -234,15 +250,7 @@ static int cert_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITE
         return -1;
     if ((der = core_cert_der_((const X509 *)*pval, &len)) == NULL || len > INT_MAX)
         return i2d_X509((const X509 *)*pval, out);
-    if (out != NULL && *out == NULL) {
-        if ((*out = OPENSSL_malloc(len)) == NULL)
-            return -1;
-        memcpy(*out, der, len);
-    } else if (out != NULL) {
-        memcpy(*out, der, len);
-        *out += len;
-    }
-    return (int)len;
+    return write_der(der, (int)len, out);
 }
 
 static const ASN1_EXTERN_FUNCS cert_funcs = {
@@ -253,3 +261,56 @@ static const ASN1_EXTERN_FUNCS cert_funcs = {
 };
 
 IMPLEMENT_EXTERN_ASN1(CG_X509_CACHED, V_ASN1_SEQUENCE, cert_funcs)
+
+/* --- CG_CERT_DER: a certificate kept as its encoding ------------------------------------- */
+
+static int der_new(ASN1_VALUE **pval, const ASN1_ITEM *it)
+{
+    (void)it;
+    *pval = (ASN1_VALUE *)ASN1_STRING_new();
+    return *pval != NULL;
+}
+
+static void der_free(ASN1_VALUE **pval, const ASN1_ITEM *it)
+{
+    (void)it;
+    ASN1_STRING_free((ASN1_STRING *)*pval);
+    *pval = NULL;
+}
+
+/* Encode only: CG_CERTORENCCERT lists it after the decodable certificate alternative of the
+ * same tag, so decoding never reaches it; refuse all the same. */
+static int der_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const ASN1_ITEM *it,
+                   int tag, int aclass, char opt, ASN1_TLC *ctx)
+{
+    (void)pval;
+    (void)in;
+    (void)len;
+    (void)it;
+    (void)tag;
+    (void)aclass;
+    (void)opt;
+    (void)ctx;
+    return 0;
+}
+
+static int der_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITEM *it, int tag,
+                   int aclass)
+{
+    const ASN1_STRING *s = (const ASN1_STRING *)*pval;
+    (void)it;
+    (void)aclass;
+    int len = ASN1_STRING_length(s);
+    if (tag >= 0 || len <= 0)
+        return -1;
+    return write_der(ASN1_STRING_get0_data(s), len, out);
+}
+
+static const ASN1_EXTERN_FUNCS der_funcs = {
+    .asn1_ex_new = der_new,
+    .asn1_ex_free = der_free,
+    .asn1_ex_d2i = der_d2i,
+    .asn1_ex_i2d = der_i2d,
+};
+
+IMPLEMENT_EXTERN_ASN1(CG_CERT_DER, V_ASN1_SEQUENCE, der_funcs)

@@ -97,6 +97,9 @@ typedef struct {
 /* A Certificate decoded into an X509 shared by every message carrying the same DER
  * (certcache.c); the type of PKIMessage.extraCerts. */
 DECLARE_ASN1_ITEM(CG_X509_CACHED)
+/* A Certificate held as its encoding (ASN1_STRING); written as it is, never decoded
+ * (certcache.c). */
+DECLARE_ASN1_ITEM(CG_CERT_DER)
 
 DECLARE_ASN1_FUNCTIONS(CG_ITAV)
 DEFINE_STACK_OF(CG_ITAV)
@@ -259,12 +262,17 @@ typedef struct {
 DECLARE_ASN1_FUNCTIONS(CG_CERTREQMSG)
 DEFINE_STACK_OF(CG_CERTREQMSG)
 
-/* CertOrEncCert ::= CHOICE { certificate [0] CMPCertificate, encryptedCert [1] EncryptedKey } */
+/* CertOrEncCert ::= CHOICE { certificate [0] CMPCertificate, encryptedCert [1] EncryptedKey }
+ * A decoded certificate is type 0 (an X509). A certificate the CA has just issued is sent as
+ * type CG_COE_CERT_DER: the same [0] CMPCertificate, written from its DER (an encode-only
+ * alternative; decoding never produces it). */
+#define CG_COE_CERT_DER 2
 typedef struct {
     int type;
     union {
         X509 *certificate;
         ASN1_TYPE *encryptedCert;
+        ASN1_STRING *certificate_der; /* the whole Certificate encoding */
     } value;
 } CG_CERTORENCCERT;
 DECLARE_ASN1_FUNCTIONS(CG_CERTORENCCERT)

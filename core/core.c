@@ -255,8 +255,18 @@ static const char *ca_text(const struct msgctx *ctx)
     return i >= 0 ? ctx->core->ca_texts[i] : NULL;
 }
 
-/* The answering CA's prepared signing context, or NULL. */
-static const EVP_MD_CTX *ca_signer(const struct msgctx *ctx)
+/* The encoded extensions of certificate profile cp, or NULL. */
+static const struct ca_exts *profile_exts(const struct msgctx *ctx,
+                                          const struct cg_cert_profile *cp)
+{
+    const struct cg_config *cfg = ctx->cfg;
+    if (cp < cfg->cert_profiles || cp >= cfg->cert_profiles + cfg->n_cert_profiles)
+        return NULL;
+    return ctx->core->profile_exts[cp - cfg->cert_profiles];
+}
+
+/* The answering CA's signing set-up, or NULL. */
+static const struct ca_signer *ca_signer(const struct msgctx *ctx)
 {
     int i = ca_index(ctx);
     return i >= 0 ? ctx->core->ca_signers[i] : NULL;
@@ -345,7 +355,8 @@ static int protect_response(struct msgctx *ctx)
     /* the CA's prepared context signs with its key's default digest */
     int prepared =
         md == usual || (md != NULL && usual != NULL && EVP_MD_is_a(md, EVP_MD_get0_name(usual)));
-    return protect_apply_sig_with_(m, ctx->ca->key, md, prepared ? ca_signer(ctx) : NULL);
+    const struct ca_signer *s = prepared ? ca_signer(ctx) : NULL;
+    return protect_apply_sig_with_(m, ctx->ca->key, md, s != NULL ? s->ctx : NULL);
 }
 
 /* The unprotected error message of the reference system's error table. */
@@ -481,7 +492,7 @@ static int random_name(char *out, size_t n)
 {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     unsigned char r[16];
-    if (n < 17 || RAND_bytes(r, sizeof(r)) != 1)
+    if (n < 17 || core_rand_(r, sizeof(r)) != CG_OK)
         return CG_ECRYPTO;
     for (size_t i = 0; i < 16; i++)
         out[i] = alphabet[r[i] % 36];
@@ -743,11 +754,11 @@ static int read_request_kur(struct msgctx *ctx, struct enroll *en, X509 *old)
  * for MD5 and SHA-1) into t. ECDSA and RSA PKCS#1 signatures name their digest: it is
  * computed over c's DER at once; other algorithms (EdDSA, RSA-PSS) take X509_digest_sig(),
  * which encodes the certificate again. */
-static int cert_hash(const struct cg_cert_rec *c, X509 *cert, struct cg_txn_rec *t)
+static int cert_hash(const struct cg_cert_rec *c, int sig_nid, struct cg_txn_rec *t)
 {
     int md_nid = NID_undef, pk_nid = NID_undef;
     unsigned n = 0;
-    if (OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid) &&
+    if (OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid) &&
         (pk_nid == NID_X9_62_id_ecPublicKey || pk_nid == NID_rsaEncryption)) {
         if (md_nid == NID_md5 || md_nid == NID_sha1)
             md_nid = NID_sha256;
@@ -758,7 +769,11 @@ static int cert_hash(const struct cg_cert_rec *c, X509 *cert, struct cg_txn_rec 
             return CG_OK;
         }
     }
-    ASN1_OCTET_STRING *hash = X509_digest_sig(cert, NULL, NULL);
+    /* EdDSA, RSA-PSS: OpenSSL's rules, from the decoded certificate (rare CA keys) */
+    const unsigned char *p = c->der;
+    X509 *cert = d2i_X509(NULL, &p, (long)c->der_len);
+    ASN1_OCTET_STRING *hash = cert != NULL ? X509_digest_sig(cert, NULL, NULL) : NULL;
+    X509_free(cert);
     if (hash == NULL || ASN1_STRING_length(hash) > (int)sizeof(t->cert_hash)) {
         ASN1_OCTET_STRING_free(hash);
         return CG_ECRYPTO;
@@ -770,10 +785,10 @@ static int cert_hash(const struct cg_cert_rec *c, X509 *cert, struct cg_txn_rec 
 }
 
 static int fill_txn(struct msgctx *ctx, struct cg_txn_rec *t, const struct cg_cert_rec *c,
-                    X509 *cert, const struct enroll *en)
+                    const struct ca_cert *cert, const struct enroll *en)
 {
     const ASN1_OCTET_STRING *txid = ctx->req->header->transactionID;
-    if (cert_hash(c, cert, t) != CG_OK)
+    if (cert_hash(c, cert->signer->sig_nid, t) != CG_OK)
         return CG_ECRYPTO;
     t->txid_len = (size_t)ASN1_STRING_length(txid);
     memcpy(t->txid, ASN1_STRING_get0_data(txid), t->txid_len);
@@ -1072,7 +1087,8 @@ void cg_core_waited(struct cg_core *core, const char *username)
 typedef int (*prepare_fn)(struct msgctx *ctx, struct enroll *en, struct cg_entity **out,
                           uint64_t *expect);
 
-static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepare, X509 **out)
+static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepare,
+                        struct ca_cert *out)
 {
     int rc = CG_EINTERNAL;
     for (int attempt = 0; attempt < MAX_RETRIES; attempt++) {
@@ -1080,7 +1096,7 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
         struct cg_cert_rec *c = cg_cert_rec_new();
         struct cg_txn_rec *t = cg_txn_rec_new();
         struct cg_store_batch *b = cg_store_batch_new();
-        X509 *cert = NULL;
+        struct ca_cert cert = {0};
         uint8_t serial[16];
         uint64_t expect = CG_VERSION_NONE;
         if (c == NULL || t == NULL || b == NULL) {
@@ -1092,11 +1108,12 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
             goto next;
         struct ca_request rq = {en->subject, en->key, en->spki, en->validity, en->exts};
         if ((rc = ca_random_serial_(serial)) != CG_OK ||
-            (rc = ca_issue_(ctx->ca, ca_signer(ctx), en->cp, &rq, serial, &cert, ctx->detail,
-                            sizeof(ctx->detail))) != CG_OK)
+            (rc = ca_issue_(ca_signer(ctx), en->cp, profile_exts(ctx, en->cp), &rq, serial, &cert,
+                            ctx->detail, sizeof(ctx->detail))) != CG_OK)
             goto next;
-        if ((rc = ca_cert_rec_fill_(cert, ctx->ca->name, ca_text(ctx), en->username, c)) != CG_OK ||
-            (rc = fill_txn(ctx, t, c, cert, en)) != CG_OK)
+        if ((rc = ca_issued_rec_fill_(&cert, ctx->ca->name, ca_text(ctx), en->username, c)) !=
+                CG_OK ||
+            (rc = fill_txn(ctx, t, c, &cert, en)) != CG_OK)
             goto next;
         if ((rc = cg_store_batch_put_entity(b, e, expect)) != CG_OK ||
             (rc = cg_store_batch_add_cert(b, c)) != CG_OK ||
@@ -1106,12 +1123,12 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
         if (rc == CG_OK) {
             hex_(c->serial, c->serial_len, ctx->res->serial, sizeof(ctx->res->serial));
             *out = cert;
-            cert = NULL;
+            memset(&cert, 0, sizeof(cert));
         } else if (rc == CG_EEXIST && txid_in_use(ctx) != CG_OK) {
             rc = CG_ECMP_TXIDINUSE;
         }
     next:
-        X509_free(cert);
+        ca_cert_clear_(&cert);
         cg_entity_free(e);
         cg_cert_rec_free(c);
         cg_txn_rec_free(t);
@@ -1127,7 +1144,7 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
     return rc;
 }
 
-static int certrep_response(struct msgctx *ctx, X509 *cert, int64_t cert_req_id)
+static int certrep_response(struct msgctx *ctx, const struct ca_cert *cert, int64_t cert_req_id)
 {
     int rep_type = ctx->req->body->type == CG_BODY_IR    ? CG_BODY_IP
                    : ctx->req->body->type == CG_BODY_KUR ? CG_BODY_KUP
@@ -1155,10 +1172,14 @@ static int certrep_response(struct msgctx *ctx, X509 *cert, int64_t cert_req_id)
     CG_PKISI_free(cr->status);
     if ((cr->status = status_new(CG_STATUS_ACCEPTED, CG_OK, NULL)) == NULL)
         goto out;
-    if ((cr->certifiedKeyPair = CG_CERTIFIEDKEYPAIR_new()) == NULL || !X509_up_ref(cert))
+    if ((cr->certifiedKeyPair = CG_CERTIFIEDKEYPAIR_new()) == NULL)
         goto out;
-    cr->certifiedKeyPair->certOrEncCert->type = 0;
-    cr->certifiedKeyPair->certOrEncCert->value.certificate = cert;
+    CG_CERTORENCCERT *coe = cr->certifiedKeyPair->certOrEncCert;
+    if ((coe->value.certificate_der = ASN1_STRING_new()) == NULL)
+        goto out;
+    coe->type = CG_COE_CERT_DER;
+    if (ASN1_STRING_set(coe->value.certificate_der, cert->der, (int)cert->der_len) != 1)
+        goto out;
     if (sk_CG_CERTRESPONSE_push(rep->response, cr) <= 0)
         goto out;
     cr = NULL;
@@ -1189,7 +1210,7 @@ static int strip_dn_password(struct msgctx *ctx, struct enroll *en)
 static int handle_cert_request(struct msgctx *ctx)
 {
     struct enroll en;
-    X509 *cert = NULL;
+    struct ca_cert cert = {0};
     int rc;
     memset(&en, 0, sizeof(en));
     if (ctx->req->body->type == CG_BODY_KUR)
@@ -1223,11 +1244,11 @@ static int handle_cert_request(struct msgctx *ctx)
         cg_store_unlock_entity(ctx->core->store, en.username);
     if (rc != CG_OK)
         goto out;
-    rc = certrep_response(ctx, cert, en.cert_req_id);
+    rc = certrep_response(ctx, &cert, en.cert_req_id);
     snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "accepted");
 out:
     enroll_clear(&en);
-    X509_free(cert);
+    ca_cert_clear_(&cert);
     return rc;
 }
 
@@ -1292,7 +1313,8 @@ static int find_old_cb(const struct cg_cert_rec *c, void *arg)
 static int handle_kur(struct msgctx *ctx)
 {
     struct enroll en;
-    X509 *cert = NULL, *old = NULL;
+    struct ca_cert cert = {0};
+    X509 *old = NULL;
     int rc;
     memset(&en, 0, sizeof(en));
     if (ctx->auth.module != CG_AUTH_EEC) {
@@ -1363,12 +1385,12 @@ static int handle_kur(struct msgctx *ctx)
         cg_store_unlock_entity(ctx->core->store, en.username);
     if (rc != CG_OK)
         goto out;
-    rc = certrep_response(ctx, cert, en.cert_req_id);
+    rc = certrep_response(ctx, &cert, en.cert_req_id);
     snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "accepted");
 out:
     enroll_clear(&en);
     X509_free(old);
-    X509_free(cert);
+    ca_cert_clear_(&cert);
     return rc;
 }
 
@@ -2119,7 +2141,7 @@ static int process_der(struct cg_core *core, const char *alias, const char *op, 
         res->http_status = 400;
         return CG_OK;
     }
-    if (RAND_bytes(ctx.nonce, NONCE_LEN) != 1)
+    if (core_rand_(ctx.nonce, NONCE_LEN) != CG_OK)
         goto out;
     const unsigned char *p = der;
     if (!der_depth_ok(der, len, core->cfg->max_der_depth)) {
@@ -2364,15 +2386,27 @@ int core_verify_chain_(X509_STORE *store, X509 *cert, STACK_OF(X509) * untrusted
  * use, and 3.0 races when several threads do it at once (ThreadSanitizer showed a worker
  * copying a CA's SKI while another was still caching it). Computing them here, before any
  * worker starts, leaves the workers only reads. */
+/* A CA certificate that responses carry (caPubs): its extension cache filled and its DER
+ * attached (each response writes it as it is), before workers share it. A failure only costs
+ * encoding it per response. */
+static void warm_ca_cert(X509 *x)
+{
+    const unsigned char *der = NULL;
+    size_t len = 0;
+    X509_check_purpose(x, -1, 0);
+    if (core_cert_der_(x, &len) == NULL && core_cert_set_der_(x, &der, &len) != CG_OK)
+        ERR_clear_error();
+}
+
 static void warm_caches(const struct cg_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_cas; i++) {
-        X509_check_purpose(cfg->cas[i].cert, -1, 0);
+        warm_ca_cert(cfg->cas[i].cert);
         for (int k = 0; k < sk_X509_num(cfg->cas[i].chain); k++)
             X509_check_purpose(sk_X509_value(cfg->cas[i].chain, k), -1, 0);
     }
     for (size_t i = 0; i < cfg->n_external_cas; i++)
-        X509_check_purpose(cfg->external_cas[i].cert, -1, 0);
+        warm_ca_cert(cfg->external_cas[i].cert);
 }
 
 /* Adds every certificate of a PEM file to st. @return number added, -1 if unreadable. */
@@ -2469,11 +2503,14 @@ static int build_names(struct cg_core *c)
     unsigned char *der = NULL;
     if ((c->ca_names = calloc(cfg->n_cas + 1, sizeof(GENERAL_NAME *))) == NULL ||
         (c->ca_texts = calloc(cfg->n_cas + 1, sizeof(char *))) == NULL ||
-        (c->ca_signers = calloc(cfg->n_cas + 1, sizeof(EVP_MD_CTX *))) == NULL ||
+        (c->ca_signers = calloc(cfg->n_cas + 1, sizeof(struct ca_signer *))) == NULL ||
+        (c->profile_exts = calloc(cfg->n_cert_profiles + 1, sizeof(struct ca_exts *))) == NULL ||
         (c->no_name = dirname_new(NULL)) == NULL)
         return CG_ENOMEM;
     for (size_t i = 0; i < cfg->n_cas; i++)
-        c->ca_signers[i] = ca_signer_new_(&cfg->cas[i]); /* NULL: X509_sign() */
+        c->ca_signers[i] = ca_signer_new_(&cfg->cas[i]); /* NULL: it cannot issue */
+    for (size_t i = 0; i < cfg->n_cert_profiles; i++)
+        c->profile_exts[i] = ca_exts_new_(&cfg->cert_profiles[i]); /* NULL: per certificate */
     for (size_t i = 0; i < cfg->n_cas; i++)
         if ((c->ca_names[i] = dirname_new(X509_get_subject_name(cfg->cas[i].cert))) == NULL ||
             (c->ca_texts[i] = ca_name_text_(X509_get_subject_name(cfg->cas[i].cert))) == NULL)
@@ -2535,8 +2572,11 @@ void cg_core_free(struct cg_core *core)
         OPENSSL_free(core->ca_texts[i]);
     free(core->ca_texts);
     for (size_t i = 0; core->ca_signers && i < core->cfg->n_cas; i++)
-        EVP_MD_CTX_free(core->ca_signers[i]);
+        ca_signer_free_(core->ca_signers[i]);
     free(core->ca_signers);
+    for (size_t i = 0; core->profile_exts && i < core->cfg->n_cert_profiles; i++)
+        ca_exts_free_(core->profile_exts[i]);
+    free(core->profile_exts);
     GENERAL_NAME_free(core->no_name);
     if (core->nonces != NULL)
         pthread_mutex_destroy(&core->nonces->mu);

@@ -27,10 +27,12 @@ struct cg_core {
     GENERAL_NAME **ca_names;
     GENERAL_NAME *no_name;
     char **ca_texts; /* per CA: its subject as text, the issuer of every record it signs */
-    /* per CA: a signing context initialised once with its key, copied for each certificate
-     * (OpenSSL's per-signature set-up costs a third of an ECDSA signature); NULL entries sign
-     * with X509_sign() */
-    EVP_MD_CTX **ca_signers;
+    /* per CA: its signing set-up (issue.c): a context initialised once with its key, copied
+     * for each signature (OpenSSL's per-signature set-up costs a third of an ECDSA signature),
+     * and the encoded parts of its certificates; NULL when the key cannot sign */
+    struct ca_signer **ca_signers;
+    /* per certificate profile (same index as cfg->cert_profiles): its extensions, encoded */
+    struct ca_exts **profile_exts;
 };
 
 /** @brief The alias's index in cfg->aliases. */
@@ -206,6 +208,10 @@ const EVP_MD *protect_choose_md_(EVP_PKEY *ca_key, const X509_ALGOR *req_alg);
  *  SHA-384 for P-384, SHA-512 for P-521, NULL for EdDSA. */
 const EVP_MD *protect_default_md_(EVP_PKEY *key);
 
+/** @brief A DER tag and length for content of len bytes (below 4 GB) into p (room for 6).
+ *  @return the header's size. */
+size_t core_der_head_(uint8_t tag, size_t len, uint8_t *p);
+
 /* --- ca.c ----------------------------------------------------------------------------- */
 struct ca_request {
     X509_NAME *subject;              /* borrowed */
@@ -214,16 +220,59 @@ struct ca_request {
     const CG_OPTVALIDITY *validity;  /* borrowed, may be NULL */
     STACK_OF(X509_EXTENSION) * exts; /* borrowed, requested extensions, may be NULL */
 };
-/** @brief A signing context for ca's key, to pass to ca_issue_() (new), or NULL when the
- *  key's provider cannot copy one. */
-EVP_MD_CTX *ca_signer_new_(const struct cg_ca *ca);
-/** @brief Issue a certificate from ca under profile cp, signed with a copy of signer (from
- *  ca_signer_new_()) or, when signer is NULL, with X509_sign(). serial: 16 bytes, positive.
- *  @param[out] out new certificate. @return CG_OK, CG_ECMP_BADCERTTEMPLATE / BADREQUEST
- *  (unusable request data), CG_ECRYPTO. detail gets a reason on rejection. */
-int ca_issue_(const struct cg_ca *ca, const EVP_MD_CTX *signer, const struct cg_cert_profile *cp,
-              const struct ca_request *rq, const uint8_t serial[16], X509 **out, char *detail,
-              size_t dlen);
+/* A CA's signing set-up (issue.c), made once per configuration generation and only read
+ * afterwards: a signing context to copy, and the DER of what every certificate it signs
+ * shares. */
+struct ca_signer {
+    EVP_MD_CTX *ctx;  /* initialised with the key; NULL when the provider cannot copy it */
+    EVP_PKEY *key;    /* borrowed: the CA's key */
+    const EVP_MD *md; /* its digest for certificates (NULL for EdDSA) */
+    uint8_t *alg;     /* signature AlgorithmIdentifier, as OpenSSL writes it */
+    size_t alg_len;
+    int sig_nid;            /* that algorithm */
+    X509_NAME *issuer_name; /* borrowed: the CA certificate's subject */
+    uint8_t *issuer;        /* its DER */
+    size_t issuer_len;
+    uint8_t issuer_key[32]; /* ca_name_key_() of it */
+    uint8_t *akid;          /* the authorityKeyIdentifier extension, DER */
+    size_t akid_len;
+};
+/** @brief The signing set-up of ca (new), or NULL when its key cannot sign a certificate. */
+struct ca_signer *ca_signer_new_(const struct cg_ca *ca);
+void ca_signer_free_(struct ca_signer *s);
+
+/* A certificate ca_issue_() signed. */
+struct ca_cert {
+    uint8_t *der; /* the Certificate (malloc) */
+    size_t der_len;
+    uint8_t serial[16];
+    time_t not_after;
+    const struct ca_signer *signer; /* borrowed: its issuer */
+    const X509_NAME *subject;       /* borrowed from the request */
+};
+/* The extensions a certificate profile puts into every certificate, encoded once (issue.c). */
+struct ca_exts {
+    uint8_t *ku; /* keyUsage extension DER; ku_len 0 when the profile sets none */
+    size_t ku_len;
+    uint8_t *eku; /* extKeyUsage, likewise */
+    size_t eku_len;
+};
+/** @brief The encoded extensions of cp (new), or NULL. */
+struct ca_exts *ca_exts_new_(const struct cg_cert_profile *cp);
+void ca_exts_free_(struct ca_exts *e);
+/** @brief Issue a certificate signed by s under profile cp (written as DER, no X509 object).
+ *  pe: cp's extensions from ca_exts_new_(), or NULL to encode them for this certificate.
+ *  serial: 16 bytes, positive. @param[out] out the certificate; ca_cert_clear_() it.
+ *  @return CG_OK, CG_ECMP_BADCERTTEMPLATE (unusable request data, detail says why),
+ *  CG_ECRYPTO (also when s is NULL). */
+int ca_issue_(const struct ca_signer *s, const struct cg_cert_profile *cp, const struct ca_exts *pe,
+              const struct ca_request *rq, const uint8_t serial[16], struct ca_cert *out,
+              char *detail, size_t dlen);
+void ca_cert_clear_(struct ca_cert *c);
+/** @brief Fill rec from a certificate ca_issue_() made.
+ *  @param issuer_text the issuer as ca_name_text_() writes it, or NULL to compute it. */
+int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char *issuer_text,
+                        const char *username, struct cg_cert_rec *rec);
 /** @brief The public key of spki (new), loaded without the decoder for EC named curves and
  *  EdDSA. NULL if malformed. */
 EVP_PKEY *ca_spki_key_(const CG_SPKI *spki);
@@ -231,6 +280,9 @@ EVP_PKEY *ca_spki_key_(const CG_SPKI *spki);
 CG_SPKI *ca_spki_from_pkey_(const EVP_PKEY *key);
 /** @brief A CG_SPKI copy of an X509_PUBKEY (new). */
 CG_SPKI *ca_spki_from_x509_pubkey_(const X509_PUBKEY *xpk);
+/** @brief n random bytes (nonces, serials, names) from a per-thread block of DRBG output.
+ *  @return CG_OK or CG_ECRYPTO. */
+int core_rand_(void *out, size_t n);
 /** @brief Random positive 16-byte serial (first byte in 0x40..0x7f). */
 int ca_random_serial_(uint8_t serial[16]);
 /** @brief SHA-256 of the DER encoding of name. */

@@ -259,8 +259,7 @@ out:
     return rc;
 }
 
-/* A DER tag and length for content of len bytes into p (room for 6); returns its size. */
-static size_t der_head(uint8_t tag, size_t len, uint8_t *p)
+size_t core_der_head_(uint8_t tag, size_t len, uint8_t *p)
 {
     size_t n = 0;
     p[n++] = tag;
@@ -318,11 +317,11 @@ int protect_encode_with_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, siz
         OPENSSL_free(d);
     }
     int has_certs = msg->extraCerts != NULL; /* even empty, as i2d writes it */
-    size_t phl = plen ? der_head(0xa0, plen, ph) : 0;
-    size_t csl = has_certs ? der_head(0x30, clen, csh) : 0;
-    size_t chl = has_certs ? der_head(0xa1, csl + clen, ch) : 0;
+    size_t phl = plen ? core_der_head_(0xa0, plen, ph) : 0;
+    size_t csl = has_certs ? core_der_head_(0x30, clen, csh) : 0;
+    size_t chl = has_certs ? core_der_head_(0xa1, csl + clen, ch) : 0;
     total = content_len + phl + plen + chl + csl + clen;
-    hlen = der_head(0x30, total, h);
+    hlen = core_der_head_(0x30, total, h);
     if ((buf = malloc(hlen + total)) == NULL)
         goto out;
     uint8_t *w = buf;

@@ -1072,42 +1072,135 @@ static void test_issued_cert_encoded_once(void)
     TEST_EQ(memcmp(enc + (en - n), der, (size_t)n), 0);
 }
 
-/* Certificates are signed with a copy of a context prepared once per CA key: for each CA key
- * type the certificate verifies under the key and names the expected signature algorithm, and
- * one prepared context signs many certificates. (Ed25519 may have no copyable context, then
- * X509_sign() is used: the certificate must still be right.) */
+/* core_rand_ hands out each byte of its per-thread block once: 5000 nonces (several blocks)
+ * are all distinct, and a long request is served too. */
+static int cmp16(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+static void test_rand_block(void)
+{
+    enum { N = 5000 };
+    uint8_t(*v)[16] = calloc(N, 16);
+    uint8_t big[600], zero[600] = {0};
+    TEST_NOTNULL(v);
+    gc(v, free);
+    for (int i = 0; i < N; i++)
+        TEST_OK(core_rand_(v[i], 16));
+    qsort(v, N, 16, cmp16);
+    for (int i = 1; i < N; i++)
+        TEST_TRUE(memcmp(v[i - 1], v[i], 16) != 0);
+    TEST_OK(core_rand_(big, sizeof(big)));
+    TEST_TRUE(memcmp(big, zero, sizeof(big)) != 0);
+}
+
+/* A certificate ca_issue_ wrote, decoded: a DER encoding (OpenSSL encodes the decoded TBS
+ * again to the same bytes), signed by key with algorithm want, with the CA's issuer name, the
+ * request's subject and serial, and the extensions every certificate has. */
+static X509 *check_written_cert(const struct ca_cert *c, const struct cg_cert_profile *cp,
+                                EVP_PKEY *key, int want, const X509_NAME *subject,
+                                const uint8_t serial[16])
+{
+    const unsigned char *p = c->der, *q = c->der;
+    long len = 0;
+    int tag = 0, cls = 0;
+    X509 *x = d2i_X509(NULL, &p, (long)c->der_len);
+    TEST_NOTNULL(x);
+    TEST_EQ((size_t)(p - c->der), c->der_len);
+    /* the TBSCertificate: inside the outer SEQUENCE */
+    TEST_EQ(ASN1_get_object(&q, &len, &tag, &cls, (long)c->der_len), V_ASN1_CONSTRUCTED);
+    const unsigned char *tbs = q;
+    TEST_EQ(ASN1_get_object(&q, &len, &tag, &cls, (long)c->der_len), V_ASN1_CONSTRUCTED);
+    size_t tbs_len = (size_t)(q - tbs) + (size_t)len;
+    unsigned char *again = NULL;
+    int n = i2d_re_X509_tbs(x, &again);
+    gc(again, gc_openssl_free);
+    TEST_EQ((size_t)n, tbs_len);
+    TEST_MEMEQ(again, tbs, tbs_len);
+    TEST_EQ(X509_verify(x, key), 1);
+    TEST_EQ(X509_get_signature_nid(x), want);
+    TEST_EQ(X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(g_ca_cert)), 0);
+    TEST_EQ(X509_NAME_cmp(X509_get_subject_name(x), subject), 0);
+    BIGNUM *bn = BN_bin2bn(serial, 16, NULL),
+           *got = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    TEST_EQ(BN_cmp(bn, got), 0);
+    BN_free(bn);
+    BN_free(got);
+    TEST_EQ(X509_get_version(x), X509_VERSION_3);
+    TEST_EQ(X509_get_extension_flags(x) & EXFLAG_CA, 0);
+    TEST_NOTNULL(X509_get0_subject_key_id(x));
+    TEST_NOTNULL(X509_get0_authority_key_id(x));
+    TEST_EQ(X509_check_akid(x, NULL), X509_V_OK);
+    TEST_TRUE(cp->key_usage != 0 && cp->n_eku > 0); /* the profile exercises both */
+    TEST_EQ(X509_get_key_usage(x), cp->key_usage);
+    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+    TEST_NOTNULL(eku);
+    int n_eku = sk_ASN1_OBJECT_num(eku);
+    int eku0 = OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, 0));
+    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+    TEST_EQ((size_t)n_eku, cp->n_eku);
+    TEST_EQ(eku0, cp->eku_nids[0]);
+    return x;
+}
+
+static EVP_PKEY *rsa_pss_key(void)
+{
+    EVP_PKEY *k = NULL;
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "RSA-PSS", NULL);
+    if (pc == NULL || EVP_PKEY_keygen_init(pc) != 1 ||
+        EVP_PKEY_CTX_set_rsa_keygen_bits(pc, 2048) != 1 || EVP_PKEY_keygen(pc, &k) != 1)
+        k = NULL;
+    EVP_PKEY_CTX_free(pc);
+    return k;
+}
+
+/* Certificates are written as DER and signed with a copy of a context prepared once per CA
+ * key: for each CA key type (EC P-256, P-384 and P-521, RSA, RSA-PSS, Ed25519) the
+ * certificate is canonical DER, verifies under the key, names the signature algorithm OpenSSL
+ * would have chosen, and one prepared set-up signs many certificates. The subject's key is
+ * written by OpenSSL here (no received SubjectPublicKeyInfo); the enrollment tests cover the
+ * received one. */
 static void test_ca_signer_key_types(void)
 {
     const struct cg_cert_profile *cp = cg_config_cert_profile(g_cfg, "ENDUSER");
-    EVP_PKEY *keys[4] = {gc(EVP_EC_gen("P-256"), gc_EVP_PKEY_free),
+    EVP_PKEY *keys[6] = {gc(EVP_EC_gen("P-256"), gc_EVP_PKEY_free),
                          gc(EVP_EC_gen("P-384"), gc_EVP_PKEY_free),
+                         gc(EVP_EC_gen("P-521"), gc_EVP_PKEY_free),
                          gc(EVP_RSA_gen(2048), gc_EVP_PKEY_free),
+                         gc(rsa_pss_key(), gc_EVP_PKEY_free),
                          gc(EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), gc_EVP_PKEY_free)};
-    const int want[4] = {NID_ecdsa_with_SHA256, NID_ecdsa_with_SHA384, NID_sha256WithRSAEncryption,
-                         NID_ED25519};
+    const int want[6] = {NID_ecdsa_with_SHA256,       NID_ecdsa_with_SHA384, NID_ecdsa_with_SHA512,
+                         NID_sha256WithRSAEncryption, NID_rsassaPss,         NID_ED25519};
     EVP_PKEY *sub = ec_key();
     X509_NAME *sn = subj("SignerTypes");
     char detail[128] = "";
     TEST_NOTNULL(cp);
-    for (int i = 0; i < 4; i++) {
+    struct ca_exts *pe = ca_exts_new_(cp); /* the second round uses them, the first its own */
+    TEST_NOTNULL(pe);
+    for (int i = 0; i < 6; i++) {
         struct cg_ca ca = {.name = "T", .cert = g_ca_cert, .key = keys[i]};
         TEST_NOTNULL(keys[i]);
-        EVP_MD_CTX *signer = ca_signer_new_(&ca);
-        if (i < 3)
-            TEST_NOTNULL(signer);
+        struct ca_signer *signer = ca_signer_new_(&ca);
+        TEST_NOTNULL(signer);
+        TEST_EQ(signer->sig_nid, want[i]);
         for (int round = 0; round < 2; round++) {
             struct ca_request rq = {sn, sub, NULL, NULL, NULL};
+            struct ca_cert c;
             uint8_t serial[16];
-            X509 *x = NULL;
             TEST_OK(ca_random_serial_(serial));
-            int rc = ca_issue_(&ca, signer, cp, &rq, serial, &x, detail, sizeof(detail));
-            gc(x, gc_X509_free);
-            TEST_OK(rc);
-            TEST_EQ(X509_verify(x, keys[i]), 1);
-            TEST_EQ(X509_get_signature_nid(x), want[i]);
+            TEST_OK(
+                ca_issue_(signer, cp, round ? pe : NULL, &rq, serial, &c, detail, sizeof(detail)));
+            X509_free(check_written_cert(&c, cp, keys[i], want[i], sn, serial));
+            ca_cert_clear_(&c);
         }
-        EVP_MD_CTX_free(signer);
+        ca_signer_free_(signer);
     }
+    struct ca_cert none;
+    struct ca_request rq = {sn, sub, NULL, NULL, NULL};
+    uint8_t serial[16] = {0x41};
+    TEST_EQ(ca_issue_(NULL, cp, pe, &rq, serial, &none, detail, sizeof(detail)), CG_ECRYPTO);
+    ca_exts_free_(pe);
 }
 
 static void test_certconf(void)
@@ -4059,6 +4152,7 @@ CG_TESTS = {
     CG_TEST("core/ip_contents", test_ip_contents),
     CG_TEST("core/issued_cert_encoded_once", test_issued_cert_encoded_once),
     CG_TEST("core/ca_signer_key_types", test_ca_signer_key_types),
+    CG_TEST("core/rand_block", test_rand_block),
     CG_TEST("core/certconf", test_certconf),
     CG_TEST("core/implicit_confirm", test_implicit_confirm),
     CG_TEST("core/certconf_bad_hash", test_certconf_bad_hash),
