@@ -89,7 +89,8 @@ char *ca_name_text_(const X509_NAME *name)
         long n = BIO_get_mem_data(b, &p);
         out = OPENSSL_malloc((size_t)n + 1);
         if (out != NULL) {
-            memcpy(out, p, (size_t)n);
+            if (n > 0)
+                memcpy(out, p, (size_t)n); /* an empty name prints nothing (p may be NULL) */
             out[n] = '\0';
         }
     }

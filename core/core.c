@@ -1203,7 +1203,18 @@ static int strip_dn_password(struct msgctx *ctx, struct enroll *en)
     for (int i = X509_NAME_entry_count(en->own_subject) - 1; i >= 0; i--)
         if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(en->own_subject, i))) == nid)
             X509_NAME_ENTRY_free(X509_NAME_delete_entry(en->own_subject, i));
-    en->subject = en->own_subject;
+    /* Encoded and decoded once: the encoding sorts a multi-valued RDN's entries (DER SET OF),
+     * and the certificate's subject text in the store must list them as the certificate does
+     * (the entries of a name decoded from the request already are in its encoding's order). */
+    unsigned char *der = NULL;
+    int n = i2d_X509_NAME(en->own_subject, &der);
+    const unsigned char *p = der;
+    X509_NAME *canon = n > 0 ? d2i_X509_NAME(NULL, &p, n) : NULL;
+    OPENSSL_free(der);
+    if (canon == NULL)
+        return CG_ENOMEM;
+    X509_NAME_free(en->own_subject);
+    en->subject = en->own_subject = canon;
     return CG_OK;
 }
 
@@ -2508,7 +2519,9 @@ static int build_names(struct cg_core *c)
         (c->no_name = dirname_new(NULL)) == NULL)
         return CG_ENOMEM;
     for (size_t i = 0; i < cfg->n_cas; i++)
-        c->ca_signers[i] = ca_signer_new_(&cfg->cas[i]); /* NULL: it cannot issue */
+        if ((c->ca_signers[i] = ca_signer_new_(&cfg->cas[i])) == NULL)
+            cg_log(CG_LOG_ERROR, "CA %s: its key cannot sign a certificate; it will not issue",
+                   cfg->cas[i].name);
     for (size_t i = 0; i < cfg->n_cert_profiles; i++)
         c->profile_exts[i] = ca_exts_new_(&cfg->cert_profiles[i]); /* NULL: per certificate */
     for (size_t i = 0; i < cfg->n_cas; i++)

@@ -481,9 +481,12 @@ int ca_issue_(const struct ca_signer *s, const struct cg_cert_profile *cp, const
     if ((rc = write_tbs(&b, s, cp, pe, rq, serial, nb, na)) != CG_OK)
         goto out;
     rc = CG_ECRYPTO;
-    siglen = (size_t)EVP_PKEY_get_size(s->key);
-    if ((mc = signer_ctx(s)) == NULL || siglen == 0 || (sig = malloc(siglen)) == NULL ||
-        EVP_DigestSign(mc, sig, &siglen, b.data, b.len) != 1)
+    size_t max = (size_t)EVP_PKEY_get_size(s->key);
+    siglen = max;
+    /* the length is checked: OpenSSL 3.0's ECDSA reports success with (unsigned)-1 when
+     * encoding the signature runs out of memory */
+    if ((mc = signer_ctx(s)) == NULL || max == 0 || (sig = malloc(max)) == NULL ||
+        EVP_DigestSign(mc, sig, &siglen, b.data, b.len) != 1 || siglen == 0 || siglen > max)
         goto out;
     /* Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue } */
     if ((rc = cg_buf_append(&b, s->alg, s->alg_len)) != CG_OK ||
