@@ -17,20 +17,13 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/params.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
 
-/* 16 bytes: 7 of time (microseconds since 1970, below 2^54; 0x40 set in the first byte so
- * the INTEGER is positive and always 16 bytes long), then 9 random bytes (72 bits, above the 64
- * the CA/Browser Forum asks for). A CA's certificates are keyed by serial in the store, so
- * time-ordered serials put a group commit's new certificates on the same few pages instead of
- * one random page each. */
 /* Random bytes for nonces, serials and names, handed out from a per-thread block of OpenSSL's
  * public DRBG output. Each RAND_bytes call costs a DRBG generate and update (about 5 µs,
  * whatever the length): three per enrollment, 2.6% of the server's CPU in the profile. The
@@ -54,6 +47,11 @@ int core_rand_(void *out, size_t n)
     return CG_OK;
 }
 
+/* 16 bytes: 7 of time (microseconds since 1970, below 2^54; 0x40 set in the first byte so
+ * the INTEGER is positive and always 16 bytes long), then 9 random bytes (72 bits, above the 64
+ * the CA/Browser Forum asks for). A CA's certificates are keyed by serial in the store, so
+ * time-ordered serials put a group commit's new certificates on the same few pages instead of
+ * one random page each. */
 int ca_random_serial_(uint8_t serial[16])
 {
     struct timespec ts;

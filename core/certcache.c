@@ -119,7 +119,7 @@ void core_cert_cache_clear_(void)
     }
 }
 
-/* --- DER attached to a certificate we signed ------------------------------------------------- */
+/* --- DER attached to a certificate (the CA certificates responses carry) ---------------- */
 
 struct der_blob {
     size_t len;

@@ -248,13 +248,6 @@ static GENERAL_NAME *ca_name(const struct msgctx *ctx)
     return i >= 0 ? ctx->core->ca_names[i] : ctx->core->no_name;
 }
 
-/* The answering CA's subject as text (its certificates' issuer), or NULL. */
-static const char *ca_text(const struct msgctx *ctx)
-{
-    int i = ca_index(ctx);
-    return i >= 0 ? ctx->core->ca_texts[i] : NULL;
-}
-
 /* The encoded extensions of certificate profile cp, or NULL. */
 static const struct ca_exts *profile_exts(const struct msgctx *ctx,
                                           const struct cg_cert_profile *cp)
@@ -752,8 +745,8 @@ static int read_request_kur(struct msgctx *ctx, struct enroll *en, X509 *old)
 
 /* certHash of the certificate c (RFC 9810 5.3.18: the digest of its signature algorithm, SHA-256
  * for MD5 and SHA-1) into t. ECDSA and RSA PKCS#1 signatures name their digest: it is
- * computed over c's DER at once; other algorithms (EdDSA, RSA-PSS) take X509_digest_sig(),
- * which encodes the certificate again. */
+ * computed over c's DER at once; other algorithms (EdDSA, RSA-PSS) take X509_digest_sig() on
+ * the certificate decoded from c's DER. */
 static int cert_hash(const struct cg_cert_rec *c, int sig_nid, struct cg_txn_rec *t)
 {
     int md_nid = NID_undef, pk_nid = NID_undef;
@@ -1111,8 +1104,7 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
             (rc = ca_issue_(ca_signer(ctx), en->cp, profile_exts(ctx, en->cp), &rq, serial, &cert,
                             ctx->detail, sizeof(ctx->detail))) != CG_OK)
             goto next;
-        if ((rc = ca_issued_rec_fill_(&cert, ctx->ca->name, ca_text(ctx), en->username, c)) !=
-                CG_OK ||
+        if ((rc = ca_issued_rec_fill_(&cert, ctx->ca->name, en->username, c)) != CG_OK ||
             (rc = fill_txn(ctx, t, c, &cert, en)) != CG_OK)
             goto next;
         if ((rc = cg_store_batch_put_entity(b, e, expect)) != CG_OK ||
@@ -2393,10 +2385,6 @@ int core_verify_chain_(X509_STORE *store, X509 *cert, STACK_OF(X509) * untrusted
     return ok;
 }
 
-/* OpenSSL computes a certificate's extension caches (key identifiers, flags) lazily on first
- * use, and 3.0 races when several threads do it at once (ThreadSanitizer showed a worker
- * copying a CA's SKI while another was still caching it). Computing them here, before any
- * worker starts, leaves the workers only reads. */
 /* A CA certificate that responses carry (caPubs): its extension cache filled and its DER
  * attached (each response writes it as it is), before workers share it. A failure only costs
  * encoding it per response. */
@@ -2409,6 +2397,10 @@ static void warm_ca_cert(X509 *x)
         ERR_clear_error();
 }
 
+/* OpenSSL computes a certificate's extension caches (key identifiers, flags) lazily on first
+ * use, and 3.0 races when several threads do it at once (ThreadSanitizer showed a worker
+ * copying a CA's SKI while another was still caching it). Computing them here, before any
+ * worker starts, leaves the workers only reads. */
 static void warm_caches(const struct cg_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_cas; i++) {
@@ -2506,14 +2498,12 @@ static int build_stores(struct cg_core *c, char *why, size_t n)
 }
 
 /* The names response_new() lends: encoded once here, so that concurrent encodings of a
- * response only read them; the CAs' names as text for the certificate records; and each CA's
- * prepared signing context. */
+ * response only read them; each CA's signing set-up; each certificate profile's extensions. */
 static int build_names(struct cg_core *c)
 {
     const struct cg_config *cfg = c->cfg;
     unsigned char *der = NULL;
     if ((c->ca_names = calloc(cfg->n_cas + 1, sizeof(GENERAL_NAME *))) == NULL ||
-        (c->ca_texts = calloc(cfg->n_cas + 1, sizeof(char *))) == NULL ||
         (c->ca_signers = calloc(cfg->n_cas + 1, sizeof(struct ca_signer *))) == NULL ||
         (c->profile_exts = calloc(cfg->n_cert_profiles + 1, sizeof(struct ca_exts *))) == NULL ||
         (c->no_name = dirname_new(NULL)) == NULL)
@@ -2525,8 +2515,7 @@ static int build_names(struct cg_core *c)
     for (size_t i = 0; i < cfg->n_cert_profiles; i++)
         c->profile_exts[i] = ca_exts_new_(&cfg->cert_profiles[i]); /* NULL: per certificate */
     for (size_t i = 0; i < cfg->n_cas; i++)
-        if ((c->ca_names[i] = dirname_new(X509_get_subject_name(cfg->cas[i].cert))) == NULL ||
-            (c->ca_texts[i] = ca_name_text_(X509_get_subject_name(cfg->cas[i].cert))) == NULL)
+        if ((c->ca_names[i] = dirname_new(X509_get_subject_name(cfg->cas[i].cert))) == NULL)
             return CG_ENOMEM;
     for (size_t i = 0; i <= cfg->n_cas; i++) {
         int n = i2d_GENERAL_NAME(i < cfg->n_cas ? c->ca_names[i] : c->no_name, &der);
@@ -2585,9 +2574,6 @@ void cg_core_free(struct cg_core *core)
     for (size_t i = 0; core->ca_names && i < core->cfg->n_cas; i++)
         GENERAL_NAME_free(core->ca_names[i]);
     free(core->ca_names);
-    for (size_t i = 0; core->ca_texts && i < core->cfg->n_cas; i++)
-        OPENSSL_free(core->ca_texts[i]);
-    free(core->ca_texts);
     for (size_t i = 0; core->ca_signers && i < core->cfg->n_cas; i++)
         ca_signer_free_(core->ca_signers[i]);
     free(core->ca_signers);

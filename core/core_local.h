@@ -26,7 +26,6 @@ struct cg_core {
      * encoded once and lent to every response (see response_new) */
     GENERAL_NAME **ca_names;
     GENERAL_NAME *no_name;
-    char **ca_texts; /* per CA: its subject as text, the issuer of every record it signs */
     /* per CA: its signing set-up (issue.c): a context initialised once with its key, copied
      * for each signature (OpenSSL's per-signature set-up costs a third of an ECDSA signature),
      * and the encoded parts of its certificates; NULL when the key cannot sign */
@@ -235,6 +234,7 @@ struct ca_signer {
     uint8_t *issuer;        /* its DER */
     size_t issuer_len;
     uint8_t issuer_key[32]; /* ca_name_key_() of it */
+    char *issuer_text;      /* ca_name_text_() of it: the issuer of every record it signs */
     uint8_t *akid;          /* the authorityKeyIdentifier extension, DER */
     size_t akid_len;
 };
@@ -270,10 +270,9 @@ int ca_issue_(const struct ca_signer *s, const struct cg_cert_profile *cp, const
               const struct ca_request *rq, const uint8_t serial[16], struct ca_cert *out,
               char *detail, size_t dlen);
 void ca_cert_clear_(struct ca_cert *c);
-/** @brief Fill rec from a certificate ca_issue_() made.
- *  @param issuer_text the issuer as ca_name_text_() writes it, or NULL to compute it. */
-int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char *issuer_text,
-                        const char *username, struct cg_cert_rec *rec);
+/** @brief Fill rec from a certificate ca_issue_() made. */
+int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char *username,
+                        struct cg_cert_rec *rec);
 /** @brief The public key of spki (new), loaded without the decoder for EC named curves and
  *  EdDSA. NULL if malformed. */
 EVP_PKEY *ca_spki_key_(const CG_SPKI *spki);
@@ -288,10 +287,9 @@ int core_rand_(void *out, size_t n);
 int ca_random_serial_(uint8_t serial[16]);
 /** @brief SHA-256 of the DER encoding of name. */
 int ca_name_key_(const X509_NAME *name, uint8_t key[32]);
-/** @brief Fill rec from cert (der, fingerprint, issuer key, serial, texts, dates).
- *  @param issuer_text the issuer as ca_name_text_() writes it, or NULL to compute it. */
-int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *issuer_text,
-                      const char *username, struct cg_cert_rec *rec);
+/** @brief Fill rec from cert (der, fingerprint, issuer key, serial, texts, dates). */
+int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
+                      struct cg_cert_rec *rec);
 /** @brief Name as "CN=a,O=b,C=c" (DER order) into a new string. */
 char *ca_name_text_(const X509_NAME *name);
 /** @brief Check the key against the profile's algorithms, sizes and curves.

@@ -192,19 +192,19 @@ struct ca_signer *ca_signer_new_(const struct cg_ca *ca)
     s->key = ca->key;
     s->md = protect_default_md_(ca->key);
     s->issuer_name = X509_get_subject_name(ca->cert);
-    EVP_MD_CTX *probe = EVP_MD_CTX_new();
-    if ((s->ctx = EVP_MD_CTX_new()) == NULL || probe == NULL ||
-        EVP_DigestSignInit_ex(s->ctx, NULL, s->md ? EVP_MD_get0_name(s->md) : NULL, NULL, NULL,
-                              ca->key, NULL) != 1 ||
-        EVP_MD_CTX_copy_ex(probe, s->ctx) != 1) {
-        EVP_MD_CTX_free(s->ctx); /* each signature initialises its own context */
-        s->ctx = NULL;
+    /* kept when the provider can copy it; else each signature initialises its own */
+    EVP_MD_CTX *ctx = signer_ctx(s), *probe = EVP_MD_CTX_new();
+    if (ctx != NULL && probe != NULL && EVP_MD_CTX_copy_ex(probe, ctx) == 1) {
+        s->ctx = ctx;
+        ctx = NULL;
     }
+    EVP_MD_CTX_free(ctx);
     EVP_MD_CTX_free(probe);
     if (learn_alg(s, ca->cert) != CG_OK || akid_ext(ca->cert, &akid) != CG_OK ||
         X509_NAME_get0_der(s->issuer_name, &issuer, &issuer_len) != 1 ||
         (s->issuer = malloc(issuer_len)) == NULL ||
-        ca_name_key_(s->issuer_name, s->issuer_key) != CG_OK) {
+        ca_name_key_(s->issuer_name, s->issuer_key) != CG_OK ||
+        (s->issuer_text = ca_name_text_(s->issuer_name)) == NULL) {
         free(akid.data);
         ca_signer_free_(s);
         ERR_clear_error();
@@ -225,6 +225,7 @@ void ca_signer_free_(struct ca_signer *s)
     EVP_MD_CTX_free(s->ctx);
     free(s->alg);
     free(s->issuer);
+    OPENSSL_free(s->issuer_text);
     free(s->akid);
     free(s);
 }
@@ -551,26 +552,23 @@ static int rec_fill(struct cg_cert_rec *rec, const uint8_t *der, size_t len,
     return CG_OK;
 }
 
-int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char *issuer_text,
-                        const char *username, struct cg_cert_rec *rec)
+int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char *username,
+                        struct cg_cert_rec *rec)
 {
-    char *own_issuer = issuer_text == NULL ? ca_name_text_(c->signer->issuer_name) : NULL;
-    int rc = rec_fill(rec, c->der, c->der_len, c->signer->issuer_key, c->serial, sizeof(c->serial),
-                      ca_name_text_(c->subject), issuer_text ? issuer_text : own_issuer,
-                      c->not_after, ca_name, username);
-    OPENSSL_free(own_issuer);
-    return rc;
+    return rec_fill(rec, c->der, c->der_len, c->signer->issuer_key, c->serial, sizeof(c->serial),
+                    ca_name_text_(c->subject), c->signer->issuer_text, c->not_after, ca_name,
+                    username);
 }
 
-int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *issuer_text,
-                      const char *username, struct cg_cert_rec *rec)
+int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
+                      struct cg_cert_rec *rec)
 {
     int rc = CG_ECRYPTO;
     unsigned char *der = NULL, serial[32];
     uint8_t issuer_key[32];
     int len = i2d_X509(cert, &der), serial_len = 0;
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-    char *own_issuer = issuer_text == NULL ? ca_name_text_(X509_get_issuer_name(cert)) : NULL;
+    char *issuer_text = ca_name_text_(X509_get_issuer_name(cert));
     struct tm tm;
     if (len <= 0 || bn == NULL || BN_is_negative(bn) || BN_num_bytes(bn) > 32 ||
         (serial_len = BN_bn2bin(bn, serial)) <= 0 ||
@@ -578,11 +576,11 @@ int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *issuer_text,
         ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
         goto out;
     rc = rec_fill(rec, der, (size_t)len, issuer_key, serial, (size_t)serial_len,
-                  ca_name_text_(X509_get_subject_name(cert)),
-                  issuer_text ? issuer_text : own_issuer, timegm(&tm), ca_name, username);
+                  ca_name_text_(X509_get_subject_name(cert)), issuer_text, timegm(&tm), ca_name,
+                  username);
 out:
     OPENSSL_free(der);
-    OPENSSL_free(own_issuer);
+    OPENSSL_free(issuer_text);
     BN_free(bn);
     return rc;
 }

@@ -170,6 +170,15 @@ static void job_unparked(void *arg, int rc)
     cg_workq_requeue(job->srv->wq, &job->base);
 }
 
+/* Process the job's CMP request with flags into job->res and job->rc. */
+static void job_process(struct cmp_job *job, unsigned flags)
+{
+    size_t len = 0;
+    const uint8_t *body = cg_request_body(job->req, &len);
+    job->rc = cg_core_process_ex(job->gen->core, cg_request_alias(job->req),
+                                 cg_request_op(job->req), body, len, flags, &job->res);
+}
+
 /* Worker thread: the only place requests touch core and the store. */
 static int job_work(struct cg_job *j, void *arg)
 {
@@ -190,8 +199,6 @@ static int job_work(struct cg_job *j, void *arg)
             cg_log(CG_LOG_ERROR, "unconfirmed-certificate sweep failed: %s", cg_strerror(job->rc));
         return CG_WORK_DONE;
     }
-    size_t len = 0;
-    const uint8_t *body = cg_request_body(job->req, &len);
     /* a first run leaves its write to the committer and frees this worker for the next
      * request; the answer goes out from job_written() once the write is durable. A run that
      * meets a busy entity lock waits for it without holding the worker. */
@@ -199,8 +206,7 @@ static int job_work(struct cg_job *j, void *arg)
         unsigned flags = job->redo     ? CG_CORE_REDO
                          : job->waited ? CG_CORE_DEFER | CG_CORE_REDO
                                        : CG_CORE_DEFER;
-        job->rc = cg_core_process_ex(job->gen->core, cg_request_alias(job->req),
-                                     cg_request_op(job->req), body, len, flags, &job->res);
+        job_process(job, flags);
         if (job->rc != CG_OK || job->res.wait_entity[0] == '\0')
             break;
         job->waited = 1; /* before the callback can run */
@@ -209,9 +215,7 @@ static int job_work(struct cg_job *j, void *arg)
         if (w == CG_OK)
             return CG_WORK_LATER;
         if (w != CG_EALREADY) { /* no memory to wait: wait the blocking way */
-            job->rc =
-                cg_core_process_ex(job->gen->core, cg_request_alias(job->req),
-                                   cg_request_op(job->req), body, len, CG_CORE_REDO, &job->res);
+            job_process(job, CG_CORE_REDO);
             break;
         }
     }
@@ -222,8 +226,7 @@ static int job_work(struct cg_job *j, void *arg)
             return CG_WORK_LATER;
         cg_core_result_clear(&job->res); /* the store refused it: nothing was written */
         atomic_fetch_add(&srv->m_redone, 1);
-        job->rc = cg_core_process_ex(job->gen->core, cg_request_alias(job->req),
-                                     cg_request_op(job->req), body, len, CG_CORE_REDO, &job->res);
+        job_process(job, CG_CORE_REDO);
     }
     return CG_WORK_DONE;
 }

@@ -38,14 +38,15 @@ struct pending {
     struct pending *next;
 };
 
-/* An entity lock stripe. Not a bare mutex: the thread that releases it may not be the one
- * that took it (an asynchronous commit is released by the committer). */
+/* A request parked on a busy stripe (cg_store_wait_entity): called when it is released. */
 struct stripe_waiter {
     void (*done)(void *arg, int rc);
     void *arg;
     struct stripe_waiter *next;
 };
 
+/* An entity lock stripe. Not a bare mutex: the thread that releases it may not be the one
+ * that took it (an asynchronous commit is released by the committer). */
 struct stripe {
     pthread_mutex_t mu;
     pthread_cond_t cv;

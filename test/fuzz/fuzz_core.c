@@ -168,8 +168,7 @@ static void add_entity(const char *user, const char *code, const char *dn_text, 
         struct cg_cert_rec *c = cg_cert_rec_new();
         if (f != NULL)
             fclose(f);
-        if (x == NULL || c == NULL ||
-            ca_cert_rec_fill_(x, "ManagementCA", NULL, user, c) != CG_OK ||
+        if (x == NULL || c == NULL || ca_cert_rec_fill_(x, "ManagementCA", user, c) != CG_OK ||
             cg_store_batch_add_cert(b, c) != CG_OK)
             die(cert_file);
         cg_cert_rec_free(c);
