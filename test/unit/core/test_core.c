@@ -1012,11 +1012,11 @@ static void test_ip_contents(void)
 
 /* --- confirmation ---------------------------------------------------------------------------- */
 
-/* An issued certificate is encoded once, when it is signed: the store's DER, the ip's
+/* An issued certificate is written once, as DER (issue.c): the store's DER, the ip's
  * certificate and the transaction's certHash all match a fresh encoding of the certificate the
- * client received; and CG_X509_CACHED writes the DER kept with a certificate (here a stale one,
- * kept before a change, which is why it may only be kept for a certificate that no longer
- * changes). */
+ * client received; and CG_X509_CACHED writes the DER kept with a certificate (the CA
+ * certificates in caPubs; here a stale one, kept before a change, which is why it may only be
+ * kept for a certificate that no longer changes). */
 static void test_issued_cert_encoded_once(void)
 {
     struct client *cl = std_client("opensslra", "password", "EncodedOnce");
