@@ -161,6 +161,7 @@ struct cg_config {
     char *store_path;          /* resolved; default DIR/store */
     size_t store_map_size_mb;  /* default 1024 */
     int store_sync;            /* default 1 */
+    long store_commit_delay_us; /* default 2000: how long a commit group may wait to grow */
     struct cg_ca *cas;
     size_t n_cas;
     struct cg_external_ca *external_cas;

@@ -737,7 +737,7 @@ out:
 
 static int parse_store(struct loader *ld, json_t *root)
 {
-    static const char *const keys[] = {"path", "map_size_mb", "sync", NULL};
+    static const char *const keys[] = {"path", "map_size_mb", "sync", "commit_delay_us", NULL};
     struct cg_config *cfg = ld->cfg;
     json_t *o, *empty = NULL;
     char *p = NULL;
@@ -759,7 +759,11 @@ static int parse_store(struct loader *ld, json_t *root)
     if ((rc = get_int(ld, o, "store", "map_size_mb", 1, 1048576, 1024, &v)) != CG_OK)
         goto out;
     cfg->store_map_size_mb = (size_t)v;
-    rc = get_bool(ld, o, "store", "sync", 1, &cfg->store_sync);
+    if ((rc = get_bool(ld, o, "store", "sync", 1, &cfg->store_sync)) != CG_OK)
+        goto out;
+    if ((rc = get_int(ld, o, "store", "commit_delay_us", 0, 1000000, 2000, &v)) != CG_OK)
+        goto out;
+    cfg->store_commit_delay_us = (long)v;
 out:
     free(p);
     json_decref(empty);

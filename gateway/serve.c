@@ -502,6 +502,12 @@ static int workers_for(const struct cg_config *cfg)
     return w > MAX_DEFAULT_WORKERS ? MAX_DEFAULT_WORKERS : (int)w;
 }
 
+/* The workers took the last queued request: a commit group waiting for more is complete. */
+static void store_backlog_drained(void *store)
+{
+    cg_store_backlog_drained(store);
+}
+
 int gw_serve(const char *config_path)
 {
     struct server srv;
@@ -513,8 +519,8 @@ int gw_serve(const char *config_path)
     status = EXIT_RUNTIME;
     cg_log_setup(srv.cfg->log_level, srv.cfg->log_json);
     signal(SIGPIPE, SIG_IGN);
-    struct cg_store_opts so = {srv.cfg->store_path, srv.cfg->store_map_size_mb,
-                               srv.cfg->store_sync};
+    struct cg_store_opts so = {srv.cfg->store_path, srv.cfg->store_map_size_mb, srv.cfg->store_sync,
+                               srv.cfg->store_commit_delay_us};
     if ((rc = cg_store_open(&so, &srv.store)) != CG_OK) {
         gw_err("cannot open the store at %s: %s", srv.cfg->store_path, cg_strerror(rc));
         goto out;
@@ -536,6 +542,8 @@ int gw_serve(const char *config_path)
         gw_err("cannot start workers: %s", cg_strerror(rc));
         goto out;
     }
+    cg_store_set_backlog(srv.store, cg_workq_backlog, srv.wq);
+    cg_workq_set_drained(srv.wq, store_backlog_drained, srv.store);
     if (bind_all(&srv, srv.cfg->listen_http, srv.cfg->n_listen_http, CG_TRANSPORT_HTTP, http_addr,
                  sizeof(http_addr)) != CG_OK ||
         bind_all(&srv, srv.cfg->listen_admin, srv.cfg->n_listen_admin, CG_TRANSPORT_ADMIN,
@@ -570,6 +578,8 @@ out:
         cg_http_free(srv.http[i]);
     free(srv.http);
     cg_tcp_free(srv.tcp);
+    if (srv.store != NULL)
+        cg_store_set_backlog(srv.store, NULL, NULL); /* the queue goes away first */
     cg_workq_free(srv.wq);
     if (srv.ev_term)
         event_free(srv.ev_term);

@@ -18,7 +18,8 @@ int gw_open_store(const char *what, const char *config_path, struct cg_config **
     int status = gw_load_config(config_path, cfg);
     if (status != 0)
         return status;
-    struct cg_store_opts so = {(*cfg)->store_path, (*cfg)->store_map_size_mb, (*cfg)->store_sync};
+    struct cg_store_opts so = {(*cfg)->store_path, (*cfg)->store_map_size_mb, (*cfg)->store_sync,
+                               0};
     int rc = cg_store_open(&so, st);
     if (rc != CG_OK) {
         gw_err("%s: cannot open the store at %s: %s", what, (*cfg)->store_path, cg_strerror(rc));

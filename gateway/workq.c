@@ -21,7 +21,10 @@ struct cg_workq {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct cg_job *head, *tail;
-    int depth, max_depth, stop;
+    int depth; /* written under mu, read by cg_workq_backlog() without it: atomic accesses */
+    int max_depth, stop;
+    void (*drained)(void *arg); /* under mu: called when a worker takes the last queued job */
+    void *drained_arg;
     int out; /* under mu: jobs taken by a worker and not yet completed or requeued */
     pthread_t *threads;
     int n;
@@ -84,9 +87,13 @@ static void *worker_main(void *arg)
         q->head = j->next;
         if (q->head == NULL)
             q->tail = NULL;
-        q->depth--;
+        __atomic_store_n(&q->depth, q->depth - 1, __ATOMIC_RELAXED);
         q->out++;
+        void (*drained)(void *) = q->depth == 0 ? q->drained : NULL;
+        void *drained_arg = q->drained_arg;
         pthread_mutex_unlock(&q->mu);
+        if (drained != NULL)
+            drained(drained_arg);
         j->next = NULL;
         int later = j->work(j, j->arg) == CG_WORK_LATER; /* then another thread finishes it */
         if (!later)
@@ -115,7 +122,7 @@ void cg_workq_requeue(struct cg_workq *q, struct cg_job *job)
     q->head = job;
     if (q->tail == NULL)
         q->tail = job;
-    q->depth++;
+    __atomic_store_n(&q->depth, q->depth + 1, __ATOMIC_RELAXED);
     out_dec(q);
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
@@ -172,7 +179,7 @@ int cg_workq_push(struct cg_workq *q, struct cg_job *job)
     else
         q->head = job;
     q->tail = job;
-    q->depth++;
+    __atomic_store_n(&q->depth, q->depth + 1, __ATOMIC_RELAXED);
     q->inflight++;
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
@@ -182,6 +189,19 @@ int cg_workq_push(struct cg_workq *q, struct cg_job *job)
 int cg_workq_inflight(const struct cg_workq *q)
 {
     return q->inflight;
+}
+
+int cg_workq_backlog(void *q)
+{
+    return __atomic_load_n(&((struct cg_workq *)q)->depth, __ATOMIC_RELAXED);
+}
+
+void cg_workq_set_drained(struct cg_workq *q, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&q->mu);
+    q->drained = fn;
+    q->drained_arg = arg;
+    pthread_mutex_unlock(&q->mu);
 }
 
 void cg_workq_free(struct cg_workq *q)

@@ -42,6 +42,12 @@ void cg_workq_complete(struct cg_workq *q, struct cg_job *job);
 void cg_workq_requeue(struct cg_workq *q, struct cg_job *job);
 /** @brief Jobs queued or running, not yet done (loop thread). */
 int cg_workq_inflight(const struct cg_workq *q);
+/** @brief Jobs queued and not yet taken by a worker (q is a struct cg_workq). Any thread,
+ *  lock-free: a snapshot. */
+int cg_workq_backlog(void *q);
+/** @brief Have fn(arg) called (on a worker, without the queue's lock) whenever a worker takes
+ *  the last queued job. */
+void cg_workq_set_drained(struct cg_workq *q, void (*fn)(void *arg), void *arg);
 /** @brief Stop the workers after the queue is empty and no job is out (CG_WORK_LATER), join them,
  * run the done functions of finished jobs, free. NULL is a no-op. Loop thread, with the loop no
  * longer running. */

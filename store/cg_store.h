@@ -34,9 +34,11 @@ struct cg_store;
 struct cg_store_batch;
 
 struct cg_store_opts {
-    const char *path;   /* directory; created 0700 if missing */
-    size_t map_size_mb; /* LMDB map size; 0 → 1024 */
-    int sync;           /* 1: fsync every commit (durable, default); 0: no sync */
+    const char *path;     /* directory; created 0700 if missing */
+    size_t map_size_mb;   /* LMDB map size; 0 → 1024 */
+    int sync;             /* 1: fsync every commit (durable, default); 0: no sync */
+    long commit_delay_us; /* while requests wait for a worker (cg_store_set_backlog), a commit
+                           * group may wait this long for their writes; 0: commit at once */
 };
 
 /* EJBCA end entity status numbers. */
@@ -131,6 +133,13 @@ void cg_store_close(struct cg_store *s);
 /** @brief Cheap check that a write transaction can be opened and committed (for /healthz).
  *  @return CG_OK or CG_ESTORE. */
 int cg_store_check_writable(struct cg_store *s);
+/** @brief Tell the committer where to learn how many requests wait to be processed (each
+ *  may write soon). While backlog(arg) > 0, a commit group waits up to the commit delay for
+ *  more batches: one fsync then serves more of them. backlog runs on the committer thread
+ *  and must not call into the store. Call cg_store_backlog_drained() when it drops to 0. */
+void cg_store_set_backlog(struct cg_store *s, int (*backlog)(void *arg), void *arg);
+/** @brief The backlog has run dry: a group waiting to grow is committed now. Any thread. */
+void cg_store_backlog_drained(struct cg_store *s);
 
 /* --- per-entity serialization --------------------------------------------------------- */
 /** @brief Lock the stripe of username (blocking). Never fails. Not recursive. */

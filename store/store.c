@@ -11,7 +11,8 @@
  * Writes: cg_store_commit() puts a `struct pending` (on the caller's stack) on a FIFO guarded
  * by `mu`, signals `work_cv` and waits on its own semaphore until the committer posts it;
  * cg_store_commit_async() queues an allocated one carrying a callback instead. The
- * committer takes every pending batch at once, opens one write transaction, applies each
+ * committer takes every pending batch at once (after letting the group grow while requests
+ * wait for a worker, see let_group_grow), opens one write transaction, applies each
  * batch in its own nested transaction (a failing batch aborts only that child and keeps its
  * error), commits the parent once (one fsync for the group), then, without holding `mu`,
  * wakes exactly its waiters and runs the callbacks. If the
@@ -110,6 +111,25 @@ static void complete_group(struct pending *group)
     }
 }
 
+/* Under mu, with work queued: while requests wait for a worker (each may add a batch soon),
+ * let the group grow, up to commit_delay_us from now. Enqueues do not wake the committer
+ * meanwhile; the deadline, cg_store_backlog_drained() or stopping do. */
+static void let_group_grow(struct cg_store *s)
+{
+    struct timespec deadline;
+    if (s->commit_delay_us <= 0 || s->backlog == NULL || s->backlog(s->backlog_arg) <= 0)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += (s->commit_delay_us % 1000000) * 1000;
+    deadline.tv_sec += s->commit_delay_us / 1000000 + deadline.tv_nsec / 1000000000;
+    deadline.tv_nsec %= 1000000000;
+    s->growing = 1;
+    while (!s->stopping && s->backlog(s->backlog_arg) > 0)
+        if (pthread_cond_timedwait(&s->work_cv, &s->mu, &deadline) == ETIMEDOUT)
+            break;
+    s->growing = 0;
+}
+
 static void *run_committer(void *arg)
 {
     struct cg_store *s = arg;
@@ -120,6 +140,7 @@ static void *run_committer(void *arg)
             pthread_cond_wait(&s->work_cv, &s->mu);
         if (s->head == NULL)
             break; /* stopping and drained */
+        let_group_grow(s);
         group = s->head;
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
@@ -144,9 +165,26 @@ static int enqueue(struct cg_store *s, struct pending *p)
     else
         s->head = p;
     s->tail = p;
-    pthread_cond_signal(&s->work_cv);
+    if (!s->growing)
+        pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
     return CG_OK;
+}
+
+void cg_store_set_backlog(struct cg_store *s, int (*backlog)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    s->backlog = backlog;
+    s->backlog_arg = arg;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void cg_store_backlog_drained(struct cg_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->growing)
+        pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
 int cg_store_commit(struct cg_store *s, struct cg_store_batch *b)
@@ -329,7 +367,12 @@ int cg_store_open(const struct cg_store_opts *opts, struct cg_store **out)
     }
     s->stripes_init = 1;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->work_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* let_group_grow's deadline */
+    pthread_cond_init(&s->work_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    s->commit_delay_us = opts->commit_delay_us;
     s->sync_init = 1;
     rc = start_committer(s);
     if (rc != CG_OK)

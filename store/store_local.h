@@ -63,10 +63,14 @@ struct cg_store {
     MDB_dbi dbi_txns;     /* txid → txn record */
     MDB_dbi dbi_meta;     /* "schema", "cert_seq", "health" */
 
-    pthread_mutex_t mu; /* guards head, tail, stopping */
+    pthread_mutex_t mu; /* guards head, tail, stopping, backlog, backlog_arg, growing */
     pthread_cond_t work_cv;
     struct pending *head, *tail;
     int stopping;
+    long commit_delay_us;      /* how long a group may wait to grow (0: never) */
+    int (*backlog)(void *arg); /* requests waiting to be processed, or NULL */
+    void *backlog_arg;
+    int growing;        /* the committer waits for its group to grow: enqueues do not wake it */
     int sync_init;      /* mu and the condvars were initialised */
     int thread_started; /* the committer runs */
     pthread_t committer;

@@ -102,7 +102,7 @@ int main(int argc, char **argv)
                  (const char *)ASN1_STRING_get0_data(v));
     }
 
-    struct cg_store_opts so = {cfg->store_path, cfg->store_map_size_mb, cfg->store_sync};
+    struct cg_store_opts so = {cfg->store_path, cfg->store_map_size_mb, cfg->store_sync, 0};
     struct cg_store *st = NULL;
     int rc = cg_store_open(&so, &st);
     if (rc != CG_OK) {

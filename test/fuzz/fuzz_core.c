@@ -204,7 +204,7 @@ static void set_up(void)
     if (cg_config_load(path, &g_cfg, err, sizeof(err)) != CG_OK)
         die(err);
     cg_log_setup(-1, 0);
-    struct cg_store_opts so = {g_cfg->store_path, g_cfg->store_map_size_mb, g_cfg->store_sync};
+    struct cg_store_opts so = {g_cfg->store_path, g_cfg->store_map_size_mb, g_cfg->store_sync, 0};
     if (cg_store_open(&so, &g_store) != CG_OK)
         die("cg_store_open");
     if (cg_core_new(g_cfg, g_store, &g_core) != CG_OK)

@@ -166,7 +166,8 @@ static const char full_json[] =
     " \"limits\": {\"max_body_bytes\": 2097152, \"max_header_bytes\": 8192,"
     "   \"idle_timeout_s\": 61, \"read_timeout_s\": 31, \"max_connections\": 100,"
     "   \"max_pbm_iterations\": 5000},\n"
-    " \"store\": {\"path\": \"/var/lib/cg\", \"map_size_mb\": 64, \"sync\": false},\n"
+    " \"store\": {\"path\": \"/var/lib/cg\", \"map_size_mb\": 64, \"sync\": false,"
+    "   \"commit_delay_us\": 500},\n"
     " \"cas\": {\"ManagementCA\": {\"cert_file\": \"ca.pem\", \"key_file\": \"ca.key\","
     "   \"chain_file\": \"chain.pem\", \"cmp_ra_secret\": \"s3cret\"}},\n"
     " \"external_cas\": {\"VendorRootCA\": {\"cert_file\": \"vendor/VendorRootCA.pem\"}},\n"
@@ -237,6 +238,7 @@ static void test_full(void)
     TEST_STREQ(cfg->store_path, "/var/lib/cg");
     TEST_EQ(cfg->store_map_size_mb, 64);
     TEST_EQ(cfg->store_sync, 0);
+    TEST_EQ(cfg->store_commit_delay_us, 500);
 
     TEST_EQ(cfg->n_cas, 1);
     ca = cg_config_ca(cfg, "ManagementCA");
@@ -360,6 +362,7 @@ static void test_defaults(void)
     TEST_STREQ(cfg->store_path, want);
     TEST_EQ(cfg->store_map_size_mb, 1024);
     TEST_EQ(cfg->store_sync, 1);
+    TEST_EQ(cfg->store_commit_delay_us, 2000);
     TEST_EQ(sk_X509_num(cfg->cas[0].chain), 0);
     TEST_TRUE(cfg->cas[0].cmp_ra_secret == NULL);
     TEST_EQ(cfg->n_external_cas, 0);
@@ -478,6 +481,8 @@ static void test_ranges(void)
                "limits.idle_timeout_s: must be between 1 and 86400");
     EXPECT_ERR("{" CAS ", \"aliases\": {\"a\": {\"confirm_timeout_s\": 86401}}}",
                "aliases.a.confirm_timeout_s: must be between 1 and 86400");
+    EXPECT_ERR("{" CAS ", \"store\": {\"commit_delay_us\": -1}}",
+               "store.commit_delay_us: must be between 0 and 1000000");
     EXPECT_ERR("{" CAS ", \"listen\": {\"tcp\": [\"127.0.0.1:65536\"]}}",
                "listen.tcp[0]: must be host:port (port 0..65535)");
     EXPECT_ERR("{" CAS ", \"listen\": {\"admin\": [\"::1:80\"]}}",

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static char g_dir[64];
 static char g_path[96];
@@ -29,7 +30,7 @@ static struct cg_store *g_store;
 
 static int open_store(int sync)
 {
-    struct cg_store_opts o = {g_path, 64, sync};
+    struct cg_store_opts o = {g_path, 64, sync, 0};
     return cg_store_open(&o, &g_store);
 }
 
@@ -235,7 +236,7 @@ static void test_open_errors(void)
 {
     struct cg_store *s = (struct cg_store *)1;
     char file[160];
-    struct cg_store_opts o = {NULL, 0, 1};
+    struct cg_store_opts o = {NULL, 0, 1, 0};
     FILE *f = NULL;
     TEST_RC(cg_store_open(NULL, &s), CG_EINVAL);
     TEST_TRUE(s == NULL);
@@ -1137,6 +1138,112 @@ static void test_commit_async(void)
     cg_txn_rec_free(t);
 }
 
+/* --- letting a commit group grow ------------------------------------------------------- */
+
+static int g_backlog; /* what backlog_fn reports: requests waiting for a worker */
+
+static int backlog_fn(void *arg)
+{
+    return __atomic_load_n((int *)arg, __ATOMIC_RELAXED);
+}
+
+/* The id of the environment's last committed write transaction (store closed). */
+static size_t last_txnid(void)
+{
+    MDB_env *env = NULL;
+    MDB_envinfo info;
+    TEST_EQ(mdb_env_create(&env), 0);
+    TEST_EQ(mdb_env_set_maxdbs(env, 8), 0);
+    TEST_EQ(mdb_env_open(env, g_path, MDB_RDONLY, 0600), 0);
+    TEST_EQ(mdb_env_info(env, &info), 0);
+    mdb_env_close(env);
+    return info.me_last_txnid;
+}
+
+static void reopen_with_delay(long delay_us)
+{
+    struct cg_store_opts o = {g_path, 64, 1, delay_us};
+    cg_store_close(g_store);
+    g_store = NULL;
+    TEST_OK(cg_store_open(&o, &g_store));
+}
+
+/* Queue an asynchronous put of transaction id into w. */
+static void queue_txn(struct written *w, uint8_t id)
+{
+    struct cg_txn_rec *t = make_txn(id);
+    TEST_EQ(sem_init(&w->sem, 0, 0), 0);
+    w->rc = CG_EINTERNAL;
+    w->calls = 0;
+    w->batch = cg_store_batch_new();
+    TEST_OK(cg_store_batch_put_txn(w->batch, t, 1));
+    cg_txn_rec_free(t);
+    TEST_OK(cg_store_commit_async(g_store, w->batch, on_written, w));
+}
+
+/* @return 0 when w's callback ran within ms milliseconds, -1 otherwise. */
+static int wait_written(struct written *w, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    ts.tv_sec += ts.tv_nsec / 1000000000;
+    ts.tv_nsec %= 1000000000;
+    return sem_timedwait(&w->sem, &ts);
+}
+
+/* While requests wait for a worker, the committer holds its group open (an hour's delay
+ * here): batches queued meanwhile are written by one LMDB commit once the backlog drains.
+ * With an empty backlog it commits at once; a short delay bounds the wait; closing the store
+ * commits a growing group. */
+static void test_group_grows(void)
+{
+    static struct written w[6];
+    size_t before, after;
+    reopen_with_delay(3600L * 1000000);
+    cg_store_close(g_store); /* the id before this test's commits */
+    g_store = NULL;
+    before = last_txnid();
+    reopen_with_delay(3600L * 1000000);
+    __atomic_store_n(&g_backlog, 1, __ATOMIC_RELAXED);
+    cg_store_set_backlog(g_store, backlog_fn, &g_backlog);
+    for (int i = 0; i < 3; i++)
+        queue_txn(&w[i], (uint8_t)(100 + i));
+    TEST_EQ(wait_written(&w[0], 200), -1); /* held: the backlog may add to the group */
+    queue_txn(&w[3], 103);
+    __atomic_store_n(&g_backlog, 0, __ATOMIC_RELAXED);
+    cg_store_backlog_drained(g_store);
+    for (int i = 0; i < 4; i++) {
+        TEST_EQ(wait_written(&w[i], 10000), 0);
+        TEST_OK(w[i].rc);
+        sem_destroy(&w[i].sem);
+    }
+    /* an empty backlog: no wait, even with an hour's delay */
+    queue_txn(&w[4], 104);
+    TEST_EQ(wait_written(&w[4], 10000), 0);
+    TEST_OK(w[4].rc);
+    sem_destroy(&w[4].sem);
+    /* closing wakes a growing group and writes it */
+    __atomic_store_n(&g_backlog, 1, __ATOMIC_RELAXED);
+    queue_txn(&w[5], 105);
+    cg_store_close(g_store);
+    g_store = NULL;
+    TEST_EQ(w[5].calls, 1);
+    TEST_OK(w[5].rc);
+    sem_destroy(&w[5].sem);
+    after = last_txnid();
+    TEST_EQ(after - before, 3); /* 100..103 in one commit, then 104, then 105 */
+    /* the delay bounds the wait when the backlog never drains */
+    reopen_with_delay(50000);
+    cg_store_set_backlog(g_store, backlog_fn, &g_backlog);
+    queue_txn(&w[0], 106);
+    TEST_EQ(wait_written(&w[0], 10000), 0);
+    TEST_OK(w[0].rc);
+    sem_destroy(&w[0].sem);
+    __atomic_store_n(&g_backlog, 0, __ATOMIC_RELAXED);
+}
+
 struct unlock_arg {
     const char *name;
     int locked; /* set by the locker thread once it holds the lock */
@@ -1291,7 +1398,7 @@ static void test_durability(void)
 static void test_map_full(void)
 {
     char path[128];
-    struct cg_store_opts o = {path, 1, 0}; /* 1 MB map, no sync */
+    struct cg_store_opts o = {path, 1, 0, 0}; /* 1 MB map, no sync */
     struct cg_store *s = NULL;
     struct cg_store_batch *b = NULL;
     struct cg_cert_rec *c = make_cert(0x30, 1, "big"), *got = NULL;
@@ -1347,6 +1454,7 @@ CG_TESTS = {
     CG_TEST("store/corrupt_records", test_corrupt_records),
     CG_TEST("store/lock_entity_stress", test_lock_entity_stress),
     CG_TEST("store/commit_async", test_commit_async),
+    CG_TEST("store/group_grows", test_group_grows),
     CG_TEST("store/lock_released_elsewhere", test_lock_released_elsewhere),
     CG_TEST("store/wait_entity", test_wait_entity),
     CG_TEST("store/durability", test_durability),
