@@ -276,6 +276,17 @@ int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char
 /** @brief The public key of spki (new), loaded without the decoder for EC named curves and
  *  EdDSA. NULL if malformed. */
 EVP_PKEY *ca_spki_key_(const CG_SPKI *spki);
+
+/* --- ecfast.c: requested EC keys on common named curves --- */
+/** @brief 1 when ecfast_key_ handles keys on the curve curve_nid. */
+int ecfast_curve_(int curve_nid);
+/** @brief The public key point (its X9.62 octet string) on curve curve_nid, as an
+ *  EVP_PKEY holding an EC_KEY (new), or NULL: not a kept curve, not a point of the curve. */
+EVP_PKEY *ecfast_key_(int curve_nid, const unsigned char *point, size_t len);
+/** @brief Check an ECDSA signature over data (digest md) with a key of ecfast_key_.
+ *  @return 1 valid, 0 invalid, -1 key is not one of ecfast_key_'s (use EVP). */
+int ecfast_verify_(EVP_PKEY *key, const EVP_MD *md, const unsigned char *sig, size_t siglen,
+                   const unsigned char *data, size_t len);
 /** @brief The SubjectPublicKeyInfo of key (new). */
 CG_SPKI *ca_spki_from_pkey_(const EVP_PKEY *key);
 /** @brief A CG_SPKI copy of an X509_PUBKEY (new). */

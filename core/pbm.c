@@ -6,7 +6,7 @@
  * more times. OpenSSL 3's EVP digest calls cost about as much per call as the SHA-256
  * compression itself on a 32-byte input, so the loop uses the low-level SHA functions
  * (deprecated in 3.0, still built by every 3.x): 38 µs instead of 74 µs for 500 iterations
- * of SHA-256 on the reference machine. That is the only use of a deprecated API in cmpgate.
+ * of SHA-256 on the reference machine. Only this file and ecfast.c use deprecated APIs.
  * HMAC is RFC 2104 written over fetched EVP digests, because EVP_Q_mac fetches the MAC and the
  * digest by name on every call.
  *

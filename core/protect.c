@@ -410,10 +410,15 @@ int protect_verify_item_(const ASN1_ITEM *it, const X509_ALGOR *alg, const ASN1_
         return 0; /* the wrong key type, or a signature that is not whole bytes */
     unsigned char *der = NULL;
     int len = ASN1_item_i2d((const ASN1_VALUE *)data, &der, it);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = len > 0 && c != NULL && EVP_DigestVerifyInit(c, NULL, md, NULL, key) == 1 &&
+    if (len <= 0)
+        return 0;
+    int ok = ecfast_verify_(key, md, sig->data, (size_t)sig->length, der, (size_t)len);
+    if (ok < 0) {
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        ok = c != NULL && EVP_DigestVerifyInit(c, NULL, md, NULL, key) == 1 &&
              EVP_DigestVerify(c, sig->data, (size_t)sig->length, der, (size_t)len) == 1;
-    EVP_MD_CTX_free(c);
+        EVP_MD_CTX_free(c);
+    }
     OPENSSL_free(der);
     return ok;
 }

@@ -1816,6 +1816,59 @@ static void test_verify_item(void)
     EVP_PKEY_free(rsa);
 }
 
+/* A requested EC key (ca_spki_key_ → ecfast_key_, an EC_KEY inside) checks ECDSA proofs of
+ * possession the way the provider does: signatures made by OpenSSL with SHA-256 and SHA-384
+ * verify; a changed signature, another key, a signature re-encoded in BER (a long-form
+ * length) and a digest the signature was not made with do not; a provider key is not taken. */
+static void test_ecfast_verify(void)
+{
+    EVP_PKEY *prov = EVP_EC_gen("P-256"), *other_prov = EVP_EC_gen("P-256");
+    CG_SPKI *spki = ca_spki_from_pkey_(prov), *other_spki = ca_spki_from_pkey_(other_prov);
+    EVP_PKEY *key = ca_spki_key_(spki), *other = ca_spki_key_(other_spki);
+    const uint8_t data[] = "the certificate request";
+    TEST_NOTNULL(key);
+    TEST_NOTNULL(other);
+    TEST_EQ(EVP_PKEY_get_base_id(key), EVP_PKEY_EC);
+    TEST_EQ(EVP_PKEY_eq(key, prov), 1);
+    for (int i = 0; i < 2; i++) {
+        const EVP_MD *md = i == 0 ? EVP_sha256() : EVP_sha384();
+        uint8_t sig[80], ber[82];
+        size_t siglen = sizeof(sig);
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        TEST_TRUE(EVP_DigestSignInit(c, NULL, md, NULL, prov) == 1 &&
+                  EVP_DigestSign(c, sig, &siglen, data, sizeof(data)) == 1);
+        EVP_MD_CTX_free(c);
+        TEST_EQ(ecfast_verify_(key, md, sig, siglen, data, sizeof(data)), 1);
+        TEST_EQ(ecfast_verify_(other, md, sig, siglen, data, sizeof(data)), 0);
+        TEST_EQ(ecfast_verify_(key, i == 0 ? EVP_sha384() : EVP_sha256(), sig, siglen, data,
+                               sizeof(data)),
+                0);
+        TEST_EQ(ecfast_verify_(key, md, sig, siglen, data, sizeof(data) - 1), 0);
+        TEST_EQ(ecfast_verify_(prov, md, sig, siglen, data, sizeof(data)), -1);
+        /* the same SEQUENCE with its length in long form: valid BER, not DER */
+        TEST_TRUE(sig[1] < 0x80);
+        ber[0] = 0x30;
+        ber[1] = 0x81;
+        memcpy(ber + 2, sig + 1, siglen - 1);
+        TEST_EQ(ecfast_verify_(key, md, ber, siglen + 1, data, sizeof(data)), 0);
+        sig[siglen - 1] ^= 0x01;
+        TEST_EQ(ecfast_verify_(key, md, sig, siglen, data, sizeof(data)), 0);
+    }
+    /* coordinates at or above the field prime are refused, though reduced they may be a point */
+    uint8_t big[65];
+    memset(big, 0xff, sizeof(big));
+    big[0] = 0x04;
+    TEST_TRUE(ecfast_key_(NID_X9_62_prime256v1, big, sizeof(big)) == NULL);
+    TEST_TRUE(ecfast_key_(NID_secp224r1, big, 57) == NULL); /* not a kept curve */
+    TEST_FALSE(ecfast_curve_(NID_secp224r1));
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(other);
+    CG_SPKI_free(spki);
+    CG_SPKI_free(other_spki);
+    EVP_PKEY_free(prov);
+    EVP_PKEY_free(other_prov);
+}
+
 /* extraCerts (CG_X509_CACHED): two messages carrying the same certificate share one decoded
  * X509 that equals OpenSSL's own decoding; the encoding round-trips; a damaged certificate
  * fails the whole message. */
@@ -4253,6 +4306,7 @@ CG_TESTS = {
     CG_TEST("core/module_order_wrong_code", test_module_order_wrong_code),
     CG_TEST("core/pbm_primitives", test_pbm_primitives),
     CG_TEST("core/verify_item", test_verify_item),
+    CG_TEST("core/ecfast_verify", test_ecfast_verify),
     CG_TEST("core/extracerts_cache", test_extracerts_cache),
     CG_TEST("core/ec_point_forms", test_ec_point_forms),
     CG_TEST("core/nested_ir", test_nested_ir),
