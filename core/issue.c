@@ -101,11 +101,15 @@ static int der_time(struct cg_buf *b, time_t t)
     if (year < 0 || year > 9999)
         return CG_ECRYPTO;
     int utc = year >= 1950 && year < 2050;
-    int n = utc ? snprintf(s, sizeof(s), "%02d%02d%02d%02d%02d%02dZ", year % 100, tm.tm_mon + 1,
-                           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
-                : snprintf(s, sizeof(s), "%04d%02d%02d%02d%02d%02dZ", year, tm.tm_mon + 1,
-                           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    return der_put(b, utc ? V_ASN1_UTCTIME : V_ASN1_GENERALIZEDTIME, s, (size_t)n);
+    const int fields[] = {year / 100, year % 100, tm.tm_mon + 1, tm.tm_mday,
+                          tm.tm_hour, tm.tm_min,  tm.tm_sec};
+    size_t n = 0;
+    for (size_t i = utc ? 1 : 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        s[n++] = (char)('0' + fields[i] / 10); /* two digits each, no snprintf */
+        s[n++] = (char)('0' + fields[i] % 10);
+    }
+    s[n++] = 'Z';
+    return der_put(b, utc ? V_ASN1_UTCTIME : V_ASN1_GENERALIZEDTIME, s, n);
 }
 
 /* --- the signer ----------------------------------------------------------------------------- */

@@ -116,11 +116,9 @@ static struct generation *gen_load(struct server *srv)
     return g;
 }
 
-/* Log one finished CMP request and count it (loop thread, before its reply). */
-static void job_log(struct cmp_job *job)
+/* The request's log line (info level). */
+static void job_log_line(struct cmp_job *job, double ms)
 {
-    struct server *srv = job->srv;
-    double ms = ms_since(&job->start);
     char msbuf[32], status[8];
     snprintf(msbuf, sizeof(msbuf), "%.1f", ms);
     snprintf(status, sizeof(status), "%d", job->rc == CG_OK ? job->res.http_status : 500);
@@ -137,6 +135,16 @@ static void job_log(struct cmp_job *job)
                         "ms",        msbuf,
                         "detail",    job->res.detail};
     cg_log_kv(CG_LOG_INFO, kv, (int)(sizeof(kv) / sizeof(kv[0])));
+}
+
+/* Log one finished CMP request and count it (loop thread, before its reply). The line is only
+ * formatted when info is logged. */
+static void job_log(struct cmp_job *job)
+{
+    struct server *srv = job->srv;
+    double ms = ms_since(&job->start);
+    if (cg_log_enabled(CG_LOG_INFO))
+        job_log_line(job, ms);
     atomic_fetch_add(&srv->m_ms_total, (unsigned long)ms);
     const char *o = job->res.outcome;
     if (job->rc == CG_OK && job->res.http_status == 200 &&

@@ -1203,6 +1203,55 @@ static void test_ca_signer_key_types(void)
     ca_exts_free_(pe);
 }
 
+/* Validity times as RFC 5280 4.1.2.5 wants them: UTCTime for 1950 through 2049, else
+ * GeneralizedTime, each to the second with Z; checked at both sides of both boundaries. */
+static void test_issue_time_forms(void)
+{
+    struct cg_cert_profile cp = *cg_config_cert_profile(g_cfg, "ENDUSER");
+    static const struct {
+        const char *nb, *na;           /* requested, as GeneralizedTime */
+        int nb_type, na_type;          /* written */
+        const char *nb_text, *na_text; /* written */
+    } cases[] = {
+        {"19491231235959Z", "19500101000000Z", V_ASN1_GENERALIZEDTIME, V_ASN1_UTCTIME,
+         "19491231235959Z", "500101000000Z"},
+        {"20491231235959Z", "20500101000000Z", V_ASN1_UTCTIME, V_ASN1_GENERALIZEDTIME,
+         "491231235959Z", "20500101000000Z"},
+        {"20380119031408Z", "99991231235959Z", V_ASN1_UTCTIME, V_ASN1_GENERALIZEDTIME,
+         "380119031408Z", "99991231235959Z"},
+    };
+    struct ca_signer *signer = ca_signer_new_(&g_cfg->cas[0]);
+    EVP_PKEY *sub = ec_key();
+    X509_NAME *sn = subj("TimeForms");
+    char detail[128] = "";
+    TEST_NOTNULL(signer);
+    cp.allow_validity_override = 1;
+    cp.validity_s = 9000L * 365 * 86400;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CG_OPTVALIDITY v = {ASN1_GENERALIZEDTIME_new(), ASN1_GENERALIZEDTIME_new()};
+        TEST_TRUE(ASN1_GENERALIZEDTIME_set_string(v.notBefore, cases[i].nb) == 1);
+        TEST_TRUE(ASN1_GENERALIZEDTIME_set_string(v.notAfter, cases[i].na) == 1);
+        struct ca_request rq = {sn, sub, NULL, &v, NULL};
+        struct ca_cert c;
+        uint8_t serial[16];
+        TEST_OK(ca_random_serial_(serial));
+        TEST_OK(ca_issue_(signer, &cp, NULL, &rq, serial, &c, detail, sizeof(detail)));
+        const unsigned char *p = c.der;
+        X509 *x = d2i_X509(NULL, &p, (long)c.der_len);
+        TEST_NOTNULL(x);
+        const ASN1_TIME *nb = X509_get0_notBefore(x), *na = X509_get0_notAfter(x);
+        TEST_EQ(ASN1_STRING_type(nb), cases[i].nb_type);
+        TEST_EQ(ASN1_STRING_type(na), cases[i].na_type);
+        TEST_STREQ((const char *)ASN1_STRING_get0_data(nb), cases[i].nb_text);
+        TEST_STREQ((const char *)ASN1_STRING_get0_data(na), cases[i].na_text);
+        X509_free(x);
+        ca_cert_clear_(&c);
+        ASN1_TIME_free(v.notBefore);
+        ASN1_TIME_free(v.notAfter);
+    }
+    ca_signer_free_(signer);
+}
+
 /* A response reuses the request's PBM parameters and derived key (the request's cache) with
  * the request's MAC algorithm: with HMAC-SHA512 and a SHA-384 one-way function (not OpenSSL's
  * defaults) the client accepts the ip and the pkiConf, each MAC'd with those parameters. */
@@ -4307,6 +4356,7 @@ CG_TESTS = {
     CG_TEST("core/pbm_primitives", test_pbm_primitives),
     CG_TEST("core/verify_item", test_verify_item),
     CG_TEST("core/ecfast_verify", test_ecfast_verify),
+    CG_TEST("core/issue_time_forms", test_issue_time_forms),
     CG_TEST("core/extracerts_cache", test_extracerts_cache),
     CG_TEST("core/ec_point_forms", test_ec_point_forms),
     CG_TEST("core/nested_ir", test_nested_ir),
