@@ -614,6 +614,8 @@ struct enroll {
     STACK_OF(X509_EXTENSION) * exts; /* borrowed or owned (p10cr) */
     int own_exts;
     X509_NAME *own_subject; /* the subject without the DnPartPwd attribute, when stripped */
+    char *subject_text;     /* subject_text()'s, of the name subject_text_of */
+    const X509_NAME *subject_text_of;
     int64_t cert_req_id;
     const struct cg_ee_profile *ep;
     const struct cg_cert_profile *cp;
@@ -624,9 +626,22 @@ static void enroll_clear(struct enroll *en)
 {
     if (en->own_exts)
         sk_X509_EXTENSION_pop_free(en->exts, X509_EXTENSION_free);
+    OPENSSL_free(en->subject_text);
     X509_NAME_free(en->own_subject);
     EVP_PKEY_free(en->key);
     CG_SPKI_free(en->own_spki);
+}
+
+/* The text of en->subject, formatted once for the end entity and the certificate records
+ * (NULL when out of memory). */
+static const char *subject_text(struct enroll *en)
+{
+    if (en->subject_text == NULL || en->subject_text_of != en->subject) {
+        OPENSSL_free(en->subject_text);
+        en->subject_text = ca_name_text_(en->subject);
+        en->subject_text_of = en->subject;
+    }
+    return en->subject_text;
 }
 
 static int check_profiles(struct msgctx *ctx, struct enroll *en)
@@ -843,7 +858,7 @@ static int ra_prepare(struct msgctx *ctx, struct enroll *en, struct cg_entity **
     } else {
         return rc;
     }
-    char *subj = ca_name_text_(en->subject);
+    const char *subj = subject_text(en);
     free(e->subject_dn);
     free(e->ca);
     free(e->ee_profile);
@@ -851,7 +866,6 @@ static int ra_prepare(struct msgctx *ctx, struct enroll *en, struct cg_entity **
     free(e->token_type);
     free(e->password);
     e->subject_dn = subj ? strdup(subj) : NULL;
-    OPENSSL_free(subj);
     e->ca = strdup(ctx->ca->name);
     e->ee_profile = strdup(en->ep->name);
     e->cert_profile = strdup(en->cp->name);
@@ -1104,7 +1118,9 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
             (rc = ca_issue_(ca_signer(ctx), en->cp, profile_exts(ctx, en->cp), &rq, serial, &cert,
                             ctx->detail, sizeof(ctx->detail))) != CG_OK)
             goto next;
-        if ((rc = ca_issued_rec_fill_(&cert, ctx->ca->name, en->username, c)) != CG_OK ||
+        if ((rc = ca_issued_rec_fill_(&cert, ctx->ca->name, en->username,
+                                      cert.subject == en->subject ? subject_text(en) : NULL, c)) !=
+                CG_OK ||
             (rc = fill_txn(ctx, t, c, &cert, en)) != CG_OK)
             goto next;
         if ((rc = cg_store_batch_put_entity(b, e, expect)) != CG_OK ||

@@ -270,9 +270,10 @@ int ca_issue_(const struct ca_signer *s, const struct cg_cert_profile *cp, const
               const struct ca_request *rq, const uint8_t serial[16], struct ca_cert *out,
               char *detail, size_t dlen);
 void ca_cert_clear_(struct ca_cert *c);
-/** @brief Fill rec from a certificate ca_issue_() made. */
+/** @brief Fill rec from a certificate ca_issue_() made; subject_text is the text of
+ *  c->subject when the caller has it (NULL: computed here). */
 int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char *username,
-                        struct cg_cert_rec *rec);
+                        const char *subject_text, struct cg_cert_rec *rec);
 /** @brief The public key of spki (new), loaded without the decoder for EC named curves and
  *  EdDSA. NULL if malformed. */
 EVP_PKEY *ca_spki_key_(const CG_SPKI *spki);

@@ -557,11 +557,11 @@ static int rec_fill(struct cg_cert_rec *rec, const uint8_t *der, size_t len,
 }
 
 int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char *username,
-                        struct cg_cert_rec *rec)
+                        const char *subject_text, struct cg_cert_rec *rec)
 {
+    char *text = subject_text != NULL ? OPENSSL_strdup(subject_text) : ca_name_text_(c->subject);
     return rec_fill(rec, c->der, c->der_len, c->signer->issuer_key, c->serial, sizeof(c->serial),
-                    ca_name_text_(c->subject), c->signer->issuer_text, c->not_after, ca_name,
-                    username);
+                    text, c->signer->issuer_text, c->not_after, ca_name, username);
 }
 
 int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
