@@ -18,6 +18,12 @@
  * ex_data; the CA certificates sent in caPubs) and CG_X509_CACHED then writes it as it is.
  * A certificate the CA has just issued has no X509 at all: issue.c writes it as DER, and
  * CG_CERT_DER (below) writes those bytes into the response.
+ *
+ * Names: a message's header sender and recipient are GeneralNames that cmpgate only echoes
+ * (the request's sender becomes the response's recipient), yet decoding a directoryName costs
+ * 2-5 µs (OpenSSL builds its entries and a canonical form). CG_GENNAME_RAW keeps the encoding;
+ * it is still checked to be a GeneralName, by decoding it unless the same bytes were checked
+ * recently (a table of the last names, which repeat: the RA's name, the CA's, NULL-DN).
  */
 #include "cg_err.h"
 #include "cmp_asn.h"
@@ -314,3 +320,134 @@ static const ASN1_EXTERN_FUNCS der_funcs = {
 };
 
 IMPLEMENT_EXTERN_ASN1(CG_CERT_DER, V_ASN1_SEQUENCE, der_funcs)
+
+/* --- CG_GENNAME_RAW: a GeneralName kept as its encoding ---------------------------------- */
+
+#define NAME_SLOTS 64     /* distinct names remembered as valid */
+#define NAME_MAX_DER 1024 /* longer names are checked every time */
+
+struct name_slot {
+    size_t len; /* 0: empty */
+    unsigned char der[NAME_MAX_DER];
+};
+
+static struct name_slot names[NAME_SLOTS];
+static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct name_slot *name_slot(const unsigned char *der, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a: the table only saves work, it decides nothing */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ der[i]) * 16777619u;
+    return &names[h % NAME_SLOTS];
+}
+
+/* 1 when der[0..len) is exactly one GeneralName. */
+static int name_valid(const unsigned char *der, size_t len)
+{
+    struct name_slot *s = name_slot(der, len);
+    int known = 0;
+    if (len <= NAME_MAX_DER) {
+        pthread_mutex_lock(&names_mu);
+        known = s->len == len && memcmp(s->der, der, len) == 0;
+        pthread_mutex_unlock(&names_mu);
+        if (known)
+            return 1;
+    }
+    const unsigned char *p = der;
+    GENERAL_NAME *gn = d2i_GENERAL_NAME(NULL, &p, (long)len);
+    int ok = gn != NULL && p == der + len;
+    GENERAL_NAME_free(gn);
+    if (ok && len <= NAME_MAX_DER) {
+        pthread_mutex_lock(&names_mu);
+        memcpy(s->der, der, len);
+        s->len = len;
+        pthread_mutex_unlock(&names_mu);
+    }
+    return ok;
+}
+
+/* A GeneralName: one of its context-specific tags [0]..[8], definite length; 1 when decoded,
+ * -1 when optional and absent, 0 on error. */
+static int gn_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const ASN1_ITEM *it,
+                  int tag, int aclass, char opt, ASN1_TLC *ctx)
+{
+    const unsigned char *p = *in;
+    long plen = 0;
+    int ptag = 0, pclass = 0;
+    (void)it;
+    (void)aclass;
+    (void)ctx;
+    if (len <= 0)
+        return opt ? -1 : 0;
+    int r = ASN1_get_object(&p, &plen, &ptag, &pclass, len);
+    if (r & 0x80)
+        return 0;
+    if (pclass != V_ASN1_CONTEXT_SPECIFIC || ptag > GEN_RID)
+        return opt ? -1 : 0;
+    if (tag >= 0 || r == 0x21)
+        return 0; /* implicit tagging, or an indefinite length */
+    long total = (long)(p - *in) + plen;
+    if (!name_valid(*in, (size_t)total) ||
+        ASN1_STRING_set((ASN1_STRING *)*pval, *in, (int)total) != 1)
+        return 0;
+    *in += total;
+    return 1;
+}
+
+static int gn_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITEM *it, int tag,
+                  int aclass)
+{
+    const ASN1_STRING *s = (const ASN1_STRING *)*pval;
+    (void)it;
+    (void)aclass;
+    int len = ASN1_STRING_length(s);
+    if (tag >= 0 || len <= 0)
+        return -1; /* never set: a message without a name is not encodable */
+    return write_der(ASN1_STRING_get0_data(s), len, out);
+}
+
+static const ASN1_EXTERN_FUNCS gn_funcs = {
+    .asn1_ex_new = der_new,
+    .asn1_ex_free = der_free,
+    .asn1_ex_d2i = gn_d2i,
+    .asn1_ex_i2d = gn_i2d,
+};
+
+IMPLEMENT_EXTERN_ASN1(CG_GENNAME_RAW, V_ASN1_SEQUENCE, gn_funcs)
+
+int CG_GENNAME_RAW_set(ASN1_STRING *raw, const GENERAL_NAME *gn)
+{
+    unsigned char *der = NULL;
+    int len = i2d_GENERAL_NAME(gn, &der);
+    int ok = len > 0 && ASN1_STRING_set(raw, der, len) == 1;
+    OPENSSL_free(der);
+    return ok;
+}
+
+int CG_GENNAME_RAW_set_dirname(ASN1_STRING *raw, const X509_NAME *dn)
+{
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    X509_NAME *dup = dn != NULL ? X509_NAME_dup(dn) : X509_NAME_new();
+    int ok = 0;
+    if (gn != NULL && dup != NULL) {
+        GENERAL_NAME_set0_value(gn, GEN_DIRNAME, dup);
+        dup = NULL;
+        ok = CG_GENNAME_RAW_set(raw, gn);
+    }
+    X509_NAME_free(dup);
+    GENERAL_NAME_free(gn);
+    return ok;
+}
+
+GENERAL_NAME *CG_GENNAME_RAW_get(const ASN1_STRING *raw)
+{
+    const unsigned char *p = ASN1_STRING_get0_data(raw);
+    int len = ASN1_STRING_length(raw);
+    GENERAL_NAME *gn = len > 0 ? d2i_GENERAL_NAME(NULL, &p, len) : NULL;
+    if (gn != NULL && p != ASN1_STRING_get0_data(raw) + len) {
+        GENERAL_NAME_free(gn);
+        gn = NULL;
+    }
+    return gn;
+}

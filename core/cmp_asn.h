@@ -100,6 +100,16 @@ DECLARE_ASN1_ITEM(CG_X509_CACHED)
 /* A Certificate held as its encoding (ASN1_STRING); written as it is, never decoded
  * (certcache.c). */
 DECLARE_ASN1_ITEM(CG_CERT_DER)
+/* A GeneralName held as its encoding (ASN1_STRING): checked to be a GeneralName when decoded
+ * (a name seen recently is recognised by its bytes instead), written as it is (certcache.c);
+ * the type of PKIHeader.sender and .recipient. */
+DECLARE_ASN1_ITEM(CG_GENNAME_RAW)
+/** @brief Set raw to the encoding of gn. @return 1 or 0. */
+int CG_GENNAME_RAW_set(ASN1_STRING *raw, const GENERAL_NAME *gn);
+/** @brief Set raw to the encoding of directoryName dn (an empty name for NULL). @return 1 or 0. */
+int CG_GENNAME_RAW_set_dirname(ASN1_STRING *raw, const X509_NAME *dn);
+/** @brief The GeneralName raw holds, decoded (new), or NULL. */
+GENERAL_NAME *CG_GENNAME_RAW_get(const ASN1_STRING *raw);
 
 DECLARE_ASN1_FUNCTIONS(CG_ITAV)
 DEFINE_STACK_OF(CG_ITAV)
@@ -129,8 +139,8 @@ DEFINE_STACK_OF(CG_ATAV)
  */
 typedef struct {
     ASN1_INTEGER *pvno;
-    GENERAL_NAME *sender;
-    GENERAL_NAME *recipient;
+    ASN1_STRING *sender;    /* CG_GENNAME_RAW */
+    ASN1_STRING *recipient; /* CG_GENNAME_RAW */
     ASN1_GENERALIZEDTIME *messageTime;
     X509_ALGOR *protectionAlg;
     ASN1_OCTET_STRING *senderKID;

@@ -170,17 +170,15 @@ fail:
 
 /* --- responses ---------------------------------------------------------------------------- */
 
-static GENERAL_NAME *dirname_new(const X509_NAME *name)
+/* A directoryName (NULL-DN for NULL) as an encoded GeneralName (new), or NULL. */
+static ASN1_STRING *dirname_new(const X509_NAME *name)
 {
-    GENERAL_NAME *gn = GENERAL_NAME_new();
-    X509_NAME *dup = name ? X509_NAME_dup(name) : X509_NAME_new();
-    if (gn == NULL || dup == NULL) {
-        GENERAL_NAME_free(gn);
-        X509_NAME_free(dup);
-        return NULL;
+    ASN1_STRING *raw = ASN1_STRING_new();
+    if (raw != NULL && !CG_GENNAME_RAW_set_dirname(raw, name)) {
+        ASN1_STRING_free(raw);
+        raw = NULL;
     }
-    GENERAL_NAME_set0_value(gn, GEN_DIRNAME, dup);
-    return gn;
+    return raw;
 }
 
 static int octets_set(ASN1_OCTET_STRING **dst, const uint8_t *p, size_t n)
@@ -219,11 +217,9 @@ static int has_implicit_confirm(const CG_PKIHEADER *h)
     return 0;
 }
 
-/* A response header answering ctx->req (which may be NULL when it did not parse). */
-/* A response's header names are lent, not copied (a name copy costs a decode with
- * canonicalisation): the sender is the core's encoded name of the CA, the recipient the
- * request's own sender. Every response_new() message is freed with response_free(), which
- * takes the loans back first. */
+/* A response's header names are lent, not copied: the sender is the core's encoded name of
+ * the CA, the recipient the request's own sender, as it was encoded. Every response_new()
+ * message is freed with response_free(), which takes the loans back first. */
 static void response_free(CG_PKIMESSAGE *m)
 {
     if (m == NULL)
@@ -242,7 +238,7 @@ static int ca_index(const struct msgctx *ctx)
     return -1;
 }
 
-static GENERAL_NAME *ca_name(const struct msgctx *ctx)
+static ASN1_STRING *ca_name(const struct msgctx *ctx)
 {
     int i = ca_index(ctx);
     return i >= 0 ? ctx->core->ca_names[i] : ctx->core->no_name;
@@ -265,6 +261,7 @@ static const struct ca_signer *ca_signer(const struct msgctx *ctx)
     return i >= 0 ? ctx->core->ca_signers[i] : NULL;
 }
 
+/* A response header answering ctx->req (which may be NULL when it did not parse). */
 static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
 {
     CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
@@ -276,8 +273,8 @@ static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
     m->body->type = body_type;
     if (ASN1_INTEGER_set(h->pvno, 2) != 1)
         goto fail;
-    GENERAL_NAME_free(h->sender);
-    GENERAL_NAME_free(h->recipient);
+    ASN1_STRING_free(h->sender);
+    ASN1_STRING_free(h->recipient);
     h->sender = ca_name(ctx);
     h->recipient = rh && rh->sender ? rh->sender : ctx->core->no_name;
     h->messageTime = ASN1_GENERALIZEDTIME_set(NULL, time(NULL));
@@ -2518,8 +2515,7 @@ static int build_stores(struct cg_core *c, char *why, size_t n)
 static int build_names(struct cg_core *c)
 {
     const struct cg_config *cfg = c->cfg;
-    unsigned char *der = NULL;
-    if ((c->ca_names = calloc(cfg->n_cas + 1, sizeof(GENERAL_NAME *))) == NULL ||
+    if ((c->ca_names = calloc(cfg->n_cas + 1, sizeof(ASN1_STRING *))) == NULL ||
         (c->ca_signers = calloc(cfg->n_cas + 1, sizeof(struct ca_signer *))) == NULL ||
         (c->profile_exts = calloc(cfg->n_cert_profiles + 1, sizeof(struct ca_exts *))) == NULL ||
         (c->no_name = dirname_new(NULL)) == NULL)
@@ -2533,13 +2529,6 @@ static int build_names(struct cg_core *c)
     for (size_t i = 0; i < cfg->n_cas; i++)
         if ((c->ca_names[i] = dirname_new(X509_get_subject_name(cfg->cas[i].cert))) == NULL)
             return CG_ENOMEM;
-    for (size_t i = 0; i <= cfg->n_cas; i++) {
-        int n = i2d_GENERAL_NAME(i < cfg->n_cas ? c->ca_names[i] : c->no_name, &der);
-        OPENSSL_free(der);
-        der = NULL;
-        if (n <= 0)
-            return CG_ECRYPTO;
-    }
     return CG_OK;
 }
 
@@ -2589,7 +2578,7 @@ void cg_core_free(struct cg_core *core)
     free(core->vendor_stores);
     free(core->nested_stores);
     for (size_t i = 0; core->ca_names && i < core->cfg->n_cas; i++)
-        GENERAL_NAME_free(core->ca_names[i]);
+        ASN1_STRING_free(core->ca_names[i]);
     free(core->ca_names);
     for (size_t i = 0; core->ca_signers && i < core->cfg->n_cas; i++)
         ca_signer_free_(core->ca_signers[i]);
@@ -2597,7 +2586,7 @@ void cg_core_free(struct cg_core *core)
     for (size_t i = 0; core->profile_exts && i < core->cfg->n_cert_profiles; i++)
         ca_exts_free_(core->profile_exts[i]);
     free(core->profile_exts);
-    GENERAL_NAME_free(core->no_name);
+    ASN1_STRING_free(core->no_name);
     if (core->nonces != NULL)
         pthread_mutex_destroy(&core->nonces->mu);
     free(core->nonces);

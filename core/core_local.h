@@ -24,8 +24,8 @@ struct cg_core {
     X509_STORE **nested_stores;
     /* per CA (same index as cfg->cas), and an empty one: the sender names of responses,
      * encoded once and lent to every response (see response_new) */
-    GENERAL_NAME **ca_names;
-    GENERAL_NAME *no_name;
+    ASN1_STRING **ca_names; /* each CA's subject, an encoded GeneralName (CG_GENNAME_RAW) */
+    ASN1_STRING *no_name;   /* NULL-DN, likewise */
     /* per CA: its signing set-up (issue.c): a context initialised once with its key, copied
      * for each signature (OpenSSL's per-signature set-up costs a third of an ECDSA signature),
      * and the encoded parts of its certificates; NULL when the key cannot sign */

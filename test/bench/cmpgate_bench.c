@@ -186,14 +186,9 @@ static CG_PKIMESSAGE *header_new(struct bench *b, int body_type, struct txmeta *
     CG_PKIHEADER *h = m->header;
     m->body->type = body_type;
     ASN1_INTEGER_set(h->pvno, 2);
-    X509_NAME *snd = b->signer ? X509_NAME_dup(X509_get_subject_name(b->signer)) : X509_NAME_new();
-    GENERAL_NAME_set0_value(h->sender, GEN_DIRNAME, snd);
-    X509_NAME *rcp = X509_NAME_new();
-    if (b->o.recipient != NULL) {
-        X509_NAME_free(rcp);
-        rcp = X509_NAME_dup(dn_parse_(b->o.recipient));
-    }
-    GENERAL_NAME_set0_value(h->recipient, GEN_DIRNAME, rcp);
+    CG_GENNAME_RAW_set_dirname(h->sender, b->signer ? X509_get_subject_name(b->signer) : NULL);
+    CG_GENNAME_RAW_set_dirname(h->recipient,
+                               b->o.recipient != NULL ? dn_parse_(b->o.recipient) : NULL);
     h->messageTime = ASN1_GENERALIZEDTIME_set(NULL, time(NULL));
     if (recip_nonce == NULL) {
         memset(tm, 0, sizeof(*tm));

@@ -127,16 +127,9 @@ static int wrap(char *in, const char *cert_path, const char *key_path, const cha
     const CG_PKIMESSAGE *first = sk_CG_PKIMESSAGE_value(m->body->value.nested, 0);
     if (first == NULL)
         goto out;
-    GENERAL_NAME_free(h->sender);
-    GENERAL_NAME_free(h->recipient);
-    h->sender = GENERAL_NAME_new();
-    h->recipient = GENERAL_NAME_dup(first->header->recipient);
-    X509_NAME *sn = X509_NAME_dup(X509_get_subject_name(cert));
-    if (h->sender == NULL || h->recipient == NULL || sn == NULL) {
-        X509_NAME_free(sn);
+    if (!CG_GENNAME_RAW_set_dirname(h->sender, X509_get_subject_name(cert)) ||
+        ASN1_STRING_copy(h->recipient, first->header->recipient) != 1)
         goto out;
-    }
-    GENERAL_NAME_set0_value(h->sender, GEN_DIRNAME, sn);
     if (ASN1_INTEGER_set(h->pvno, 2) != 1 || (h->transactionID = random_octets()) == NULL ||
         (h->senderNonce = random_octets()) == NULL ||
         (h->messageTime = ASN1_GENERALIZEDTIME_set(NULL, time(NULL))) == NULL)

@@ -84,6 +84,7 @@ static void *gc(void *p, void (*fn)(void *))
 GC_WRAP(X509, X509_free)
 GC_WRAP(EVP_PKEY, EVP_PKEY_free)
 GC_WRAP(X509_NAME, X509_NAME_free)
+GC_WRAP(GENERAL_NAME, GENERAL_NAME_free)
 GC_WRAP(X509_REQ, X509_REQ_free)
 GC_WRAP(CG_PKIMESSAGE, CG_PKIMESSAGE_free)
 GC_WRAP(struct cg_entity, cg_entity_free)
@@ -1918,6 +1919,92 @@ static void test_ecfast_verify(void)
     EVP_PKEY_free(other_prov);
 }
 
+/* The DER of a pkiConf message whose header sender is the given bytes (written as they are). */
+static int message_with_sender(const uint8_t *snd, int n, unsigned char **der)
+{
+    CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
+    ASN1_INTEGER_set(m->header->pvno, 2);
+    ASN1_STRING_set(m->header->sender, snd, n);
+    CG_GENNAME_RAW_set_dirname(m->header->recipient, NULL);
+    m->body->type = CG_BODY_PKICONF;
+    m->body->value.pkiconf = ASN1_NULL_new();
+    *der = NULL;
+    int len = i2d_CG_PKIMESSAGE(m, der);
+    CG_PKIMESSAGE_free(m);
+    return len;
+}
+
+/* 1 when der[0..len) decodes as a message; then its sender's bytes must be snd. */
+static int sender_decodes(const uint8_t *snd, int n)
+{
+    unsigned char *der = NULL;
+    int len = message_with_sender(snd, n, &der);
+    const unsigned char *p = der;
+    CG_PKIMESSAGE *m = len > 0 ? d2i_CG_PKIMESSAGE(NULL, &p, len) : NULL;
+    int ok = m != NULL;
+    if (ok && (ASN1_STRING_length(m->header->sender) != n ||
+               memcmp(ASN1_STRING_get0_data(m->header->sender), snd, (size_t)n) != 0))
+        ok = -1; /* decoded, but not kept as sent */
+    CG_PKIMESSAGE_free(m);
+    OPENSSL_free(der);
+    return ok;
+}
+
+/* Header names (CG_GENNAME_RAW) are kept as encoded and still checked: every GeneralName form
+ * decodes and is kept byte for byte (decoded again, it is the name that was set); a tag beyond
+ * [8], a universal tag, an indefinite length, a directoryName holding no Name and an otherName
+ * without its value are refused, the same bytes every time (what the table of recent names
+ * remembers is only what was valid). */
+static void test_gennname_raw(void)
+{
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
+    ASN1_STRING *raw = ASN1_STRING_new();
+    TEST_TRUE(ASN1_STRING_set(dns, "ra.example.com", -1) == 1);
+    GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
+    TEST_TRUE(CG_GENNAME_RAW_set(raw, gn));
+    for (int round = 0; round < 2; round++) /* the second from the table */
+        TEST_EQ(sender_decodes(ASN1_STRING_get0_data(raw), ASN1_STRING_length(raw)), 1);
+    GENERAL_NAME *back = CG_GENNAME_RAW_get(raw);
+    TEST_NOTNULL(back);
+    TEST_EQ(GENERAL_NAME_cmp(back, gn), 0);
+    GENERAL_NAME_free(back);
+    TEST_TRUE(CG_GENNAME_RAW_set_dirname(raw, subj("RawSender")));
+    TEST_EQ(sender_decodes(ASN1_STRING_get0_data(raw), ASN1_STRING_length(raw)), 1);
+    back = CG_GENNAME_RAW_get(raw);
+    TEST_NOTNULL(back);
+    TEST_EQ(back->type, GEN_DIRNAME);
+    TEST_EQ(X509_NAME_cmp(back->d.directoryName, subj("RawSender")), 0);
+    GENERAL_NAME_free(back);
+    static const uint8_t uri[] = {0x86, 0x05, 'h', 't', 't', 'p', ':'};
+    static const uint8_t ip[] = {0x87, 0x04, 127, 0, 0, 1};
+    static const uint8_t tag9[] = {0x89, 0x01, 0x00};
+    static const uint8_t universal[] = {0x30, 0x00};
+    static const uint8_t indefinite[] = {0xa4, 0x80, 0x30, 0x00, 0x00, 0x00};
+    static const uint8_t not_a_name[] = {0xa4, 0x03, 0x02, 0x01, 0x05};
+    static const uint8_t other_no_value[] = {0xa0, 0x05, 0x06, 0x03, 0x2a, 0x03, 0x04};
+    TEST_EQ(sender_decodes(uri, sizeof(uri)), 1);
+    TEST_EQ(sender_decodes(ip, sizeof(ip)), 1);
+    for (int round = 0; round < 2; round++) {
+        TEST_EQ(sender_decodes(tag9, sizeof(tag9)), 0);
+        TEST_EQ(sender_decodes(universal, sizeof(universal)), 0);
+        TEST_EQ(sender_decodes(indefinite, sizeof(indefinite)), 0);
+        TEST_EQ(sender_decodes(not_a_name, sizeof(not_a_name)), 0);
+        TEST_EQ(sender_decodes(other_no_value, sizeof(other_no_value)), 0);
+    }
+    /* an unset name cannot be encoded */
+    CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
+    unsigned char *der = NULL;
+    ASN1_INTEGER_set(m->header->pvno, 2);
+    m->body->type = CG_BODY_PKICONF;
+    m->body->value.pkiconf = ASN1_NULL_new();
+    TEST_TRUE(i2d_CG_PKIMESSAGE(m, &der) <= 0);
+    OPENSSL_free(der);
+    CG_PKIMESSAGE_free(m);
+    ASN1_STRING_free(raw);
+    GENERAL_NAME_free(gn);
+}
+
 /* extraCerts (CG_X509_CACHED): two messages carrying the same certificate share one decoded
  * X509 that equals OpenSSL's own decoding; the encoding round-trips; a damaged certificate
  * fails the whole message. */
@@ -1926,8 +2013,8 @@ static void test_extracerts_cache(void)
     CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
     unsigned char *der = NULL;
     ASN1_INTEGER_set(m->header->pvno, 2);
-    GENERAL_NAME_set0_value(m->header->sender, GEN_DIRNAME, X509_NAME_new());
-    GENERAL_NAME_set0_value(m->header->recipient, GEN_DIRNAME, X509_NAME_new());
+    TEST_TRUE(CG_GENNAME_RAW_set_dirname(m->header->sender, NULL));
+    TEST_TRUE(CG_GENNAME_RAW_set_dirname(m->header->recipient, NULL));
     m->body->type = CG_BODY_PKICONF;
     m->body->value.pkiconf = ASN1_NULL_new();
     m->extraCerts = sk_X509_new_null();
@@ -3764,16 +3851,6 @@ static ASN1_OCTET_STRING *random_octets(int n)
     return s;
 }
 
-static GENERAL_NAME *dirname_of(const X509_NAME *n)
-{
-    GENERAL_NAME *g = GENERAL_NAME_new();
-    X509_NAME *d = X509_NAME_dup(n);
-    if (g == NULL || d == NULL)
-        abort();
-    GENERAL_NAME_set0_value(g, GEN_DIRNAME, d);
-    return g;
-}
-
 /* An unprotected nested message from the RA holding the DER messages ders[0..n). */
 static CG_PKIMESSAGE *nested_new(uint8_t *const *ders, const size_t *lens, int n, X509 *ra_cert)
 {
@@ -3781,10 +3858,8 @@ static CG_PKIMESSAGE *nested_new(uint8_t *const *ders, const size_t *lens, int n
     TEST_NOTNULL(m);
     CG_PKIHEADER *h = m->header;
     TEST_EQ(ASN1_INTEGER_set(h->pvno, 2), 1);
-    GENERAL_NAME_free(h->sender);
-    GENERAL_NAME_free(h->recipient);
-    h->sender = dirname_of(X509_get_subject_name(ra_cert));
-    h->recipient = dirname_of(X509_get_subject_name(g_nca_cert));
+    TEST_TRUE(CG_GENNAME_RAW_set_dirname(h->sender, X509_get_subject_name(ra_cert)));
+    TEST_TRUE(CG_GENNAME_RAW_set_dirname(h->recipient, X509_get_subject_name(g_nca_cert)));
     h->transactionID = random_octets(16);
     h->senderNonce = random_octets(16);
     m->body->type = CG_BODY_NESTED;
@@ -3944,9 +4019,10 @@ static void test_nested_ir(void)
     /* the outer answer carries the CA certificate; the RA is its recipient */
     TEST_TRUE(sk_X509_num(a->extraCerts) >= 1);
     TEST_EQ(X509_cmp(sk_X509_value(a->extraCerts, 0), g_nca_cert), 0);
-    TEST_EQ(a->header->recipient->type, GEN_DIRNAME);
-    TEST_EQ(X509_NAME_cmp(a->header->recipient->d.directoryName, X509_get_subject_name(g_ra_cert)),
-            0);
+    GENERAL_NAME *rcp = gc(CG_GENNAME_RAW_get(a->header->recipient), gc_GENERAL_NAME_free);
+    TEST_NOTNULL(rcp);
+    TEST_EQ(rcp->type, GEN_DIRNAME);
+    TEST_EQ(X509_NAME_cmp(rcp->d.directoryName, X509_get_subject_name(g_ra_cert)), 0);
 }
 
 /* Two inner requests: two ips, in the order of the requests. */
@@ -4356,6 +4432,7 @@ CG_TESTS = {
     CG_TEST("core/pbm_primitives", test_pbm_primitives),
     CG_TEST("core/verify_item", test_verify_item),
     CG_TEST("core/ecfast_verify", test_ecfast_verify),
+    CG_TEST("core/gennname_raw", test_gennname_raw),
     CG_TEST("core/issue_time_forms", test_issue_time_forms),
     CG_TEST("core/extracerts_cache", test_extracerts_cache),
     CG_TEST("core/ec_point_forms", test_ec_point_forms),
