@@ -451,3 +451,39 @@ GENERAL_NAME *CG_GENNAME_RAW_get(const ASN1_STRING *raw)
     }
     return gn;
 }
+
+/* --- CG_TLV_RAW: a whole TLV written as it is, never decoded ------------------------------- */
+
+static int tlv_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const ASN1_ITEM *it,
+                   int tag, int aclass, char opt, ASN1_TLC *ctx)
+{
+    (void)pval;
+    (void)in;
+    (void)len;
+    (void)it;
+    (void)tag;
+    (void)aclass;
+    (void)ctx;
+    return opt ? -1 : 0; /* absent: in a CHOICE, the other alternatives decide */
+}
+
+static int tlv_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITEM *it, int tag,
+                   int aclass)
+{
+    const ASN1_STRING *s = (const ASN1_STRING *)*pval;
+    (void)it;
+    (void)aclass;
+    int len = ASN1_STRING_length(s);
+    if (tag >= 0 || len <= 0)
+        return -1;
+    return write_der(ASN1_STRING_get0_data(s), len, out);
+}
+
+static const ASN1_EXTERN_FUNCS tlv_funcs = {
+    .asn1_ex_new = der_new,
+    .asn1_ex_free = der_free,
+    .asn1_ex_d2i = tlv_d2i,
+    .asn1_ex_i2d = tlv_i2d,
+};
+
+IMPLEMENT_EXTERN_ASN1(CG_TLV_RAW, V_ASN1_SEQUENCE, tlv_funcs)

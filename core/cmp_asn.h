@@ -48,6 +48,7 @@ enum {
     CG_BODY_CERTCONF = 24,
     CG_BODY_POLLREQ = 25,
     CG_BODY_POLLREP = 26,
+    CG_BODY_DER = 27, /* encode only: a whole PKIBody written as value.der holds it */
 };
 
 /* PKIStatus */
@@ -104,6 +105,9 @@ DECLARE_ASN1_ITEM(CG_CERT_DER)
  * (a name seen recently is recognised by its bytes instead), written as it is (certcache.c);
  * the type of PKIHeader.sender and .recipient. */
 DECLARE_ASN1_ITEM(CG_GENNAME_RAW)
+/* A whole TLV held as its encoding (ASN1_STRING), written as it is; never decoded: as the last
+ * alternative of a CHOICE it matches nothing (certcache.c). */
+DECLARE_ASN1_ITEM(CG_TLV_RAW)
 /** @brief Set raw to the encoding of gn. @return 1 or 0. */
 int CG_GENNAME_RAW_set(ASN1_STRING *raw, const GENERAL_NAME *gn);
 /** @brief Set raw to the encoding of directoryName dn (an empty name for NULL). @return 1 or 0. */
@@ -390,6 +394,7 @@ typedef struct {
         CG_ERRORMSGCONTENT *error;
         STACK_OF(CG_CERTSTATUS) * certConf;
         ASN1_TYPE *other; /* every body type not read here */
+        ASN1_STRING *der; /* CG_BODY_DER: the body's encoding (tag included) */
     } value;
 } CG_PKIBODY;
 DECLARE_ASN1_FUNCTIONS(CG_PKIBODY)

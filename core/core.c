@@ -1154,46 +1154,34 @@ static int certrep_response(struct msgctx *ctx, const struct ca_cert *cert, int6
     int rep_type = ctx->req->body->type == CG_BODY_IR    ? CG_BODY_IP
                    : ctx->req->body->type == CG_BODY_KUR ? CG_BODY_KUP
                                                          : CG_BODY_CP;
-    CG_CERTREPMESSAGE *rep = CG_CERTREPMESSAGE_new();
-    CG_CERTRESPONSE *cr = CG_CERTRESPONSE_new();
+    /* caPubs: the CA's certificate, then the alias's response_capubs */
+    X509 **capubs = calloc(1 + ctx->alias->n_response_capubs, sizeof(X509 *));
+    size_t n = 0;
+    ASN1_STRING *body = ASN1_STRING_new();
     int rc = CG_ENOMEM;
-    if (rep == NULL || cr == NULL)
+    if (capubs == NULL || body == NULL)
         goto out;
-    if ((ctx->resp = response_new(ctx, rep_type)) == NULL)
+    capubs[n++] = ctx->ca->cert;
+    for (size_t i = 0; i < ctx->alias->n_response_capubs; i++) {
+        X509 *x = named_ca_cert(ctx->cfg, ctx->alias->response_capubs[i]);
+        if (x != NULL)
+            capubs[n++] = x;
+    }
+    /* the body is written as DER at once (an OpenSSL encoding of its five nested levels
+     * computes each inner length again at every level) */
+    if ((rc = ca_certrep_der_(rep_type, capubs, n, cert_req_id, cert, body)) != CG_OK)
+        goto out;
+    rc = CG_ENOMEM;
+    if ((ctx->resp = response_new(ctx, CG_BODY_DER)) == NULL)
         goto out;
     if (ctx->implicit_confirm && (rc = add_implicit_confirm(ctx->resp->header)) != CG_OK)
         goto out;
-    rc = CG_ENOMEM;
-    if ((rc = push_cert(&rep->caPubs, ctx->ca->cert)) != CG_OK)
-        goto out;
-    for (size_t i = 0; i < ctx->alias->n_response_capubs; i++) {
-        X509 *x = named_ca_cert(ctx->cfg, ctx->alias->response_capubs[i]);
-        if (x != NULL && (rc = push_cert(&rep->caPubs, x)) != CG_OK)
-            goto out;
-    }
-    rc = CG_ENOMEM;
-    if (ASN1_INTEGER_set_int64(cr->certReqId, cert_req_id) != 1)
-        goto out;
-    CG_PKISI_free(cr->status);
-    if ((cr->status = status_new(CG_STATUS_ACCEPTED, CG_OK, NULL)) == NULL)
-        goto out;
-    if ((cr->certifiedKeyPair = CG_CERTIFIEDKEYPAIR_new()) == NULL)
-        goto out;
-    CG_CERTORENCCERT *coe = cr->certifiedKeyPair->certOrEncCert;
-    if ((coe->value.certificate_der = ASN1_STRING_new()) == NULL)
-        goto out;
-    coe->type = CG_COE_CERT_DER;
-    if (ASN1_STRING_set(coe->value.certificate_der, cert->der, (int)cert->der_len) != 1)
-        goto out;
-    if (sk_CG_CERTRESPONSE_push(rep->response, cr) <= 0)
-        goto out;
-    cr = NULL;
-    ctx->resp->body->value.ip = rep;
-    rep = NULL;
+    ctx->resp->body->value.der = body;
+    body = NULL;
     rc = CG_OK;
 out:
-    CG_CERTRESPONSE_free(cr);
-    CG_CERTREPMESSAGE_free(rep);
+    ASN1_STRING_free(body);
+    free(capubs);
     return rc;
 }
 

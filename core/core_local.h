@@ -270,6 +270,11 @@ int ca_issue_(const struct ca_signer *s, const struct cg_cert_profile *cp, const
               const struct ca_request *rq, const uint8_t serial[16], struct ca_cert *out,
               char *detail, size_t dlen);
 void ca_cert_clear_(struct ca_cert *c);
+/** @brief out = the PKIBody [rep_type] CertRepMessage accepting c for certReqId cert_req_id,
+ *  with caPubs capubs[0..n_capubs) (none: no caPubs), as DER. @return CG_OK, CG_ENOMEM,
+ *  CG_EINVAL, CG_ECRYPTO. */
+int ca_certrep_der_(int rep_type, X509 *const *capubs, size_t n_capubs, int64_t cert_req_id,
+                    const struct ca_cert *c, ASN1_STRING *out);
 /** @brief Fill rec from a certificate ca_issue_() made; subject_text is the text of
  *  c->subject when the caller has it (NULL: computed here). */
 int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char *username,

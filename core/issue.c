@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -516,6 +517,55 @@ void ca_cert_clear_(struct ca_cert *c)
 {
     free(c->der);
     memset(c, 0, sizeof(*c));
+}
+
+/* --- the response body ---------------------------------------------------------------------- */
+
+int ca_certrep_der_(int rep_type, X509 *const *capubs, size_t n_capubs, int64_t cert_req_id,
+                    const struct ca_cert *c, ASN1_STRING *out)
+{
+    static const uint8_t accepted[] = {0x30, 0x03, 0x02, 0x01, 0x00}; /* PKIStatusInfo {0} */
+    struct cg_buf b = {0};
+    uint8_t id[8];
+    size_t at;
+    int rc = CG_OK;
+    if (rep_type < 0 || rep_type > 30)
+        return CG_EINVAL;
+    if (n_capubs > 0) { /* caPubs [1] SEQUENCE OF CMPCertificate */
+        for (size_t i = 0; i < n_capubs && rc == CG_OK; i++) {
+            size_t len = 0;
+            const unsigned char *der = core_cert_der_(capubs[i], &len);
+            rc = der != NULL ? cg_buf_append(&b, der, len) : DER_I2D(&b, i2d_X509, capubs[i]);
+        }
+        if (rc != CG_OK || (rc = der_wrap(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
+            (rc = der_wrap(&b, 0, 0xa1)) != CG_OK)
+            goto out;
+    }
+    at = b.len;      /* response: SEQUENCE OF CertResponse, here one */
+    size_t skip = 0; /* minimal two's complement: -1 for p10cr */
+    for (int i = 0; i < 8; i++)
+        id[i] = (uint8_t)((uint64_t)cert_req_id >> (56 - 8 * i));
+    while (skip < 7 && ((id[skip] == 0x00 && !(id[skip + 1] & 0x80)) ||
+                        (id[skip] == 0xff && (id[skip + 1] & 0x80))))
+        skip++;
+    if ((rc = der_put(&b, V_ASN1_INTEGER, id + skip, sizeof(id) - skip)) != CG_OK ||
+        (rc = cg_buf_append(&b, accepted, sizeof(accepted))) != CG_OK)
+        goto out;
+    size_t kp = b.len; /* certifiedKeyPair { certOrEncCert: certificate [0] } */
+    if ((rc = cg_buf_append(&b, c->der, c->der_len)) != CG_OK ||
+        (rc = der_wrap(&b, kp, 0xa0)) != CG_OK ||
+        (rc = der_wrap(&b, kp, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
+        (rc = der_wrap(&b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK || /* CertResponse */
+        (rc = der_wrap(&b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK || /* SEQUENCE OF */
+        (rc = der_wrap(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) !=
+            CG_OK || /* CertRepMessage */
+        (rc = der_wrap(&b, 0, (uint8_t)(0xa0 | rep_type))) != CG_OK)
+        goto out;
+    if (b.len > INT_MAX || ASN1_STRING_set(out, b.data, (int)b.len) != 1)
+        rc = CG_ENOMEM;
+out:
+    free(b.data);
+    return rc;
 }
 
 /* --- store records -------------------------------------------------------------------------- */

@@ -1253,6 +1253,69 @@ static void test_issue_time_forms(void)
     ca_signer_free_(signer);
 }
 
+/* The accepting CertRepMessage body written as DER (ca_certrep_der_) is what OpenSSL's encoder
+ * makes of it: decoded, every field is as given (body type, caPubs in order, certReqId
+ * including -1 and values at byte boundaries, status accepted without text or failInfo, the
+ * certificate's bytes), and encoded again it is byte for byte the same. */
+static void test_certrep_der(void)
+{
+    const struct cg_cert_profile *cp = cg_config_cert_profile(g_cfg, "ENDUSER");
+    struct ca_signer *signer = ca_signer_new_(&g_cfg->cas[0]);
+    struct ca_request rq = {subj("CertRepDer"), ec_key(), NULL, NULL, NULL};
+    struct ca_cert c;
+    uint8_t serial[16];
+    char detail[128] = "";
+    TEST_NOTNULL(signer);
+    TEST_OK(ca_random_serial_(serial));
+    TEST_OK(ca_issue_(signer, cp, NULL, &rq, serial, &c, detail, sizeof(detail)));
+    X509 *capubs[2] = {g_cfg->cas[0].cert, g_ca_cert};
+    static const int types[] = {CG_BODY_IP, CG_BODY_CP, CG_BODY_KUP};
+    static const int64_t ids[] = {0, 1, 127, 128, 255, 256, 0x7fffffff, -1};
+    for (size_t t = 0; t < 3; t++)
+        for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+            size_t n_capubs = i % 3;
+            ASN1_STRING *der = ASN1_STRING_new();
+            TEST_OK(ca_certrep_der_(types[t], capubs, n_capubs, ids[i], &c, der));
+            const unsigned char *p = ASN1_STRING_get0_data(der);
+            CG_PKIBODY *b = d2i_CG_PKIBODY(NULL, &p, ASN1_STRING_length(der));
+            TEST_NOTNULL(b);
+            TEST_TRUE(p == ASN1_STRING_get0_data(der) + ASN1_STRING_length(der));
+            TEST_EQ(b->type, types[t]);
+            CG_CERTREPMESSAGE *rep = b->value.ip;
+            TEST_EQ(rep->caPubs == NULL ? 0 : sk_X509_num(rep->caPubs), (int)n_capubs);
+            for (size_t k = 0; k < n_capubs; k++)
+                TEST_EQ(X509_cmp(sk_X509_value(rep->caPubs, (int)k), capubs[k]), 0);
+            TEST_EQ(sk_CG_CERTRESPONSE_num(rep->response), 1);
+            CG_CERTRESPONSE *cr = sk_CG_CERTRESPONSE_value(rep->response, 0);
+            int64_t id = 0;
+            TEST_EQ(ASN1_INTEGER_get_int64(&id, cr->certReqId), 1);
+            TEST_EQ(id, ids[i]);
+            TEST_EQ(ASN1_INTEGER_get(cr->status->status), 0);
+            TEST_TRUE(cr->status->statusString == NULL && cr->status->failInfo == NULL);
+            TEST_TRUE(cr->rspInfo == NULL && cr->certifiedKeyPair->privateKey == NULL);
+            TEST_EQ(cr->certifiedKeyPair->certOrEncCert->type, 0); /* certificate, an X509 */
+            unsigned char *cert_der = NULL;
+            int cert_len =
+                i2d_X509(cr->certifiedKeyPair->certOrEncCert->value.certificate, &cert_der);
+            TEST_EQ(cert_len, (int)c.der_len);
+            TEST_EQ(memcmp(cert_der, c.der, c.der_len), 0);
+            OPENSSL_free(cert_der);
+            unsigned char *again = NULL;
+            int n = i2d_CG_PKIBODY(b, &again);
+            TEST_EQ(n, ASN1_STRING_length(der));
+            TEST_EQ(memcmp(again, ASN1_STRING_get0_data(der), (size_t)n), 0);
+            OPENSSL_free(again);
+            CG_PKIBODY_free(b);
+            ASN1_STRING_free(der);
+        }
+    /* the encode-only alternative matches nothing: a body of tag [27] does not decode */
+    static const uint8_t tag27[] = {0xbb, 0x02, 0x05, 0x00};
+    const unsigned char *p = tag27;
+    TEST_TRUE(d2i_CG_PKIBODY(NULL, &p, sizeof(tag27)) == NULL);
+    ca_cert_clear_(&c);
+    ca_signer_free_(signer);
+}
+
 /* A response reuses the request's PBM parameters and derived key (the request's cache) with
  * the request's MAC algorithm: with HMAC-SHA512 and a SHA-384 one-way function (not OpenSSL's
  * defaults) the client accepts the ip and the pkiConf, each MAC'd with those parameters. */
@@ -4434,6 +4497,7 @@ CG_TESTS = {
     CG_TEST("core/ecfast_verify", test_ecfast_verify),
     CG_TEST("core/gennname_raw", test_gennname_raw),
     CG_TEST("core/issue_time_forms", test_issue_time_forms),
+    CG_TEST("core/certrep_der", test_certrep_der),
     CG_TEST("core/extracerts_cache", test_extracerts_cache),
     CG_TEST("core/ec_point_forms", test_ec_point_forms),
     CG_TEST("core/nested_ir", test_nested_ir),
