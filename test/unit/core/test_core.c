@@ -1839,7 +1839,8 @@ static void test_kur(void)
 static void test_pbm_primitives(void)
 {
     static const int owfs[] = {NID_sha1, NID_sha224, NID_sha256, NID_sha384, NID_sha512};
-    static const int macs[] = {NID_hmac_sha1, NID_hmacWithSHA256, NID_hmacWithSHA512};
+    static const int macs[] = {NID_hmac_sha1, NID_hmacWithSHA224, NID_hmacWithSHA256,
+                               NID_hmacWithSHA384, NID_hmacWithSHA512};
     const unsigned char msg[] = "a ProtectedPart stand-in, long enough to span a block or two of "
                                 "the digest so that the HMAC's update path is exercised";
     for (size_t o = 0; o < sizeof(owfs) / sizeof(owfs[0]); o++)
@@ -1883,13 +1884,18 @@ static void test_pbm_primitives(void)
     uint8_t longkey[200], mac[EVP_MAX_MD_SIZE], want[EVP_MAX_MD_SIZE];
     unsigned maclen = 0;
     size_t wantlen = 0;
+    static const char *const mds[] = {"SHA1", "SHA224", "SHA256", "SHA384", "SHA512"};
     memset(longkey, 0xa5, sizeof(longkey));
-    TEST_OK(
-        pbm_hmac_(NID_hmacWithSHA256, longkey, sizeof(longkey), msg, sizeof(msg), mac, &maclen));
-    TEST_NOTNULL(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, longkey, sizeof(longkey), msg,
-                           sizeof(msg), want, sizeof(want), &wantlen));
-    TEST_EQ(maclen, wantlen);
-    TEST_MEMEQ(mac, want, wantlen);
+    for (size_t h = 0; h < sizeof(macs) / sizeof(macs[0]); h++) {
+        /* a key longer than the block (64 or 128 bytes), and one exactly a 64-byte block */
+        for (size_t klen = sizeof(longkey); klen != 0; klen = klen == 64 ? 0 : 64) {
+            TEST_OK(pbm_hmac_(macs[h], longkey, klen, msg, sizeof(msg), mac, &maclen));
+            TEST_NOTNULL(EVP_Q_mac(NULL, "HMAC", NULL, mds[h], NULL, longkey, klen, msg,
+                                   sizeof(msg), want, sizeof(want), &wantlen));
+            TEST_EQ(maclen, wantlen);
+            TEST_MEMEQ(mac, want, wantlen);
+        }
+    }
     TEST_RC(pbm_derive_(NID_md5, "x", NULL, 0, 1, mac, &maclen), CG_ECMP_BADALG);
     TEST_RC(pbm_hmac_(NID_md5, longkey, 1, msg, 1, mac, &maclen), CG_ECMP_BADALG);
 }
