@@ -17,7 +17,7 @@
  * rest again at each i2d. A certificate's DER can be attached once (core_cert_set_der_, X509
  * ex_data; the CA certificates sent in caPubs) and CG_X509_CACHED then writes it as it is.
  * A certificate the CA has just issued has no X509 at all: issue.c writes it as DER, and
- * CG_CERT_DER (below) writes those bytes into the response.
+ * CG_TLV_RAW (below) writes those bytes into the response.
  *
  * Names: a message's header sender and recipient are GeneralNames that cmpgate only echoes
  * (the request's sender becomes the response's recipient), yet decoding a directoryName costs
@@ -268,39 +268,24 @@ static const ASN1_EXTERN_FUNCS cert_funcs = {
 
 IMPLEMENT_EXTERN_ASN1(CG_X509_CACHED, V_ASN1_SEQUENCE, cert_funcs)
 
-/* --- CG_CERT_DER: a certificate kept as its encoding ------------------------------------- */
+/* --- encodings held as ASN1_STRINGs ------------------------------------------------------ */
 
-static int der_new(ASN1_VALUE **pval, const ASN1_ITEM *it)
+static int raw_new(ASN1_VALUE **pval, const ASN1_ITEM *it)
 {
     (void)it;
     *pval = (ASN1_VALUE *)ASN1_STRING_new();
     return *pval != NULL;
 }
 
-static void der_free(ASN1_VALUE **pval, const ASN1_ITEM *it)
+static void raw_free(ASN1_VALUE **pval, const ASN1_ITEM *it)
 {
     (void)it;
     ASN1_STRING_free((ASN1_STRING *)*pval);
     *pval = NULL;
 }
 
-/* Encode only: CG_CERTORENCCERT lists it after the decodable certificate alternative of the
- * same tag, so decoding never reaches it; refuse all the same. */
-static int der_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const ASN1_ITEM *it,
-                   int tag, int aclass, char opt, ASN1_TLC *ctx)
-{
-    (void)pval;
-    (void)in;
-    (void)len;
-    (void)it;
-    (void)tag;
-    (void)aclass;
-    (void)opt;
-    (void)ctx;
-    return 0;
-}
-
-static int der_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITEM *it, int tag,
+/* Write the held encoding as it is (CG_GENNAME_RAW, CG_TLV_RAW). */
+static int raw_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITEM *it, int tag,
                    int aclass)
 {
     const ASN1_STRING *s = (const ASN1_STRING *)*pval;
@@ -308,18 +293,9 @@ static int der_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITEM
     (void)aclass;
     int len = ASN1_STRING_length(s);
     if (tag >= 0 || len <= 0)
-        return -1;
+        return -1; /* never set (a message without a name is not encodable), or tagged */
     return write_der(ASN1_STRING_get0_data(s), len, out);
 }
-
-static const ASN1_EXTERN_FUNCS der_funcs = {
-    .asn1_ex_new = der_new,
-    .asn1_ex_free = der_free,
-    .asn1_ex_d2i = der_d2i,
-    .asn1_ex_i2d = der_i2d,
-};
-
-IMPLEMENT_EXTERN_ASN1(CG_CERT_DER, V_ASN1_SEQUENCE, der_funcs)
 
 /* --- CG_GENNAME_RAW: a GeneralName kept as its encoding ---------------------------------- */
 
@@ -395,23 +371,11 @@ static int gn_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const A
     return 1;
 }
 
-static int gn_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITEM *it, int tag,
-                  int aclass)
-{
-    const ASN1_STRING *s = (const ASN1_STRING *)*pval;
-    (void)it;
-    (void)aclass;
-    int len = ASN1_STRING_length(s);
-    if (tag >= 0 || len <= 0)
-        return -1; /* never set: a message without a name is not encodable */
-    return write_der(ASN1_STRING_get0_data(s), len, out);
-}
-
 static const ASN1_EXTERN_FUNCS gn_funcs = {
-    .asn1_ex_new = der_new,
-    .asn1_ex_free = der_free,
+    .asn1_ex_new = raw_new,
+    .asn1_ex_free = raw_free,
     .asn1_ex_d2i = gn_d2i,
-    .asn1_ex_i2d = gn_i2d,
+    .asn1_ex_i2d = raw_i2d,
 };
 
 IMPLEMENT_EXTERN_ASN1(CG_GENNAME_RAW, V_ASN1_SEQUENCE, gn_funcs)
@@ -452,7 +416,8 @@ GENERAL_NAME *CG_GENNAME_RAW_get(const ASN1_STRING *raw)
     return gn;
 }
 
-/* --- CG_TLV_RAW: a whole TLV written as it is, never decoded ------------------------------- */
+/* --- CG_TLV_RAW: a whole TLV written as it is, never decoded (an issued certificate in
+ * CertOrEncCert, a response body written as DER) ------------------------------------------ */
 
 static int tlv_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const ASN1_ITEM *it,
                    int tag, int aclass, char opt, ASN1_TLC *ctx)
@@ -467,23 +432,11 @@ static int tlv_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const 
     return opt ? -1 : 0; /* absent: in a CHOICE, the other alternatives decide */
 }
 
-static int tlv_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITEM *it, int tag,
-                   int aclass)
-{
-    const ASN1_STRING *s = (const ASN1_STRING *)*pval;
-    (void)it;
-    (void)aclass;
-    int len = ASN1_STRING_length(s);
-    if (tag >= 0 || len <= 0)
-        return -1;
-    return write_der(ASN1_STRING_get0_data(s), len, out);
-}
-
 static const ASN1_EXTERN_FUNCS tlv_funcs = {
-    .asn1_ex_new = der_new,
-    .asn1_ex_free = der_free,
+    .asn1_ex_new = raw_new,
+    .asn1_ex_free = raw_free,
     .asn1_ex_d2i = tlv_d2i,
-    .asn1_ex_i2d = tlv_i2d,
+    .asn1_ex_i2d = raw_i2d,
 };
 
 IMPLEMENT_EXTERN_ASN1(CG_TLV_RAW, V_ASN1_SEQUENCE, tlv_funcs)

@@ -98,9 +98,6 @@ typedef struct {
 /* A Certificate decoded into an X509 shared by every message carrying the same DER
  * (certcache.c); the type of PKIMessage.extraCerts. */
 DECLARE_ASN1_ITEM(CG_X509_CACHED)
-/* A Certificate held as its encoding (ASN1_STRING); written as it is, never decoded
- * (certcache.c). */
-DECLARE_ASN1_ITEM(CG_CERT_DER)
 /* A GeneralName held as its encoding (ASN1_STRING): checked to be a GeneralName when decoded
  * (a name seen recently is recognised by its bytes instead), written as it is (certcache.c);
  * the type of PKIHeader.sender and .recipient. */
