@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+struct cg_buf;      /* cg_buf.h */
 struct nonce_cache; /* core.c: recently seen senderNonces */
 
 struct cg_core {
@@ -211,6 +212,21 @@ const EVP_MD *protect_default_md_(EVP_PKEY *key);
 /** @brief A DER tag and length for content of len bytes (below 4 GB) into p (room for 6).
  *  @return the header's size. */
 size_t core_der_head_(uint8_t tag, size_t len, uint8_t *p);
+/** @brief Append a whole TLV to b: tag, length, the len bytes at p. @return CG_OK, CG_ENOMEM. */
+int core_der_put_(struct cg_buf *b, uint8_t tag, const void *p, size_t len);
+/** @brief Make b's bytes from `from` on the contents of tag (its header is inserted before
+ *  them). @return CG_OK, CG_ENOMEM. */
+int core_der_wrap_(struct cg_buf *b, size_t from, uint8_t tag);
+/* Append what an OpenSSL i2d function writes of obj to a struct cg_buf: CG_OK, CG_ENOMEM,
+ * CG_ECRYPTO (the i2d failed). */
+#define DER_I2D(b, i2d, obj)                                                                       \
+    __extension__({                                                                                \
+        unsigned char *enc_ = NULL;                                                                \
+        int n_ = i2d((obj), &enc_);                                                                \
+        int rc_ = n_ > 0 ? cg_buf_append((b), enc_, (size_t)n_) : CG_ECRYPTO;                      \
+        OPENSSL_free(enc_);                                                                        \
+        rc_;                                                                                       \
+    })
 
 /* --- ca.c ----------------------------------------------------------------------------- */
 struct ca_request {

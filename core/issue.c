@@ -31,14 +31,6 @@
 
 /* --- DER writing --------------------------------------------------------------------------- */
 
-/* Append a whole TLV: tag, length, the len bytes at p. */
-static int der_put(struct cg_buf *b, uint8_t tag, const void *p, size_t len)
-{
-    uint8_t h[6];
-    int rc = cg_buf_append(b, h, core_der_head_(tag, len, h));
-    return rc == CG_OK ? cg_buf_append(b, p, len) : rc;
-}
-
 /* A BIT STRING of whole bytes (no unused bits). */
 static int der_bits(struct cg_buf *b, const uint8_t *p, size_t len)
 {
@@ -48,30 +40,6 @@ static int der_bits(struct cg_buf *b, const uint8_t *p, size_t len)
     int rc = cg_buf_append(b, h, n);
     return rc == CG_OK ? cg_buf_append(b, p, len) : rc;
 }
-
-/* Make b's bytes from `from` on the contents of a tag (the header is inserted before them). */
-static int der_wrap(struct cg_buf *b, size_t from, uint8_t tag)
-{
-    uint8_t h[6];
-    size_t len = b->len - from, n = core_der_head_(tag, len, h);
-    int rc = cg_buf_reserve(b, n);
-    if (rc != CG_OK)
-        return rc;
-    memmove(b->data + from + n, b->data + from, len);
-    memcpy(b->data + from, h, n);
-    b->len += n;
-    return CG_OK;
-}
-
-/* Append what an OpenSSL i2d function writes of obj. */
-#define DER_I2D(b, i2d, obj)                                                                       \
-    __extension__({                                                                                \
-        unsigned char *enc_ = NULL;                                                                \
-        int n_ = i2d((obj), &enc_);                                                                \
-        int rc_ = n_ > 0 ? cg_buf_append((b), enc_, (size_t)n_) : CG_ECRYPTO;                      \
-        OPENSSL_free(enc_);                                                                        \
-        rc_;                                                                                       \
-    })
 
 /* A positive INTEGER from big-endian magnitude bytes (minimal: leading zeros dropped, a zero
  * prepended when the top bit is set). */
@@ -87,7 +55,7 @@ static int der_uint(struct cg_buf *b, const uint8_t *mag, size_t len)
     size_t pad = (mag[0] & 0x80) ? 1 : 0;
     v[0] = 0;
     memcpy(v + pad, mag, len);
-    return der_put(b, V_ASN1_INTEGER, v, len + pad);
+    return core_der_put_(b, V_ASN1_INTEGER, v, len + pad);
 }
 
 /* A Time as RFC 5280 4.1.2.5 and X509_time_adj_ex write it: UTCTime for 1950-2049, else
@@ -110,7 +78,7 @@ static int der_time(struct cg_buf *b, time_t t)
         s[n++] = (char)('0' + fields[i] % 10);
     }
     s[n++] = 'Z';
-    return der_put(b, utc ? V_ASN1_UTCTIME : V_ASN1_GENERALIZEDTIME, s, n);
+    return core_der_put_(b, utc ? V_ASN1_UTCTIME : V_ASN1_GENERALIZEDTIME, s, n);
 }
 
 /* --- the signer ----------------------------------------------------------------------------- */
@@ -420,7 +388,7 @@ static int put_spki(struct cg_buf *b, const struct ca_request *rq, uint8_t id[20
     if (rc == CG_OK)
         rc = DER_I2D(b, i2d_X509_ALGOR, rq->spki->algor);
     if (rc == CG_OK && (rc = der_bits(b, bits, (size_t)len)) == CG_OK)
-        rc = der_wrap(b, from, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED);
+        rc = core_der_wrap_(b, from, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED);
     return rc;
 }
 
@@ -444,7 +412,7 @@ static int write_tbs(struct cg_buf *b, const struct ca_signer *s, const struct c
         return rc;
     at = b->len;
     if ((rc = der_time(b, nb)) != CG_OK || (rc = der_time(b, na)) != CG_OK ||
-        (rc = der_wrap(b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK)
+        (rc = core_der_wrap_(b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK)
         return rc;
     if ((rc = cg_buf_append(b, subject, subject_len)) != CG_OK ||
         (rc = put_spki(b, rq, id)) != CG_OK)
@@ -456,10 +424,10 @@ static int write_tbs(struct cg_buf *b, const struct ca_signer *s, const struct c
         (!ku_done && (rc = cg_buf_append(b, pe->ku, pe->ku_len)) != CG_OK) ||
         (rc = cg_buf_append(b, pe->eku, pe->eku_len)) != CG_OK)
         return rc;
-    if ((rc = der_wrap(b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
-        (rc = der_wrap(b, at, 0xa3)) != CG_OK)
+    if ((rc = core_der_wrap_(b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
+        (rc = core_der_wrap_(b, at, 0xa3)) != CG_OK)
         return rc;
-    return der_wrap(b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED);
+    return core_der_wrap_(b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED);
 }
 
 int ca_issue_(const struct ca_signer *s, const struct cg_cert_profile *cp, const struct ca_exts *pe,
@@ -497,7 +465,7 @@ int ca_issue_(const struct ca_signer *s, const struct cg_cert_profile *cp, const
     /* Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue } */
     if ((rc = cg_buf_append(&b, s->alg, s->alg_len)) != CG_OK ||
         (rc = der_bits(&b, sig, siglen)) != CG_OK ||
-        (rc = der_wrap(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK)
+        (rc = core_der_wrap_(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK)
         goto out;
     out->der = cg_buf_steal(&b, &out->der_len);
     out->not_after = na;
@@ -537,8 +505,9 @@ int ca_certrep_der_(int rep_type, X509 *const *capubs, size_t n_capubs, int64_t 
             const unsigned char *der = core_cert_der_(capubs[i], &len);
             rc = der != NULL ? cg_buf_append(&b, der, len) : DER_I2D(&b, i2d_X509, capubs[i]);
         }
-        if (rc != CG_OK || (rc = der_wrap(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
-            (rc = der_wrap(&b, 0, 0xa1)) != CG_OK)
+        if (rc != CG_OK ||
+            (rc = core_der_wrap_(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
+            (rc = core_der_wrap_(&b, 0, 0xa1)) != CG_OK)
             goto out;
     }
     at = b.len;      /* response: SEQUENCE OF CertResponse, here one */
@@ -548,18 +517,20 @@ int ca_certrep_der_(int rep_type, X509 *const *capubs, size_t n_capubs, int64_t 
     while (skip < 7 && ((id[skip] == 0x00 && !(id[skip + 1] & 0x80)) ||
                         (id[skip] == 0xff && (id[skip + 1] & 0x80))))
         skip++;
-    if ((rc = der_put(&b, V_ASN1_INTEGER, id + skip, sizeof(id) - skip)) != CG_OK ||
+    if ((rc = core_der_put_(&b, V_ASN1_INTEGER, id + skip, sizeof(id) - skip)) != CG_OK ||
         (rc = cg_buf_append(&b, accepted, sizeof(accepted))) != CG_OK)
         goto out;
     size_t kp = b.len; /* certifiedKeyPair { certOrEncCert: certificate [0] } */
     if ((rc = cg_buf_append(&b, c->der, c->der_len)) != CG_OK ||
-        (rc = der_wrap(&b, kp, 0xa0)) != CG_OK ||
-        (rc = der_wrap(&b, kp, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
-        (rc = der_wrap(&b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK || /* CertResponse */
-        (rc = der_wrap(&b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK || /* SEQUENCE OF */
-        (rc = der_wrap(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) !=
+        (rc = core_der_wrap_(&b, kp, 0xa0)) != CG_OK ||
+        (rc = core_der_wrap_(&b, kp, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
+        (rc = core_der_wrap_(&b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) !=
+            CG_OK || /* CertResponse */
+        (rc = core_der_wrap_(&b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) !=
+            CG_OK || /* SEQUENCE OF */
+        (rc = core_der_wrap_(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) !=
             CG_OK || /* CertRepMessage */
-        (rc = der_wrap(&b, 0, (uint8_t)(0xa0 | rep_type))) != CG_OK)
+        (rc = core_der_wrap_(&b, 0, (uint8_t)(0xa0 | rep_type))) != CG_OK)
         goto out;
     if (b.len > INT_MAX || ASN1_STRING_set(out, b.data, (int)b.len) != 1)
         rc = CG_ENOMEM;

@@ -8,6 +8,7 @@
  * OSSL_CRMF_pbm_new() so that the key is derived once per request and reused for the response,
  * and once per transaction for a client that keeps its PBM parameters.
  */
+#include "cg_buf.h"
 #include "cg_err.h"
 #include "core_local.h"
 
@@ -15,15 +16,88 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/rand.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* An optional [tag] EXPLICIT OCTET STRING of the header. */
+static int header_octets(struct cg_buf *b, int tag, const ASN1_OCTET_STRING *s)
+{
+    size_t at = b->len;
+    int rc = CG_OK;
+    if (s != NULL && (rc = core_der_put_(b, V_ASN1_OCTET_STRING, ASN1_STRING_get0_data(s),
+                                         (size_t)ASN1_STRING_length(s))) == CG_OK)
+        rc = core_der_wrap_(b, at, (uint8_t)(0xa0 | tag));
+    return rc;
+}
+
+/* The header as i2d_CG_PKIHEADER writes it (the unit test compares them), without the
+ * template encoder, which encodes every field twice at each level to learn the lengths. A
+ * header with freeText is left to the template (the caller falls back). */
+static int header_der(struct cg_buf *b, const CG_PKIHEADER *h)
+{
+    size_t at = b->len, at2;
+    int rc;
+    if (h->freeText != NULL || ASN1_STRING_length(h->sender) <= 0 ||
+        ASN1_STRING_length(h->recipient) <= 0)
+        return CG_EINVAL;
+    if ((rc = DER_I2D(b, i2d_ASN1_INTEGER, h->pvno)) != CG_OK ||
+        (rc = cg_buf_append(b, ASN1_STRING_get0_data(h->sender),
+                            (size_t)ASN1_STRING_length(h->sender))) != CG_OK ||
+        (rc = cg_buf_append(b, ASN1_STRING_get0_data(h->recipient),
+                            (size_t)ASN1_STRING_length(h->recipient))) != CG_OK)
+        return rc;
+    at2 = b->len;
+    if (h->messageTime != NULL &&
+        ((rc = DER_I2D(b, i2d_ASN1_GENERALIZEDTIME, h->messageTime)) != CG_OK ||
+         (rc = core_der_wrap_(b, at2, 0xa0)) != CG_OK))
+        return rc;
+    at2 = b->len;
+    if (h->protectionAlg != NULL && ((rc = DER_I2D(b, i2d_X509_ALGOR, h->protectionAlg)) != CG_OK ||
+                                     (rc = core_der_wrap_(b, at2, 0xa1)) != CG_OK))
+        return rc;
+    if ((rc = header_octets(b, 2, h->senderKID)) != CG_OK ||
+        (rc = header_octets(b, 3, h->recipKID)) != CG_OK ||
+        (rc = header_octets(b, 4, h->transactionID)) != CG_OK ||
+        (rc = header_octets(b, 5, h->senderNonce)) != CG_OK ||
+        (rc = header_octets(b, 6, h->recipNonce)) != CG_OK)
+        return rc;
+    if (h->generalInfo != NULL) {
+        at2 = b->len;
+        for (int i = 0; i < sk_CG_ITAV_num(h->generalInfo); i++)
+            if ((rc = DER_I2D(b, i2d_CG_ITAV, sk_CG_ITAV_value(h->generalInfo, i))) != CG_OK)
+                return rc;
+        if ((rc = core_der_wrap_(b, at2, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
+            (rc = core_der_wrap_(b, at2, 0xa8)) != CG_OK)
+            return rc;
+    }
+    return core_der_wrap_(b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED);
+}
+
 int protect_part_der_(const CG_PKIMESSAGE *msg, unsigned char **der, int *len)
 {
-    CG_PROTECTEDPART part = {msg->header, msg->body};
+    struct cg_buf b = {0};
+    int rc = CG_ECRYPTO;
     *der = NULL;
-    *len = i2d_CG_PROTECTEDPART(&part, der);
-    return *len > 0 ? CG_OK : CG_ECRYPTO;
+    *len = 0;
+    if (header_der(&b, msg->header) != CG_OK) {
+        CG_PROTECTEDPART part = {msg->header, msg->body};
+        *len = i2d_CG_PROTECTEDPART(&part, der);
+        rc = *len > 0 ? CG_OK : CG_ECRYPTO;
+        goto out;
+    }
+    if ((rc = DER_I2D(&b, i2d_CG_PKIBODY, msg->body)) != CG_OK ||
+        (rc = core_der_wrap_(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK)
+        goto out;
+    rc = CG_ENOMEM;
+    if (b.len > INT_MAX || (*der = OPENSSL_malloc(b.len)) == NULL)
+        goto out;
+    memcpy(*der, b.data, b.len);
+    *len = (int)b.len;
+    rc = CG_OK;
+out:
+    free(b.data);
+    return rc;
 }
 
 /* Length of the TLV at p (at most n bytes): header + content, or 0 if malformed. */
@@ -271,6 +345,26 @@ size_t core_der_head_(uint8_t tag, size_t len, uint8_t *p)
     for (size_t i = k; i > 0; i--)
         p[n++] = (uint8_t)(len >> (8 * (i - 1)));
     return n;
+}
+
+int core_der_put_(struct cg_buf *b, uint8_t tag, const void *p, size_t len)
+{
+    uint8_t h[6];
+    int rc = cg_buf_append(b, h, core_der_head_(tag, len, h));
+    return rc == CG_OK ? cg_buf_append(b, p, len) : rc;
+}
+
+int core_der_wrap_(struct cg_buf *b, size_t from, uint8_t tag)
+{
+    uint8_t h[6];
+    size_t len = b->len - from, n = core_der_head_(tag, len, h);
+    int rc = cg_buf_reserve(b, n);
+    if (rc != CG_OK)
+        return rc;
+    memmove(b->data + from + n, b->data + from, len);
+    memcpy(b->data + from, h, n);
+    b->len += n;
+    return CG_OK;
 }
 
 static uint8_t *put(uint8_t *w, const void *p, size_t n)

@@ -2074,6 +2074,70 @@ static void test_gennname_raw(void)
     GENERAL_NAME_free(gn);
 }
 
+/* protect_part_der_ writes the header by hand: for headers with every optional field, none,
+ * an empty and a full generalInfo, octet strings long enough for each length form, and
+ * freeText (left to the template), its ProtectedPart is i2d_CG_PROTECTEDPART's, byte for byte. */
+static void test_part_der_matches_template(void)
+{
+    static const size_t lens[] = {0, 16, 127, 128, 255, 256, 300};
+    uint8_t bytes[300];
+    memset(bytes, 0x5a, sizeof(bytes));
+    for (int variant = 0; variant < 5; variant++)
+        for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+            CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
+            CG_PKIHEADER *h = m->header;
+            TEST_EQ(ASN1_INTEGER_set(h->pvno, variant == 4 ? 3 : 2), 1);
+            TEST_TRUE(CG_GENNAME_RAW_set_dirname(h->sender, subj("PartSender")));
+            TEST_TRUE(CG_GENNAME_RAW_set_dirname(
+                h->recipient, variant == 1 ? NULL : X509_get_subject_name(g_ca_cert)));
+            m->body->type = CG_BODY_PKICONF;
+            m->body->value.pkiconf = ASN1_NULL_new();
+            if (variant >= 1) {
+                ASN1_OCTET_STRING **fields[] = {&h->senderKID, &h->recipKID, &h->transactionID,
+                                                &h->senderNonce, &h->recipNonce};
+                for (size_t f = 0; f < 5; f++) {
+                    *fields[f] = ASN1_OCTET_STRING_new();
+                    TEST_EQ(ASN1_OCTET_STRING_set(*fields[f], bytes, (int)lens[l]), 1);
+                }
+                h->messageTime = ASN1_GENERALIZEDTIME_set(NULL, 1800000000);
+                h->protectionAlg = X509_ALGOR_new();
+                ASN1_STRING *params = ASN1_STRING_new();
+                static const uint8_t seq[] = {0x30, 0x03, 0x02, 0x01, 0x05};
+                ASN1_STRING_set(params, seq, sizeof(seq));
+                X509_ALGOR_set0(h->protectionAlg, OBJ_nid2obj(NID_id_PasswordBasedMAC),
+                                V_ASN1_SEQUENCE, params);
+            }
+            if (variant == 2 || variant == 3) {
+                h->generalInfo = sk_CG_ITAV_new_null();
+                if (variant == 3) {
+                    CG_ITAV *itav = CG_ITAV_new();
+                    ASN1_OBJECT_free(itav->type);
+                    itav->type = OBJ_nid2obj(NID_id_it_implicitConfirm);
+                    itav->value = ASN1_TYPE_new();
+                    ASN1_TYPE_set(itav->value, V_ASN1_NULL, NULL);
+                    TEST_TRUE(sk_CG_ITAV_push(h->generalInfo, itav) > 0);
+                }
+            }
+            if (variant == 4) {
+                h->freeText = sk_ASN1_UTF8STRING_new_null();
+                ASN1_UTF8STRING *t = ASN1_UTF8STRING_new();
+                ASN1_STRING_set(t, "free text", -1);
+                TEST_TRUE(sk_ASN1_UTF8STRING_push(h->freeText, t) > 0);
+            }
+            unsigned char *ours = NULL, *want = NULL;
+            int n = 0;
+            CG_PROTECTEDPART part = {m->header, m->body};
+            int wn = i2d_CG_PROTECTEDPART(&part, &want);
+            TEST_OK(protect_part_der_(m, &ours, &n));
+            TEST_TRUE(wn > 0);
+            TEST_EQ(n, wn);
+            TEST_EQ(memcmp(ours, want, (size_t)n), 0);
+            OPENSSL_free(ours);
+            OPENSSL_free(want);
+            CG_PKIMESSAGE_free(m);
+        }
+}
+
 /* extraCerts (CG_X509_CACHED): two messages carrying the same certificate share one decoded
  * X509 that equals OpenSSL's own decoding; the encoding round-trips; a damaged certificate
  * fails the whole message. */
@@ -4504,6 +4568,7 @@ CG_TESTS = {
     CG_TEST("core/gennname_raw", test_gennname_raw),
     CG_TEST("core/issue_time_forms", test_issue_time_forms),
     CG_TEST("core/certrep_der", test_certrep_der),
+    CG_TEST("core/part_der_matches_template", test_part_der_matches_template),
     CG_TEST("core/extracerts_cache", test_extracerts_cache),
     CG_TEST("core/ec_point_forms", test_ec_point_forms),
     CG_TEST("core/nested_ir", test_nested_ir),
