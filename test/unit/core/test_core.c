@@ -2138,6 +2138,92 @@ static void test_part_der_matches_template(void)
         }
 }
 
+/* ca_name_text_(n) is X509_NAME_print_ex's text with the same flags. */
+static void check_name_text(const X509_NAME *n)
+{
+    unsigned long flags = XN_FLAG_SEP_COMMA_PLUS | XN_FLAG_FN_SN | ASN1_STRFLGS_RFC2253;
+    flags &= ~(unsigned long)ASN1_STRFLGS_ESC_MSB;
+    BIO *b = BIO_new(BIO_s_mem());
+    TEST_TRUE(X509_NAME_print_ex(b, n, 0, flags) >= 0);
+    char *p = NULL;
+    long len = BIO_get_mem_data(b, &p);
+    char *got = ca_name_text_(n);
+    TEST_NOTNULL(got);
+    TEST_EQ((long)strlen(got), len);
+    TEST_EQ(memcmp(got, p, (size_t)len), 0);
+    OPENSSL_free(got);
+    BIO_free(b);
+}
+
+/* ca_name_text_ writes plain names itself: its text is X509_NAME_print_ex's with the same
+ * flags for every name here, plain or not (special and non-ASCII characters, leading and
+ * trailing spaces, multi-valued RDNs, other string types, an OID without a short name, an
+ * empty name and an empty value). */
+static void test_name_text(void)
+{
+    static const char *const dns[] = {
+        "CN=dev1,O=Example",
+        "CN=a b c,OU=x-y.z_1:2/3@4(5)'6,C=DE",
+        "CN=dev4+O=Z,OU=multi",
+        "CN=comma\\, here",
+        "CN=plus\\+sign",
+        "CN= leading",
+        "CN=trailing ",
+        "CN=#hash",
+        "CN=semi;colon",
+        "CN=quote\"d",
+        "CN=less<more>",
+        "CN=caf\xc3\xa9",
+        "CN=tab\there",
+        "CN=eq=sign",
+        "serialNumber=1234,CN=x,emailAddress=a@b.c",
+    };
+    for (size_t i = 0; i < sizeof(dns) / sizeof(dns[0]); i++) {
+        X509_NAME *n = gc(dn_parse_(dns[i]), gc_X509_NAME_free); /* as --dn is parsed */
+        TEST_NOTNULL(n);
+        check_name_text(n);
+    }
+    X509_NAME *n = gc(X509_NAME_new(), gc_X509_NAME_free);
+    check_name_text(n); /* empty */
+    ASN1_OBJECT *oid = OBJ_txt2obj("1.2.3.4", 1);
+    TEST_EQ(
+        X509_NAME_add_entry_by_OBJ(n, oid, MBSTRING_ASC, (const unsigned char *)"num", -1, -1, 0),
+        1);
+    ASN1_OBJECT_free(oid);
+    check_name_text(n); /* no short name */
+    n = gc(X509_NAME_new(), gc_X509_NAME_free);
+    TEST_EQ(X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_ASC, (const unsigned char *)"x",
+                                       -1, -1, 0),
+            1);
+    TEST_EQ(ASN1_STRING_set(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, 0)), "", 0), 1);
+    check_name_text(n); /* empty value */
+    static const char *const spaced[] = {" leading", "trailing ", " both ", "in side", " "};
+    for (size_t i = 0; i < sizeof(spaced) / sizeof(spaced[0]); i++) {
+        n = gc(X509_NAME_new(), gc_X509_NAME_free);
+        TEST_EQ(X509_NAME_add_entry_by_NID(n, NID_organizationName, MBSTRING_ASC,
+                                           (const unsigned char *)spaced[i], -1, -1, 0),
+                1);
+        check_name_text(n);
+    }
+    /* the same attribute as PrintableString, IA5String, UTF8String, BMPString and
+     * TeletexString */
+    static const int types[] = {V_ASN1_PRINTABLESTRING, V_ASN1_IA5STRING, V_ASN1_UTF8STRING,
+                                V_ASN1_BMPSTRING, V_ASN1_T61STRING};
+    for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+        n = gc(X509_NAME_new(), gc_X509_NAME_free);
+        TEST_EQ(X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_ASC,
+                                           (const unsigned char *)"Typed Name", -1, -1, 0),
+                1);
+        ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, 0));
+        if (types[t] == V_ASN1_BMPSTRING) {
+            static const unsigned char bmp[] = {0, 'T', 0, 'y'};
+            ASN1_STRING_set(v, bmp, sizeof(bmp));
+        }
+        v->type = types[t];
+        check_name_text(n);
+    }
+}
+
 /* extraCerts (CG_X509_CACHED): two messages carrying the same certificate share one decoded
  * X509 that equals OpenSSL's own decoding; the encoding round-trips; a damaged certificate
  * fails the whole message. */
@@ -4569,6 +4655,7 @@ CG_TESTS = {
     CG_TEST("core/issue_time_forms", test_issue_time_forms),
     CG_TEST("core/certrep_der", test_certrep_der),
     CG_TEST("core/part_der_matches_template", test_part_der_matches_template),
+    CG_TEST("core/name_text", test_name_text),
     CG_TEST("core/extracerts_cache", test_extracerts_cache),
     CG_TEST("core/ec_point_forms", test_ec_point_forms),
     CG_TEST("core/nested_ir", test_nested_ir),
