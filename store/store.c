@@ -12,9 +12,10 @@
  * by `mu`, signals `work_cv` and waits on its own semaphore until the committer posts it;
  * cg_store_commit_async() queues an allocated one carrying a callback instead. The
  * committer takes every pending batch at once (after letting the group grow while requests
- * wait for a worker, see let_group_grow), opens one write transaction, applies each
- * batch in its own nested transaction (a failing batch aborts only that child and keeps its
- * error), commits the parent once (one fsync for the group), then, without holding `mu`,
+ * wait for a worker, see let_group_grow), opens one write transaction, applies every batch
+ * in it and commits once (one fsync for the group); when a batch fails, that transaction is
+ * aborted and the group applied again with each batch in its own nested transaction (the
+ * failing batch aborts only its child and keeps its error). Then, without holding `mu`,
  * wakes exactly its waiters and runs the callbacks. If the
  * parent cannot begin or commit, every batch of the group that had succeeded gets CG_ESTORE
  * (CG_EFULL for MDB_MAP_FULL). cg_store_close() sets `stopping`: later commits get
@@ -52,11 +53,35 @@ int map_mdb_err_(int mrc)
 
 /* --- the committer ---------------------------------------------------------------------- */
 
-/* Apply one group of batches (list linked by next) and set each one's rc. */
+/* The common case: every batch of the group applies. All in the one write transaction,
+ * without a nested transaction each (a child copies every page its parent has dirtied before
+ * changing it). @return 1 when committed (each batch's rc set), 0 when a batch failed or the
+ * transaction could not begin: nothing was written, the caller applies them one by one. */
+static int commit_flat(struct cg_store *s, struct pending *group)
+{
+    MDB_txn *txn = NULL;
+    if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
+        return 0;
+    for (struct pending *p = group; p != NULL; p = p->next)
+        if (apply_batch_(s, txn, p->batch) != CG_OK) {
+            mdb_txn_abort(txn);
+            return 0;
+        }
+    int rc = map_mdb_err_(mdb_txn_commit(txn));
+    for (struct pending *p = group; p != NULL; p = p->next)
+        p->rc = rc;
+    return 1;
+}
+
+/* Apply one group of batches (list linked by next) and set each one's rc: all at once when
+ * they all apply (commit_flat), else each in its own nested transaction, so that a failing
+ * batch aborts only its child and keeps its error. */
 static void commit_group(struct cg_store *s, struct pending *group)
 {
     MDB_txn *parent = NULL;
     int applied = 0;
+    if (commit_flat(s, group))
+        return;
     int mrc = mdb_txn_begin(s->env, NULL, 0, &parent);
     if (mrc != 0) {
         for (struct pending *p = group; p != NULL; p = p->next)

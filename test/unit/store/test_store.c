@@ -1244,6 +1244,42 @@ static void test_group_grows(void)
     __atomic_store_n(&g_backlog, 0, __ATOMIC_RELAXED);
 }
 
+/* One group holding a failing batch between two good ones (held together by the backlog):
+ * written as one transaction without the failing batch, whose error it keeps; the good ones
+ * are readable and durable. */
+static void test_group_with_failure(void)
+{
+    static struct written w[3];
+    struct cg_txn_rec *got = NULL, *t = NULL;
+    reopen_with_delay(3600L * 1000000);
+    cg_store_close(g_store);
+    g_store = NULL;
+    size_t before = last_txnid();
+    reopen_with_delay(3600L * 1000000);
+    __atomic_store_n(&g_backlog, 1, __ATOMIC_RELAXED);
+    cg_store_set_backlog(g_store, backlog_fn, &g_backlog);
+    queue_txn(&w[0], 200);
+    queue_txn(&w[1], 200); /* must be new: CG_EEXIST once the first is applied */
+    queue_txn(&w[2], 201);
+    __atomic_store_n(&g_backlog, 0, __ATOMIC_RELAXED);
+    cg_store_backlog_drained(g_store);
+    for (int i = 0; i < 3; i++) {
+        TEST_EQ(wait_written(&w[i], 10000), 0);
+        TEST_RC(w[i].rc, i == 1 ? CG_EEXIST : CG_OK);
+        sem_destroy(&w[i].sem);
+    }
+    cg_store_close(g_store);
+    g_store = NULL;
+    TEST_EQ(last_txnid() - before, 1);
+    TEST_OK(open_store(1));
+    for (uint8_t id = 200; id <= 201; id++) {
+        t = make_txn(id);
+        TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &got));
+        cg_txn_rec_free(got);
+        cg_txn_rec_free(t);
+    }
+}
+
 struct unlock_arg {
     const char *name;
     int locked; /* set by the locker thread once it holds the lock */
@@ -1455,6 +1491,7 @@ CG_TESTS = {
     CG_TEST("store/lock_entity_stress", test_lock_entity_stress),
     CG_TEST("store/commit_async", test_commit_async),
     CG_TEST("store/group_grows", test_group_grows),
+    CG_TEST("store/group_with_failure", test_group_with_failure),
     CG_TEST("store/lock_released_elsewhere", test_lock_released_elsewhere),
     CG_TEST("store/wait_entity", test_wait_entity),
     CG_TEST("store/durability", test_durability),
