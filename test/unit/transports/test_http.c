@@ -535,6 +535,12 @@ static void test_keepalive(void)
     TEST_OK(read_response(cl, &r));
     TEST_EQ(r.status, 200);
     TEST_TRUE(header_value(r.head, "Connection", v, sizeof(v)) == NULL);
+    /* the whole head, as written: status line, Content-Type, Content-Length, nothing else */
+    char want[256];
+    snprintf(want, sizeof(want), "\r\nContent-Length: %zu\r\n\r\n", r.body_len);
+    TEST_EQ(strncmp(r.head, "HTTP/1.1 200 OK\r\nContent-Type: ", 31), 0);
+    TEST_STREQ(strstr(r.head, "\r\nContent-Length:"), want);
+    TEST_TRUE(strchr(r.head + 31, ':') == strstr(r.head, "\r\nContent-Length:") + 16);
     TEST_OK(client_sends(cl, req));
     TEST_OK(read_response(cl, &r));
     TEST_EQ(r.status, 200);
