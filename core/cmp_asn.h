@@ -213,6 +213,7 @@ typedef struct {
     ASN1_INTEGER *certReqId;
     CG_CERTTEMPLATE *certTemplate;
     STACK_OF(CG_ATAV) * controls;
+    ASN1_ENCODING enc; /* as received: i2d writes it (set enc.modified after a change) */
 } CG_CERTREQUEST;
 DECLARE_ASN1_FUNCTIONS(CG_CERTREQUEST)
 

@@ -482,6 +482,10 @@ static OSSL_CMP_MSG *transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
         der = NULL;
         if (m == NULL)
             return NULL;
+        if (m->body->type == CG_BODY_IR || m->body->type == CG_BODY_CR ||
+            m->body->type == CG_BODY_KUR) /* encode what mutate leaves, not what was decoded */
+            for (int i = 0; i < sk_CG_CERTREQMSG_num(m->body->value.ir); i++)
+                sk_CG_CERTREQMSG_value(m->body->value.ir, i)->certReq->enc.modified = 1;
         cl->mutate(cl, m);
         len = i2d_CG_PKIMESSAGE(m, &der);
         CG_PKIMESSAGE_free(m);
@@ -2136,6 +2140,39 @@ static void test_part_der_matches_template(void)
             OPENSSL_free(want);
             CG_PKIMESSAGE_free(m);
         }
+}
+
+/* A CertRequest keeps the encoding it was received in (proofs of possession are verified over
+ * it): one sent with a long-form length (BER, not DER) encodes back to the same bytes; once
+ * marked modified, it encodes as DER. */
+static void test_certreq_encoding_kept(void)
+{
+    CG_CERTREQUEST *r = CG_CERTREQUEST_new();
+    unsigned char *der = NULL, *again = NULL;
+    TEST_EQ(ASN1_INTEGER_set(r->certReqId, 7), 1);
+    int n = i2d_CG_CERTREQUEST(r, &der);
+    CG_CERTREQUEST_free(r);
+    TEST_TRUE(n > 2 && n < 0x80 && der[1] == n - 2);
+    uint8_t ber[0x80];
+    ber[0] = 0x30;
+    ber[1] = 0x81; /* the same length, in long form */
+    ber[2] = (uint8_t)(n - 2);
+    memcpy(ber + 3, der + 2, (size_t)n - 2);
+    const unsigned char *p = ber;
+    r = d2i_CG_CERTREQUEST(NULL, &p, n + 1);
+    TEST_NOTNULL(r);
+    int m = i2d_CG_CERTREQUEST(r, &again);
+    TEST_EQ(m, n + 1);
+    TEST_EQ(memcmp(again, ber, (size_t)m), 0);
+    OPENSSL_free(again);
+    again = NULL;
+    r->enc.modified = 1;
+    m = i2d_CG_CERTREQUEST(r, &again);
+    TEST_EQ(m, n);
+    TEST_EQ(memcmp(again, der, (size_t)n), 0);
+    OPENSSL_free(again);
+    OPENSSL_free(der);
+    CG_CERTREQUEST_free(r);
 }
 
 /* ca_name_text_(n) is X509_NAME_print_ex's text with the same flags. */
@@ -4656,6 +4693,7 @@ CG_TESTS = {
     CG_TEST("core/certrep_der", test_certrep_der),
     CG_TEST("core/part_der_matches_template", test_part_der_matches_template),
     CG_TEST("core/name_text", test_name_text),
+    CG_TEST("core/certreq_encoding_kept", test_certreq_encoding_kept),
     CG_TEST("core/extracerts_cache", test_extracerts_cache),
     CG_TEST("core/ec_point_forms", test_ec_point_forms),
     CG_TEST("core/nested_ir", test_nested_ir),
