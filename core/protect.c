@@ -186,19 +186,101 @@ static CG_PBMPARAMETER *pbm_params(const X509_ALGOR *alg)
     return d2i_CG_PBMPARAMETER(NULL, &p, ASN1_STRING_length(seq));
 }
 
+/* What pbm_mac needs of a PBMParameter. */
+struct pbm_fields {
+    const uint8_t *salt;
+    size_t saltlen;
+    int owf, mac; /* NIDs */
+    int64_t iter;
+};
+
+/* The TLV at *p (n bytes left) with tag `tag`, DER lengths only: its contents in *c, *clen;
+ * *p moves past it. @return 1, or 0 when it is not that. */
+static int der_take(const uint8_t **p, size_t *n, uint8_t tag, const uint8_t **c, size_t *clen)
+{
+    size_t hdr = 2, len;
+    if (*n < 2 || (*p)[0] != tag)
+        return 0;
+    len = (*p)[1];
+    if (len == 0x81 && *n >= 3 && (*p)[2] >= 0x80) {
+        len = (*p)[2];
+        hdr = 3;
+    } else if (len >= 0x80) {
+        return 0;
+    }
+    if (len > *n - hdr)
+        return 0;
+    *c = *p + hdr;
+    *clen = len;
+    *p += hdr + len;
+    *n -= hdr + len;
+    return 1;
+}
+
+/* An AlgorithmIdentifier of one of the five SHA digests or their HMACs, with absent or NULL
+ * parameters: its NID, or NID_undef. */
+static int known_alg(const uint8_t *c, size_t n)
+{
+    static const int nids[] = {NID_sha1,           NID_sha224,         NID_sha256,
+                               NID_sha384,         NID_sha512,         NID_hmac_sha1,
+                               NID_hmacWithSHA224, NID_hmacWithSHA256, NID_hmacWithSHA384,
+                               NID_hmacWithSHA512};
+    const uint8_t *oid = NULL;
+    size_t oidlen = 0;
+    if (!der_take(&c, &n, V_ASN1_OBJECT, &oid, &oidlen) ||
+        !(n == 0 || (n == 2 && c[0] == V_ASN1_NULL && c[1] == 0)))
+        return NID_undef;
+    for (size_t i = 0; i < sizeof(nids) / sizeof(nids[0]); i++) {
+        const ASN1_OBJECT *o = OBJ_nid2obj(nids[i]);
+        if (o != NULL && (size_t)OBJ_length(o) == oidlen &&
+            memcmp(OBJ_get0_data(o), oid, oidlen) == 0)
+            return nids[i];
+    }
+    return NID_undef;
+}
+
+/* The parameters of a PBM AlgorithmIdentifier in their common DER form, read in place
+ * (decoding them through the template cost 8k instructions per message). @return 1, or 0 for
+ * anything else, which pbm_mac then decodes. */
+static int pbm_fields_fast(const X509_ALGOR *alg, struct pbm_fields *f)
+{
+    int ptype = 0;
+    const void *pval = NULL;
+    const uint8_t *p, *c, *v;
+    size_t n, vlen;
+    X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+    if (ptype != V_ASN1_SEQUENCE || pval == NULL)
+        return 0;
+    p = ASN1_STRING_get0_data(pval);
+    vlen = (size_t)ASN1_STRING_length(pval);
+    if (!der_take(&p, &vlen, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, &c, &n) || vlen != 0)
+        return 0; /* c, n: the SEQUENCE's contents */
+    if (!der_take(&c, &n, V_ASN1_OCTET_STRING, &f->salt, &f->saltlen) ||
+        !der_take(&c, &n, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, &v, &vlen) ||
+        (f->owf = known_alg(v, vlen)) == NID_undef ||
+        !der_take(&c, &n, V_ASN1_INTEGER, &v, &vlen) || vlen < 1 || vlen > 7 || (v[0] & 0x80) ||
+        (vlen > 1 && v[0] == 0 && !(v[1] & 0x80)))
+        return 0;
+    f->iter = 0;
+    for (size_t i = 0; i < vlen; i++)
+        f->iter = f->iter << 8 | v[i];
+    if (!der_take(&c, &n, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, &v, &vlen) ||
+        (f->mac = known_alg(v, vlen)) == NID_undef || n != 0)
+        return 0;
+    return 1;
+}
+
 /* The PBM base key: OWF applied iterationCount times to secret || salt (RFC 4211 4.4), from
  * the process-wide cache (pbm.c) or derived; kept in the request's cache with the MAC
  * algorithm, for the response that reuses the request's parameters (pbm_mac). */
-static int pbm_key(const CG_PBMPARAMETER *pbm, int owf_nid, int mac_nid, const X509_ALGOR *alg,
-                   const char *secret, int64_t iter, struct pbm_cache *cache, unsigned char *key,
-                   unsigned *keylen)
+static int pbm_key(const struct pbm_fields *f, const X509_ALGOR *alg, const char *secret,
+                   struct pbm_cache *cache, unsigned char *key, unsigned *keylen)
 {
-    int rc = pbm_key_(owf_nid, secret, ASN1_STRING_get0_data(pbm->salt),
-                      (size_t)ASN1_STRING_length(pbm->salt), iter, key, keylen);
+    int rc = pbm_key_(f->owf, secret, f->salt, f->saltlen, f->iter, key, keylen);
     if (rc == CG_OK && cache != NULL) {
         memcpy(cache->key, key, *keylen);
         cache->keylen = *keylen;
-        cache->mac_nid = mac_nid;
+        cache->mac_nid = f->mac;
         cache->alg = alg;
         cache->secret = secret;
         cache->valid = 1;
@@ -214,22 +296,28 @@ static int pbm_mac(const X509_ALGOR *alg, const char *secret, long max_iter,
     int rc = CG_ECMP_BADALG;
     unsigned char key[EVP_MAX_MD_SIZE];
     unsigned keylen = 0;
-    int64_t iter = 0;
     if (cache != NULL && cache->valid && cache->alg == alg && cache->secret == secret)
         /* the same parameters again (the response to a request): checked and derived then */
         return pbm_hmac_(cache->mac_nid, cache->key, cache->keylen, data, (size_t)len, mac, maclen);
-    CG_PBMPARAMETER *pbm = pbm_params(alg);
-    if (pbm == NULL)
+    struct pbm_fields f;
+    CG_PBMPARAMETER *pbm = NULL;
+    if (!pbm_fields_fast(alg, &f)) {
+        if ((pbm = pbm_params(alg)) == NULL)
+            goto out;
+        f.owf = alg_nid(pbm->owf);
+        f.mac = alg_nid(pbm->mac);
+        f.salt = ASN1_STRING_get0_data(pbm->salt);
+        f.saltlen = (size_t)ASN1_STRING_length(pbm->salt);
+        if (ASN1_INTEGER_get_int64(&f.iter, pbm->iterationCount) != 1)
+            goto out;
+    }
+    if (core_md_(f.owf) == NULL || core_md_(f.mac) == NULL)
         goto out;
-    int owf = alg_nid(pbm->owf), hmac = alg_nid(pbm->mac);
-    if (core_md_(owf) == NULL || core_md_(hmac) == NULL ||
-        ASN1_INTEGER_get_int64(&iter, pbm->iterationCount) != 1)
+    if (f.iter < 1 || f.iter > max_iter || f.saltlen > 1024)
         goto out;
-    if (iter < 1 || iter > max_iter || ASN1_STRING_length(pbm->salt) > 1024)
+    if ((rc = pbm_key(&f, alg, secret, cache, key, &keylen)) != CG_OK)
         goto out;
-    if ((rc = pbm_key(pbm, owf, hmac, alg, secret, iter, cache, key, &keylen)) != CG_OK)
-        goto out;
-    rc = pbm_hmac_(hmac, key, keylen, data, (size_t)len, mac, maclen);
+    rc = pbm_hmac_(f.mac, key, keylen, data, (size_t)len, mac, maclen);
 out:
     OPENSSL_cleanse(key, sizeof(key));
     CG_PBMPARAMETER_free(pbm);
@@ -397,16 +485,22 @@ int protect_encode_with_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, siz
         goto out;
     plen = (size_t)n;
     for (int i = 0; i < sk_X509_num(msg->extraCerts); i++) {
+        const X509 *x = sk_X509_value(msg->extraCerts, i);
+        size_t dl = 0;
+        const unsigned char *attached = core_cert_der_(x, &dl); /* the CA certificates' */
         unsigned char *d = NULL;
-        int dl = i2d_X509(sk_X509_value(msg->extraCerts, i), &d);
-        uint8_t *grown = dl > 0 ? realloc(certs, clen + (size_t)dl) : NULL;
+        if (attached == NULL) {
+            int n = i2d_X509(x, &d);
+            dl = n > 0 ? (size_t)n : 0;
+        }
+        uint8_t *grown = dl > 0 ? realloc(certs, clen + dl) : NULL;
         if (grown == NULL) {
             OPENSSL_free(d);
             goto out;
         }
         certs = grown;
-        memcpy(certs + clen, d, (size_t)dl);
-        clen += (size_t)dl;
+        memcpy(certs + clen, attached != NULL ? attached : d, dl);
+        clen += dl;
         OPENSSL_free(d);
     }
     int has_certs = msg->extraCerts != NULL; /* even empty, as i2d writes it */

@@ -14,6 +14,7 @@
  * Checks (TEST_*) only run on the main thread; worker threads record their outcome.
  */
 #include "cg_config.h"
+#include "cg_buf.h"
 #include "cg_core.h"
 #include "cg_err.h"
 #include "cg_log.h"
@@ -2140,6 +2141,67 @@ static void test_part_der_matches_template(void)
             OPENSSL_free(want);
             CG_PKIMESSAGE_free(m);
         }
+}
+
+/* PBM parameters in the forms pbm_mac reads in place (short and long salt, one- and two-byte
+ * iteration counts, absent and NULL digest parameters) and in forms it leaves to the decoder
+ * (other digest parameters): the MAC verifies with the secret and not without it. */
+static void test_pbm_param_forms(void)
+{
+    static const struct {
+        size_t saltlen;
+        int iter;
+        int owf_param; /* 0 absent, 1 NULL, 2 an OCTET STRING (decoder path) */
+    } forms[] = {{16, 500, 0}, {16, 500, 1}, {200, 128, 0}, {16, 1, 2}, {130, 1000, 1}};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        struct cg_buf b = {0};
+        uint8_t salt[200], key[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+        unsigned keylen = 0, maclen = 0;
+        memset(salt, (int)i + 1, sizeof(salt));
+        /* PBMParameter ::= SEQUENCE { salt, owf, iterationCount, mac } */
+        static const uint8_t sha256[] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                         0x65, 0x03, 0x04, 0x02, 0x01};
+        static const uint8_t hmac256[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
+                                          0x48, 0x86, 0xf7, 0x0d, 0x02, 0x09};
+        TEST_OK(core_der_put_(&b, V_ASN1_OCTET_STRING, salt, forms[i].saltlen));
+        size_t at = b.len;
+        TEST_OK(cg_buf_append(&b, sha256, sizeof(sha256)));
+        if (forms[i].owf_param == 1)
+            TEST_OK(cg_buf_append(&b, "\x05\x00", 2));
+        if (forms[i].owf_param == 2)
+            TEST_OK(cg_buf_append(&b, "\x04\x00", 2));
+        TEST_OK(core_der_wrap_(&b, at, 0x30));
+        uint8_t it[2] = {(uint8_t)(forms[i].iter >> 8), (uint8_t)forms[i].iter};
+        size_t skip = it[0] == 0 && !(it[1] & 0x80) ? 1 : 0;
+        TEST_OK(core_der_put_(&b, V_ASN1_INTEGER, it + skip, 2 - skip));
+        TEST_OK(cg_buf_append(&b, hmac256, sizeof(hmac256)));
+        TEST_OK(core_der_wrap_(&b, 0, 0x30));
+        CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
+        ASN1_INTEGER_set(m->header->pvno, 2);
+        CG_GENNAME_RAW_set_dirname(m->header->sender, NULL);
+        CG_GENNAME_RAW_set_dirname(m->header->recipient, NULL);
+        m->body->type = CG_BODY_PKICONF;
+        m->body->value.pkiconf = ASN1_NULL_new();
+        m->header->protectionAlg = X509_ALGOR_new();
+        ASN1_STRING *params = ASN1_STRING_new();
+        ASN1_STRING_set(params, b.data, (int)b.len);
+        X509_ALGOR_set0(m->header->protectionAlg, OBJ_nid2obj(NID_id_PasswordBasedMAC),
+                        V_ASN1_SEQUENCE, params);
+        unsigned char *part = NULL;
+        int partlen = 0;
+        TEST_OK(protect_part_der_(m, &part, &partlen));
+        TEST_OK(pbm_derive_(NID_sha256, "form secret", salt, forms[i].saltlen, forms[i].iter, key,
+                            &keylen));
+        TEST_OK(pbm_hmac_(NID_hmacWithSHA256, key, keylen, part, (size_t)partlen, mac, &maclen));
+        m->protection = ASN1_BIT_STRING_new();
+        ASN1_BIT_STRING_set(m->protection, mac, (int)maclen);
+        TEST_OK(protect_verify_pbm_(m, "form secret", 100000));
+        TEST_RC(protect_verify_pbm_(m, "form secreT", 100000), CG_ECMP_BADMSGCHECK);
+        TEST_TRUE(protect_verify_pbm_(m, "form secret", forms[i].iter - 1) != CG_OK);
+        OPENSSL_free(part);
+        CG_PKIMESSAGE_free(m);
+        free(b.data);
+    }
 }
 
 /* A CertRequest keeps the encoding it was received in (proofs of possession are verified over
@@ -4694,6 +4756,7 @@ CG_TESTS = {
     CG_TEST("core/part_der_matches_template", test_part_der_matches_template),
     CG_TEST("core/name_text", test_name_text),
     CG_TEST("core/certreq_encoding_kept", test_certreq_encoding_kept),
+    CG_TEST("core/pbm_param_forms", test_pbm_param_forms),
     CG_TEST("core/extracerts_cache", test_extracerts_cache),
     CG_TEST("core/ec_point_forms", test_ec_point_forms),
     CG_TEST("core/nested_ir", test_nested_ir),
