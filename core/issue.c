@@ -452,7 +452,9 @@ int ca_issue_(const struct ca_signer *s, const struct cg_cert_profile *cp, const
         rc = CG_ECRYPTO;
         goto out;
     }
-    if ((rc = write_tbs(&b, s, cp, pe, rq, serial, nb, na)) != CG_OK)
+    /* room for a usual certificate at once (growing from nothing reallocated three times) */
+    if ((rc = cg_buf_reserve(&b, 1024)) != CG_OK ||
+        (rc = write_tbs(&b, s, cp, pe, rq, serial, nb, na)) != CG_OK)
         goto out;
     rc = CG_ECRYPTO;
     size_t max = (size_t)EVP_PKEY_get_size(s->key);
@@ -499,6 +501,8 @@ int ca_certrep_der_(int rep_type, X509 *const *capubs, size_t n_capubs, int64_t 
     int rc = CG_OK;
     if (rep_type < 0 || rep_type > 30)
         return CG_EINVAL;
+    if ((rc = cg_buf_reserve(&b, 2048)) != CG_OK) /* the usual body at once */
+        goto out;
     if (n_capubs > 0) { /* caPubs [1] SEQUENCE OF CMPCertificate */
         for (size_t i = 0; i < n_capubs && rc == CG_OK; i++) {
             size_t len = 0;

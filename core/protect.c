@@ -80,6 +80,8 @@ int protect_part_der_(const CG_PKIMESSAGE *msg, unsigned char **der, int *len)
     int rc = CG_ECRYPTO;
     *der = NULL;
     *len = 0;
+    if (cg_buf_reserve(&b, 2048) != CG_OK) /* the usual ProtectedPart at once */
+        return CG_ENOMEM;
     if (header_der(&b, msg->header) != CG_OK) {
         CG_PROTECTEDPART part = {msg->header, msg->body};
         *len = i2d_CG_PROTECTEDPART(&part, der);
