@@ -496,9 +496,10 @@ static int bind_tcp(struct server *srv, char *first, size_t firstlen)
 /* Workers per CPU when the configuration says 0: an enrollment, certConf or rr leaves its
  * group commit to the committer (CG_CORE_DEFER) and a request for a busy entity parks
  * without its worker, so a worker waits for the disk only on the rarer synchronous paths (a
- * health check, a sweep, a redo after a failed write); two per core keep the CPUs busy
- * without the cost of waking many threads (docs/decisions.md, "Worker count"). */
-#define WORKERS_PER_CPU 2
+ * health check, a sweep, a redo after a failed write), and such a wait ends a commit group's
+ * growth; one per core keeps the CPUs busy with the fewest wake-ups (docs/decisions.md,
+ * "Worker count"). */
+#define WORKERS_PER_CPU 1
 #define MAX_DEFAULT_WORKERS 256 /* the most `workers` may say, too */
 
 static int workers_for(const struct cg_config *cfg)

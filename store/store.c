@@ -138,7 +138,8 @@ static void complete_group(struct pending *group)
 
 /* Under mu, with work queued: while requests wait for a worker (each may add a batch soon),
  * let the group grow, up to commit_delay_us from now. Enqueues do not wake the committer
- * meanwhile; the deadline, cg_store_backlog_drained() or stopping do. */
+ * meanwhile; the deadline, cg_store_backlog_drained(), a blocking cg_store_commit() (its
+ * thread can take no request while it waits) or stopping do. */
 static void let_group_grow(struct cg_store *s)
 {
     struct timespec deadline;
@@ -149,7 +150,7 @@ static void let_group_grow(struct cg_store *s)
     deadline.tv_sec += s->commit_delay_us / 1000000 + deadline.tv_nsec / 1000000000;
     deadline.tv_nsec %= 1000000000;
     s->growing = 1;
-    while (!s->stopping && s->backlog(s->backlog_arg) > 0)
+    while (!s->stopping && !s->blocked && s->backlog(s->backlog_arg) > 0)
         if (pthread_cond_timedwait(&s->work_cv, &s->mu, &deadline) == ETIMEDOUT)
             break;
     s->growing = 0;
@@ -168,6 +169,7 @@ static void *run_committer(void *arg)
         let_group_grow(s);
         group = s->head;
         s->head = s->tail = NULL;
+        s->blocked = 0;
         pthread_mutex_unlock(&s->mu);
         commit_group(s, group);
         complete_group(group);
@@ -190,7 +192,9 @@ static int enqueue(struct cg_store *s, struct pending *p)
     else
         s->head = p;
     s->tail = p;
-    if (!s->growing)
+    if (p->fn == NULL)
+        s->blocked = 1; /* a cg_store_commit() caller waits */
+    if (!s->growing || p->fn == NULL)
         pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
     return CG_OK;

@@ -63,7 +63,7 @@ struct cg_store {
     MDB_dbi dbi_txns;     /* txid → txn record */
     MDB_dbi dbi_meta;     /* "schema", "cert_seq", "health" */
 
-    pthread_mutex_t mu; /* guards head, tail, stopping, backlog, backlog_arg, growing */
+    pthread_mutex_t mu; /* guards head, tail, stopping, backlog, backlog_arg, growing, blocked */
     pthread_cond_t work_cv;
     struct pending *head, *tail;
     int stopping;
@@ -71,6 +71,7 @@ struct cg_store {
     int (*backlog)(void *arg); /* requests waiting to be processed, or NULL */
     void *backlog_arg;
     int growing;        /* the committer waits for its group to grow: enqueues do not wake it */
+    int blocked;        /* a cg_store_commit() caller waits in the queue: commit without growing */
     int sync_init;      /* mu and the condvars were initialised */
     int thread_started; /* the committer runs */
     pthread_t committer;

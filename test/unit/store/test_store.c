@@ -1195,8 +1195,8 @@ static int wait_written(struct written *w, long ms)
 
 /* While requests wait for a worker, the committer holds its group open (an hour's delay
  * here): batches queued meanwhile are written by one LMDB commit once the backlog drains.
- * With an empty backlog it commits at once; a short delay bounds the wait; closing the store
- * commits a growing group. */
+ * With an empty backlog it commits at once; a blocking commit ends the wait; a short delay
+ * bounds it; closing the store commits a growing group. */
 static void test_group_grows(void)
 {
     static struct written w[6];
@@ -1241,6 +1241,25 @@ static void test_group_grows(void)
     TEST_EQ(wait_written(&w[0], 10000), 0);
     TEST_OK(w[0].rc);
     sem_destroy(&w[0].sem);
+    /* a blocking commit is not held (its thread cannot take a request meanwhile): with a
+     * 10 s delay and a backlog that never drains, it returns at once, with the group it
+     * joined */
+    reopen_with_delay(10L * 1000000);
+    cg_store_set_backlog(g_store, backlog_fn, &g_backlog);
+    queue_txn(&w[1], 110);
+    struct cg_store_batch *sync_b = cg_store_batch_new();
+    struct cg_txn_rec *sync_t = make_txn(111);
+    struct timespec t0, t1;
+    TEST_OK(cg_store_batch_put_txn(sync_b, sync_t, 1));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    TEST_OK(cg_store_commit(g_store, sync_b));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    TEST_TRUE(t1.tv_sec - t0.tv_sec < 5); /* not the 10 s delay */
+    TEST_EQ(wait_written(&w[1], 10000), 0);
+    TEST_OK(w[1].rc);
+    sem_destroy(&w[1].sem);
+    cg_store_batch_free(sync_b);
+    cg_txn_rec_free(sync_t);
     __atomic_store_n(&g_backlog, 0, __ATOMIC_RELAXED);
 }
 
