@@ -116,7 +116,8 @@ static char *plain_name_text(const X509_NAME *name)
                     out[at] = set == prev_set ? '+' : ',';
                 memcpy(out + at + (i > 0), sn, snlen);
                 out[at + (i > 0) + snlen] = '=';
-                memcpy(out + at + (i > 0) + snlen + 1, ASN1_STRING_get0_data(v), (size_t)vlen);
+                if (vlen > 0) /* an empty value may have no data */
+                    memcpy(out + at + (i > 0) + snlen + 1, ASN1_STRING_get0_data(v), (size_t)vlen);
             }
             at += (i > 0) + snlen + 1 + (size_t)vlen;
             prev_set = set;

@@ -2249,7 +2249,7 @@ static void check_name_text(const X509_NAME *n)
     char *got = ca_name_text_(n);
     TEST_NOTNULL(got);
     TEST_EQ((long)strlen(got), len);
-    TEST_EQ(memcmp(got, p, (size_t)len), 0);
+    TEST_TRUE(len == 0 || memcmp(got, p, (size_t)len) == 0); /* an empty BIO has no data */
     OPENSSL_free(got);
     BIO_free(b);
 }
