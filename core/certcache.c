@@ -23,7 +23,8 @@
  * (the request's sender becomes the response's recipient), yet decoding a directoryName costs
  * 2-5 µs (OpenSSL builds its entries and a canonical form). CG_GENNAME_RAW keeps the encoding;
  * it is still checked to be a GeneralName, by decoding it unless the same bytes were checked
- * recently (a table of the last names, which repeat: the RA's name, the CA's, NULL-DN).
+ * recently (a table of the last names, which repeat: the RA's name, the CA's, NULL-DN), and
+ * a name received in BER is kept in its DER re-encoding (a response echoes it).
  */
 #include "cg_err.h"
 #include "cmp_asn.h"
@@ -318,8 +319,11 @@ static struct name_slot *name_slot(const unsigned char *der, size_t len)
     return &names[h % NAME_SLOTS];
 }
 
-/* 1 when der[0..len) is exactly one GeneralName. */
-static int name_valid(const unsigned char *der, size_t len)
+/* Set raw to the GeneralName der[0..len) in DER: the bytes themselves when they are one
+ * GeneralName in DER (known from the table, or decoded and encoded again to the same bytes),
+ * its DER re-encoding when they are BER, so that a response echoing it stays DER. @return 1,
+ * or 0 when the bytes are not one GeneralName (or out of memory). */
+static int name_set(ASN1_STRING *raw, const unsigned char *der, size_t len)
 {
     struct name_slot *s = name_slot(der, len);
     int known = 0;
@@ -328,13 +332,17 @@ static int name_valid(const unsigned char *der, size_t len)
         known = s->len == len && memcmp(s->der, der, len) == 0;
         pthread_mutex_unlock(&names_mu);
         if (known)
-            return 1;
+            return ASN1_STRING_set(raw, der, (int)len) == 1;
     }
     const unsigned char *p = der;
+    unsigned char *again = NULL;
     GENERAL_NAME *gn = d2i_GENERAL_NAME(NULL, &p, (long)len);
-    int ok = gn != NULL && p == der + len;
+    int n = gn != NULL && p == der + len ? i2d_GENERAL_NAME(gn, &again) : -1;
+    int is_der = n > 0 && (size_t)n == len && memcmp(again, der, len) == 0;
+    int ok = n > 0 && ASN1_STRING_set(raw, is_der ? der : again, is_der ? (int)len : n) == 1;
     GENERAL_NAME_free(gn);
-    if (ok && len <= NAME_MAX_DER) {
+    OPENSSL_free(again);
+    if (ok && is_der && len <= NAME_MAX_DER) {
         pthread_mutex_lock(&names_mu);
         memcpy(s->der, der, len);
         s->len = len;
@@ -364,8 +372,7 @@ static int gn_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const A
     if (tag >= 0 || r == 0x21)
         return 0; /* implicit tagging, or an indefinite length */
     long total = (long)(p - *in) + plen;
-    if (!name_valid(*in, (size_t)total) ||
-        ASN1_STRING_set((ASN1_STRING *)*pval, *in, (int)total) != 1)
+    if (!name_set((ASN1_STRING *)*pval, *in, (size_t)total))
         return 0;
     *in += total;
     return 1;

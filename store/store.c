@@ -138,8 +138,9 @@ static void complete_group(struct pending *group)
 
 /* Under mu, with work queued: while requests wait for a worker (each may add a batch soon),
  * let the group grow, up to commit_delay_us from now. Enqueues do not wake the committer
- * meanwhile; the deadline, cg_store_backlog_drained(), a blocking cg_store_commit() (its
- * thread can take no request while it waits) or stopping do. */
+ * meanwhile; the deadline, cg_store_backlog_drained(), a blocking cg_store_commit() or a
+ * wait for a busy entity lock (the waiting thread takes no request meanwhile), a change of
+ * the backlog function or stopping do. */
 static void let_group_grow(struct cg_store *s)
 {
     struct timespec deadline;
@@ -150,7 +151,7 @@ static void let_group_grow(struct cg_store *s)
     deadline.tv_sec += s->commit_delay_us / 1000000 + deadline.tv_nsec / 1000000000;
     deadline.tv_nsec %= 1000000000;
     s->growing = 1;
-    while (!s->stopping && !s->blocked && s->backlog(s->backlog_arg) > 0)
+    while (!s->stopping && !s->blocked && s->backlog != NULL && s->backlog(s->backlog_arg) > 0)
         if (pthread_cond_timedwait(&s->work_cv, &s->mu, &deadline) == ETIMEDOUT)
             break;
     s->growing = 0;
@@ -205,6 +206,8 @@ void cg_store_set_backlog(struct cg_store *s, int (*backlog)(void *arg), void *a
     pthread_mutex_lock(&s->mu);
     s->backlog = backlog;
     s->backlog_arg = arg;
+    if (s->growing) /* it asks the new function, or stops waiting on none */
+        pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -459,6 +462,16 @@ void cg_store_lock_entity(struct cg_store *s, const char *username)
 {
     struct stripe *st = stripe_of(s, username);
     pthread_mutex_lock(&st->mu);
+    if (st->busy) {
+        /* this thread takes no request while it waits, perhaps for a write in the group the
+         * committer lets grow: commit it now (stripe, then store lock; the committer never
+         * takes a stripe's lock while holding mu) */
+        pthread_mutex_lock(&s->mu);
+        s->blocked = 1;
+        if (s->growing)
+            pthread_cond_signal(&s->work_cv);
+        pthread_mutex_unlock(&s->mu);
+    }
     while (st->busy) {
         st->waiters++;
         pthread_cond_wait(&st->cv, &st->mu);

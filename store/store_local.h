@@ -71,7 +71,8 @@ struct cg_store {
     int (*backlog)(void *arg); /* requests waiting to be processed, or NULL */
     void *backlog_arg;
     int growing;        /* the committer waits for its group to grow: enqueues do not wake it */
-    int blocked;        /* a cg_store_commit() caller waits in the queue: commit without growing */
+    int blocked;        /* a thread waits on the store (a blocking commit, a busy entity lock): the
+                         * next group is committed without growing */
     int sync_init;      /* mu and the condvars were initialised */
     int thread_started; /* the committer runs */
     pthread_t committer;

@@ -2025,7 +2025,8 @@ static int sender_decodes(const uint8_t *snd, int n)
 }
 
 /* Header names (CG_GENNAME_RAW) are kept as encoded and still checked: every GeneralName form
- * decodes and is kept byte for byte (decoded again, it is the name that was set); a tag beyond
+ * decodes and is kept byte for byte (decoded again, it is the name that was set), one in BER
+ * as its DER; a tag beyond
  * [8], a universal tag, an indefinite length, a directoryName holding no Name and an otherName
  * without its value are refused, the same bytes every time (what the table of recent names
  * remembers is only what was valid). */
@@ -2059,6 +2060,20 @@ static void test_gennname_raw(void)
     static const uint8_t other_no_value[] = {0xa0, 0x05, 0x06, 0x03, 0x2a, 0x03, 0x04};
     TEST_EQ(sender_decodes(uri, sizeof(uri)), 1);
     TEST_EQ(sender_decodes(ip, sizeof(ip)), 1);
+    /* a name in BER (a long-form length) is kept in DER: a response echoes it */
+    static const uint8_t ber[] = {0x82, 0x81, 0x03, 'a', '.', 'b'};
+    static const uint8_t der_form[] = {0x82, 0x03, 'a', '.', 'b'};
+    for (int round = 0; round < 2; round++) {
+        unsigned char *msg = NULL;
+        int mlen = message_with_sender(ber, sizeof(ber), &msg);
+        const unsigned char *mp = msg;
+        CG_PKIMESSAGE *m = d2i_CG_PKIMESSAGE(NULL, &mp, mlen);
+        TEST_NOTNULL(m);
+        TEST_EQ(ASN1_STRING_length(m->header->sender), (int)sizeof(der_form));
+        TEST_EQ(memcmp(ASN1_STRING_get0_data(m->header->sender), der_form, sizeof(der_form)), 0);
+        CG_PKIMESSAGE_free(m);
+        OPENSSL_free(msg);
+    }
     for (int round = 0; round < 2; round++) {
         TEST_EQ(sender_decodes(tag9, sizeof(tag9)), 0);
         TEST_EQ(sender_decodes(universal, sizeof(universal)), 0);

@@ -1263,6 +1263,69 @@ static void test_group_grows(void)
     __atomic_store_n(&g_backlog, 0, __ATOMIC_RELAXED);
 }
 
+struct locker {
+    sem_t done;
+};
+
+/* Another thread: take and release entity "held" (blocks until the holder's write is done). */
+static void *take_held(void *arg)
+{
+    struct locker *l = arg;
+    cg_store_lock_entity(g_store, "held");
+    cg_store_unlock_entity(g_store, "held");
+    sem_post(&l->done);
+    return NULL;
+}
+
+/* The callback of the holder's write: release the entity, as a deferred write does. */
+static void release_held(void *arg, int rc)
+{
+    struct written *w = arg;
+    cg_store_unlock_entity(g_store, "held");
+    on_written(w, rc);
+}
+
+/* A growing group (an hour's delay, a backlog that never drains) is committed at once when a
+ * thread blocks on an entity lock a write of the group holds, and when the backlog function
+ * is withdrawn. */
+static void test_group_growth_ends(void)
+{
+    static struct written w[2];
+    struct locker l;
+    pthread_t th;
+    struct timespec ts;
+    reopen_with_delay(3600L * 1000000);
+    __atomic_store_n(&g_backlog, 1, __ATOMIC_RELAXED);
+    cg_store_set_backlog(g_store, backlog_fn, &g_backlog);
+    cg_store_lock_entity(g_store, "held");
+    struct cg_txn_rec *t = make_txn(120);
+    TEST_EQ(sem_init(&w[0].sem, 0, 0), 0);
+    w[0].rc = CG_EINTERNAL;
+    w[0].batch = cg_store_batch_new();
+    TEST_OK(cg_store_batch_put_txn(w[0].batch, t, 1));
+    cg_txn_rec_free(t);
+    TEST_OK(cg_store_commit_async(g_store, w[0].batch, release_held, &w[0]));
+    TEST_EQ(sem_init(&l.done, 0, 0), 0);
+    TEST_EQ(pthread_create(&th, NULL, take_held, &l), 0);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    int got = sem_timedwait(&l.done, &ts);
+    TEST_EQ(got, 0); /* the waiter got the entity: the holder's write was committed */
+    pthread_join(th, NULL);
+    sem_destroy(&l.done);
+    TEST_EQ(wait_written(&w[0], 10000), 0);
+    TEST_OK(w[0].rc);
+    sem_destroy(&w[0].sem);
+    /* withdrawing the backlog function ends the wait too */
+    queue_txn(&w[1], 121);
+    TEST_EQ(wait_written(&w[1], 200), -1);
+    cg_store_set_backlog(g_store, NULL, NULL);
+    TEST_EQ(wait_written(&w[1], 10000), 0);
+    TEST_OK(w[1].rc);
+    sem_destroy(&w[1].sem);
+    __atomic_store_n(&g_backlog, 0, __ATOMIC_RELAXED);
+}
+
 /* One group holding a failing batch between two good ones (held together by the backlog):
  * written as one transaction without the failing batch, whose error it keeps; the good ones
  * are readable and durable. */
@@ -1511,6 +1574,7 @@ CG_TESTS = {
     CG_TEST("store/commit_async", test_commit_async),
     CG_TEST("store/group_grows", test_group_grows),
     CG_TEST("store/group_with_failure", test_group_with_failure),
+    CG_TEST("store/group_growth_ends", test_group_growth_ends),
     CG_TEST("store/lock_released_elsewhere", test_lock_released_elsewhere),
     CG_TEST("store/wait_entity", test_wait_entity),
     CG_TEST("store/durability", test_durability),
