@@ -275,16 +275,13 @@ DECLARE_ASN1_FUNCTIONS(CG_CERTREQMSG)
 DEFINE_STACK_OF(CG_CERTREQMSG)
 
 /* CertOrEncCert ::= CHOICE { certificate [0] CMPCertificate, encryptedCert [1] EncryptedKey }
- * A decoded certificate is type 0 (an X509). A certificate the CA has just issued is sent as
- * type CG_COE_CERT_DER: the same [0] CMPCertificate, written from its DER (an encode-only
- * alternative; decoding never produces it). */
-#define CG_COE_CERT_DER 2
+ * (a certificate the CA has just issued is written as DER by ca_certrep_der_, not through
+ * this type) */
 typedef struct {
     int type;
     union {
         X509 *certificate;
         ASN1_TYPE *encryptedCert;
-        ASN1_STRING *certificate_der; /* the whole Certificate encoding */
     } value;
 } CG_CERTORENCCERT;
 DECLARE_ASN1_FUNCTIONS(CG_CERTORENCCERT)
