@@ -16,8 +16,8 @@
  * Encoding: OpenSSL keeps the encoding of a decoded certificate's TBS part but encodes the
  * rest again at each i2d. A certificate's DER can be attached once (core_cert_set_der_, X509
  * ex_data; the CA certificates sent in caPubs) and CG_X509_CACHED then writes it as it is.
- * A certificate the CA has just issued has no X509 at all: issue.c writes it as DER, and
- * CG_TLV_RAW (below) writes those bytes into the response.
+ * A certificate the CA has just issued has no X509 at all: issue.c writes it as DER, into a
+ * response body written as DER too (ca_certrep_der_, carried by CG_TLV_RAW below).
  *
  * Names: a message's header sender and recipient are GeneralNames that cmpgate only echoes
  * (the request's sender becomes the response's recipient), yet decoding a directoryName costs
@@ -26,6 +26,7 @@
  * recently (a table of the last names, which repeat: the RA's name, the CA's, NULL-DN), and
  * a name received in BER is kept in its DER re-encoding (a response echoes it).
  */
+#include "cg_buf.h"
 #include "cg_err.h"
 #include "cmp_asn.h"
 #include "core_local.h"
@@ -183,6 +184,13 @@ const unsigned char *core_cert_der_(const X509 *x, size_t *len)
         b = X509_get_ex_data(x, der_index);
     *len = b != NULL ? b->len : 0;
     return b != NULL ? b->der : NULL;
+}
+
+int core_cert_der_put_(struct cg_buf *b, const X509 *x)
+{
+    size_t len = 0;
+    const unsigned char *der = core_cert_der_(x, &len);
+    return der != NULL ? cg_buf_append(b, der, len) : DER_I2D(b, i2d_X509, x);
 }
 
 /* --- the ASN.1 type ------------------------------------------------------------------------ */
@@ -423,8 +431,8 @@ GENERAL_NAME *CG_GENNAME_RAW_get(const ASN1_STRING *raw)
     return gn;
 }
 
-/* --- CG_TLV_RAW: a whole TLV written as it is, never decoded (an issued certificate in
- * CertOrEncCert, a response body written as DER) ------------------------------------------ */
+/* --- CG_TLV_RAW: a whole TLV written as it is, never decoded (a response body written as
+ * DER) ------------------------------------------------------------------------------------ */
 
 static int tlv_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const ASN1_ITEM *it,
                    int tag, int aclass, char opt, ASN1_TLC *ctx)

@@ -137,6 +137,9 @@ void core_cert_cache_clear_(void);
 int core_cert_set_der_(X509 *x, const unsigned char **der, size_t *len);
 /** @brief The DER kept with x by core_cert_set_der_(), or NULL. */
 const unsigned char *core_cert_der_(const X509 *x, size_t *len);
+/** @brief Append x's DER to b: the attached one when there is one, else i2d_X509's.
+ *  @return CG_OK, CG_ENOMEM, CG_ECRYPTO. */
+int core_cert_der_put_(struct cg_buf *b, const X509 *x);
 
 /* --- pbm.c ---------------------------------------------------------------------------- */
 /** @brief The fetched digest for a digest or HMAC NID (SHA-1, SHA-224/256/384/512), or NULL.

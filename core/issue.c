@@ -58,6 +58,19 @@ static int der_uint(struct cg_buf *b, const uint8_t *mag, size_t len)
     return core_der_put_(b, V_ASN1_INTEGER, v, len + pad);
 }
 
+/* An INTEGER in minimal two's complement (certReqId; -1 for p10cr). */
+static int der_int64(struct cg_buf *b, int64_t v)
+{
+    uint8_t be[8];
+    size_t skip = 0;
+    for (int i = 0; i < 8; i++)
+        be[i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
+    while (skip < 7 && ((be[skip] == 0x00 && !(be[skip + 1] & 0x80)) ||
+                        (be[skip] == 0xff && (be[skip + 1] & 0x80))))
+        skip++;
+    return core_der_put_(b, V_ASN1_INTEGER, be + skip, sizeof(be) - skip);
+}
+
 /* A Time as RFC 5280 4.1.2.5 and X509_time_adj_ex write it: UTCTime for 1950-2049, else
  * GeneralizedTime; seconds, Zulu. */
 static int der_time(struct cg_buf *b, time_t t)
@@ -496,44 +509,35 @@ int ca_certrep_der_(int rep_type, X509 *const *capubs, size_t n_capubs, int64_t 
 {
     static const uint8_t accepted[] = {0x30, 0x03, 0x02, 0x01, 0x00}; /* PKIStatusInfo {0} */
     struct cg_buf b = {0};
-    uint8_t id[8];
-    size_t at;
+    size_t at, kp;
     int rc = CG_OK;
     if (rep_type < 0 || rep_type > 30)
         return CG_EINVAL;
     if ((rc = cg_buf_reserve(&b, 2048)) != CG_OK) /* the usual body at once */
         goto out;
     if (n_capubs > 0) { /* caPubs [1] SEQUENCE OF CMPCertificate */
-        for (size_t i = 0; i < n_capubs && rc == CG_OK; i++) {
-            size_t len = 0;
-            const unsigned char *der = core_cert_der_(capubs[i], &len);
-            rc = der != NULL ? cg_buf_append(&b, der, len) : DER_I2D(&b, i2d_X509, capubs[i]);
-        }
+        for (size_t i = 0; i < n_capubs && rc == CG_OK; i++)
+            rc = core_cert_der_put_(&b, capubs[i]);
         if (rc != CG_OK ||
             (rc = core_der_wrap_(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
             (rc = core_der_wrap_(&b, 0, 0xa1)) != CG_OK)
             goto out;
     }
-    at = b.len;      /* response: SEQUENCE OF CertResponse, here one */
-    size_t skip = 0; /* minimal two's complement: -1 for p10cr */
-    for (int i = 0; i < 8; i++)
-        id[i] = (uint8_t)((uint64_t)cert_req_id >> (56 - 8 * i));
-    while (skip < 7 && ((id[skip] == 0x00 && !(id[skip + 1] & 0x80)) ||
-                        (id[skip] == 0xff && (id[skip + 1] & 0x80))))
-        skip++;
-    if ((rc = core_der_put_(&b, V_ASN1_INTEGER, id + skip, sizeof(id) - skip)) != CG_OK ||
+    /* response: SEQUENCE OF CertResponse (here one) { certReqId, status, certifiedKeyPair
+     * { certOrEncCert: certificate [0] } }, each wrapped from the inside out */
+    at = b.len;
+    if ((rc = der_int64(&b, cert_req_id)) != CG_OK ||
         (rc = cg_buf_append(&b, accepted, sizeof(accepted))) != CG_OK)
         goto out;
-    size_t kp = b.len; /* certifiedKeyPair { certOrEncCert: certificate [0] } */
+    kp = b.len;
     if ((rc = cg_buf_append(&b, c->der, c->der_len)) != CG_OK ||
         (rc = core_der_wrap_(&b, kp, 0xa0)) != CG_OK ||
         (rc = core_der_wrap_(&b, kp, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
-        (rc = core_der_wrap_(&b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) !=
-            CG_OK || /* CertResponse */
-        (rc = core_der_wrap_(&b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) !=
-            CG_OK || /* SEQUENCE OF */
-        (rc = core_der_wrap_(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) !=
-            CG_OK || /* CertRepMessage */
+        (rc = core_der_wrap_(&b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
+        (rc = core_der_wrap_(&b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK)
+        goto out;
+    /* CertRepMessage, then the body's [rep_type] */
+    if ((rc = core_der_wrap_(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
         (rc = core_der_wrap_(&b, 0, (uint8_t)(0xa0 | rep_type))) != CG_OK)
         goto out;
     if (b.len > INT_MAX || ASN1_STRING_set(out, b.data, (int)b.len) != 1)
@@ -545,10 +549,10 @@ out:
 
 /* --- store records -------------------------------------------------------------------------- */
 
-/* Fill rec from a certificate's DER and the parts read from it; takes subject_text. */
+/* Fill rec from a certificate's DER and the parts read from it (the texts are copied). */
 static int rec_fill(struct cg_cert_rec *rec, const uint8_t *der, size_t len,
                     const uint8_t issuer_key[32], const uint8_t *serial, size_t serial_len,
-                    char *subject_text, const char *issuer_text, time_t not_after,
+                    const char *subject_text, const char *issuer_text, time_t not_after,
                     const char *ca_name, const char *username)
 {
     while (serial_len > 1 && serial[0] == 0) {
@@ -556,7 +560,6 @@ static int rec_fill(struct cg_cert_rec *rec, const uint8_t *der, size_t len,
         serial_len--;
     }
     rec->subject = subject_text != NULL ? strdup(subject_text) : NULL;
-    OPENSSL_free(subject_text);
     if (serial_len == 0 || serial_len > sizeof(rec->serial))
         return CG_ECRYPTO;
     if ((rec->der = malloc(len)) == NULL)
@@ -584,9 +587,12 @@ static int rec_fill(struct cg_cert_rec *rec, const uint8_t *der, size_t len,
 int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char *username,
                         const char *subject_text, struct cg_cert_rec *rec)
 {
-    char *text = subject_text != NULL ? OPENSSL_strdup(subject_text) : ca_name_text_(c->subject);
-    return rec_fill(rec, c->der, c->der_len, c->signer->issuer_key, c->serial, sizeof(c->serial),
-                    text, c->signer->issuer_text, c->not_after, ca_name, username);
+    char *own = subject_text != NULL ? NULL : ca_name_text_(c->subject);
+    int rc = rec_fill(rec, c->der, c->der_len, c->signer->issuer_key, c->serial, sizeof(c->serial),
+                      subject_text != NULL ? subject_text : own, c->signer->issuer_text,
+                      c->not_after, ca_name, username);
+    OPENSSL_free(own);
+    return rc;
 }
 
 int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
@@ -598,17 +604,18 @@ int ca_cert_rec_fill_(X509 *cert, const char *ca_name, const char *username,
     int len = i2d_X509(cert, &der), serial_len = 0;
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
     char *issuer_text = ca_name_text_(X509_get_issuer_name(cert));
+    char *subject_text = ca_name_text_(X509_get_subject_name(cert));
     struct tm tm;
     if (len <= 0 || bn == NULL || BN_is_negative(bn) || BN_num_bytes(bn) > 32 ||
         (serial_len = BN_bn2bin(bn, serial)) <= 0 ||
         ca_name_key_(X509_get_issuer_name(cert), issuer_key) != CG_OK ||
         ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
         goto out;
-    rc = rec_fill(rec, der, (size_t)len, issuer_key, serial, (size_t)serial_len,
-                  ca_name_text_(X509_get_subject_name(cert)), issuer_text, timegm(&tm), ca_name,
-                  username);
+    rc = rec_fill(rec, der, (size_t)len, issuer_key, serial, (size_t)serial_len, subject_text,
+                  issuer_text, timegm(&tm), ca_name, username);
 out:
     OPENSSL_free(der);
+    OPENSSL_free(subject_text);
     OPENSSL_free(issuer_text);
     BN_free(bn);
     return rc;

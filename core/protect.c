@@ -102,8 +102,9 @@ out:
     return rc;
 }
 
-/* Length of the TLV at p (at most n bytes): header + content, or 0 if malformed. */
-static size_t tlv_len(const uint8_t *p, size_t n)
+/* Length of the TLV at p (at most n bytes): header + content, or 0 if malformed; the header's
+ * length in *hdr. */
+static size_t tlv_len(const uint8_t *p, size_t n, size_t *hdr_out)
 {
     if (n < 2)
         return 0;
@@ -117,42 +118,28 @@ static size_t tlv_len(const uint8_t *p, size_t n)
             len = (len << 8) | p[2 + i];
         hdr = 2 + k;
     }
+    *hdr_out = hdr;
     return hdr + len <= n ? hdr + len : 0;
 }
 
 int protect_part_from_der_(const uint8_t *der, size_t len, uint8_t **out, size_t *outlen)
 {
     *out = NULL;
-    size_t total = tlv_len(der, len);
+    size_t hdr = 0, ignored = 0;
+    size_t total = tlv_len(der, len, &hdr);
     if (total == 0 || der[0] != 0x30)
         return CG_EPARSE;
-    size_t off = total - (size_t)(der[1] & 0x80 ? 2 + (der[1] & 0x7f) : 2);
-    const uint8_t *content = der + (total - off);
-    size_t hlen = tlv_len(content, off);
-    size_t blen = hlen ? tlv_len(content + hlen, off - hlen) : 0;
+    size_t off = total - hdr;
+    const uint8_t *content = der + hdr;
+    size_t hlen = tlv_len(content, off, &ignored);
+    size_t blen = hlen ? tlv_len(content + hlen, off - hlen, &ignored) : 0;
     if (hlen == 0 || blen == 0)
         return CG_EPARSE;
     size_t inner = hlen + blen;
     uint8_t *buf = malloc(inner + 6);
     if (buf == NULL)
         return CG_ENOMEM;
-    size_t k = 0;
-    buf[k++] = 0x30;
-    if (inner < 0x80) {
-        buf[k++] = (uint8_t)inner;
-    } else if (inner < 0x100) {
-        buf[k++] = 0x81;
-        buf[k++] = (uint8_t)inner;
-    } else if (inner < 0x10000) {
-        buf[k++] = 0x82;
-        buf[k++] = (uint8_t)(inner >> 8);
-        buf[k++] = (uint8_t)inner;
-    } else {
-        buf[k++] = 0x83;
-        buf[k++] = (uint8_t)(inner >> 16);
-        buf[k++] = (uint8_t)(inner >> 8);
-        buf[k++] = (uint8_t)inner;
-    }
+    size_t k = core_der_head_(0x30, inner, buf);
     memcpy(buf + k, content, inner);
     *out = buf;
     *outlen = k + inner;
@@ -196,26 +183,18 @@ struct pbm_fields {
     int64_t iter;
 };
 
-/* The TLV at *p (n bytes left) with tag `tag`, DER lengths only: its contents in *c, *clen;
- * *p moves past it. @return 1, or 0 when it is not that. */
+/* The TLV at *p (n bytes left) with tag `tag` and a DER length below 256 (the short form,
+ * or 0x81 for 128-255): its contents in *c, *clen; *p moves past it. @return 1, or 0 when it
+ * is not that. */
 static int der_take(const uint8_t **p, size_t *n, uint8_t tag, const uint8_t **c, size_t *clen)
 {
-    size_t hdr = 2, len;
-    if (*n < 2 || (*p)[0] != tag)
-        return 0;
-    len = (*p)[1];
-    if (len == 0x81 && *n >= 3 && (*p)[2] >= 0x80) {
-        len = (*p)[2];
-        hdr = 3;
-    } else if (len >= 0x80) {
-        return 0;
-    }
-    if (len > *n - hdr)
+    size_t hdr = 0, total = *n >= 2 && (*p)[0] == tag ? tlv_len(*p, *n, &hdr) : 0;
+    if (total == 0 || hdr > 3 || (hdr == 3 && ((*p)[1] != 0x81 || (*p)[2] < 0x80)))
         return 0;
     *c = *p + hdr;
-    *clen = len;
-    *p += hdr + len;
-    *n -= hdr + len;
+    *clen = total - hdr;
+    *p += total;
+    *n -= total;
     return 1;
 }
 
@@ -467,8 +446,9 @@ int protect_encode_with_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, siz
                               uint8_t **out, size_t *outlen)
 {
     int rc = CG_EPARSE;
-    uint8_t *prot = NULL, *certs = NULL, *buf = NULL;
-    size_t plen = 0, clen = 0, hlen = 0;
+    uint8_t *prot = NULL, *buf = NULL;
+    struct cg_buf certs = {0};
+    size_t plen = 0, hlen = 0;
     uint8_t h[6], ph[6], ch[6], csh[6];
     *out = NULL;
     /* the content of ProtectedPart is header || body, exactly as they go into PKIMessage */
@@ -486,25 +466,10 @@ int protect_encode_with_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, siz
     if (n < 0)
         goto out;
     plen = (size_t)n;
-    for (int i = 0; i < sk_X509_num(msg->extraCerts); i++) {
-        const X509 *x = sk_X509_value(msg->extraCerts, i);
-        size_t dl = 0;
-        const unsigned char *attached = core_cert_der_(x, &dl); /* the CA certificates' */
-        unsigned char *d = NULL;
-        if (attached == NULL) {
-            int n = i2d_X509(x, &d);
-            dl = n > 0 ? (size_t)n : 0;
-        }
-        uint8_t *grown = dl > 0 ? realloc(certs, clen + dl) : NULL;
-        if (grown == NULL) {
-            OPENSSL_free(d);
+    for (int i = 0; i < sk_X509_num(msg->extraCerts); i++)
+        if (core_cert_der_put_(&certs, sk_X509_value(msg->extraCerts, i)) != CG_OK)
             goto out;
-        }
-        certs = grown;
-        memcpy(certs + clen, attached != NULL ? attached : d, dl);
-        clen += dl;
-        OPENSSL_free(d);
-    }
+    size_t clen = certs.len;
     int has_certs = msg->extraCerts != NULL; /* even empty, as i2d writes it */
     size_t phl = plen ? core_der_head_(0xa0, plen, ph) : 0;
     size_t csl = has_certs ? core_der_head_(0x30, clen, csh) : 0;
@@ -524,7 +489,7 @@ int protect_encode_with_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, siz
         w = put(w, ch, chl);
         w = put(w, csh, csl);
         if (clen)
-            w = put(w, certs, clen);
+            w = put(w, certs.data, clen);
     }
     *out = buf;
     *outlen = (size_t)(w - buf);
@@ -532,7 +497,7 @@ int protect_encode_with_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, siz
     rc = CG_OK;
 out:
     OPENSSL_free(prot);
-    free(certs);
+    free(certs.data);
     free(buf);
     return rc;
 }
