@@ -201,21 +201,26 @@ static int enqueue(struct cg_store *s, struct pending *p)
     return CG_OK;
 }
 
+/* Under mu: wake a committer letting its group grow, to look again at why it waits. */
+static void wake_growing(struct cg_store *s)
+{
+    if (s->growing)
+        pthread_cond_signal(&s->work_cv);
+}
+
 void cg_store_set_backlog(struct cg_store *s, int (*backlog)(void *arg), void *arg)
 {
     pthread_mutex_lock(&s->mu);
     s->backlog = backlog;
     s->backlog_arg = arg;
-    if (s->growing) /* it asks the new function, or stops waiting on none */
-        pthread_cond_signal(&s->work_cv);
+    wake_growing(s); /* it asks the new function, or stops waiting on none */
     pthread_mutex_unlock(&s->mu);
 }
 
 void cg_store_backlog_drained(struct cg_store *s)
 {
     pthread_mutex_lock(&s->mu);
-    if (s->growing)
-        pthread_cond_signal(&s->work_cv);
+    wake_growing(s);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -468,8 +473,7 @@ void cg_store_lock_entity(struct cg_store *s, const char *username)
          * takes a stripe's lock while holding mu) */
         pthread_mutex_lock(&s->mu);
         s->blocked = 1;
-        if (s->growing)
-            pthread_cond_signal(&s->work_cv);
+        wake_growing(s);
         pthread_mutex_unlock(&s->mu);
     }
     while (st->busy) {
