@@ -14,9 +14,7 @@
 #include "cg_err.h"
 #include "core_local.h"
 
-#include <openssl/core_names.h>
 #include <openssl/ec.h>
-#include <openssl/params.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
