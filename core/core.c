@@ -261,6 +261,21 @@ static const struct ca_signer *ca_signer(const struct msgctx *ctx)
     return i >= 0 ? ctx->core->ca_signers[i] : NULL;
 }
 
+/* The current time as a GeneralizedTime, its digits written here rather than through
+ * ASN1_GENERALIZEDTIME_set (gmtime, then BIO_snprintf). */
+static ASN1_GENERALIZEDTIME *message_time(void)
+{
+    char s[16];
+    int tag = 0;
+    size_t n = core_time_text_(time(NULL), 1, s, &tag);
+    ASN1_GENERALIZEDTIME *t = n > 0 ? ASN1_GENERALIZEDTIME_new() : NULL;
+    if (t != NULL && ASN1_STRING_set(t, s, (int)n) != 1) {
+        ASN1_GENERALIZEDTIME_free(t);
+        t = NULL;
+    }
+    return t;
+}
+
 /* A response header answering ctx->req (which may be NULL when it did not parse). */
 static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
 {
@@ -277,7 +292,7 @@ static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
     ASN1_STRING_free(h->recipient);
     h->sender = ca_name(ctx);
     h->recipient = rh && rh->sender ? rh->sender : ctx->core->no_name;
-    h->messageTime = ASN1_GENERALIZEDTIME_set(NULL, time(NULL));
+    h->messageTime = message_time();
     if (h->sender == NULL || h->recipient == NULL || h->messageTime == NULL)
         goto fail;
     if (octets_set(&h->senderNonce, ctx->nonce, NONCE_LEN) != CG_OK)

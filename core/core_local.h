@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <time.h>
 
 struct cg_buf;      /* cg_buf.h */
 struct nonce_cache; /* core.c: recently seen senderNonces */
@@ -140,6 +141,11 @@ const unsigned char *core_cert_der_(const X509 *x, size_t *len);
 /** @brief Append x's DER to b: the attached one when there is one, else i2d_X509's.
  *  @return CG_OK, CG_ENOMEM, CG_ECRYPTO. */
 int core_cert_der_put_(struct cg_buf *b, const X509 *x);
+
+/** @brief t as the text of a Time, seconds and Zulu: UTCTime (YYMMDDHHMMSSZ) for 1950-2049
+ *  unless generalized is set, else GeneralizedTime (YYYYMMDDHHMMSSZ); the ASN.1 tag in *tag.
+ *  @return the text's length, 0 for a year outside 0-9999. */
+size_t core_time_text_(time_t t, int generalized, char out[16], int *tag);
 
 /* --- pbm.c ---------------------------------------------------------------------------- */
 /** @brief The fetched digest for a digest or HMAC NID (SHA-1, SHA-224/256/384/512), or NULL.

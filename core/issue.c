@@ -71,27 +71,35 @@ static int der_int64(struct cg_buf *b, int64_t v)
     return core_der_put_(b, V_ASN1_INTEGER, be + skip, sizeof(be) - skip);
 }
 
-/* A Time as RFC 5280 4.1.2.5 and X509_time_adj_ex write it: UTCTime for 1950-2049, else
- * GeneralizedTime; seconds, Zulu. */
-static int der_time(struct cg_buf *b, time_t t)
+size_t core_time_text_(time_t t, int generalized, char out[16], int *tag)
 {
     struct tm tm;
-    char s[24];
     if (gmtime_r(&t, &tm) == NULL)
-        return CG_ECRYPTO;
+        return 0;
     int year = tm.tm_year + 1900;
     if (year < 0 || year > 9999)
-        return CG_ECRYPTO;
-    int utc = year >= 1950 && year < 2050;
+        return 0;
+    int utc = !generalized && year >= 1950 && year < 2050;
     const int fields[] = {year / 100, year % 100, tm.tm_mon + 1, tm.tm_mday,
                           tm.tm_hour, tm.tm_min,  tm.tm_sec};
     size_t n = 0;
     for (size_t i = utc ? 1 : 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        s[n++] = (char)('0' + fields[i] / 10); /* two digits each, no snprintf */
-        s[n++] = (char)('0' + fields[i] % 10);
+        out[n++] = (char)('0' + fields[i] / 10); /* two digits each, no snprintf */
+        out[n++] = (char)('0' + fields[i] % 10);
     }
-    s[n++] = 'Z';
-    return core_der_put_(b, utc ? V_ASN1_UTCTIME : V_ASN1_GENERALIZEDTIME, s, n);
+    out[n++] = 'Z';
+    *tag = utc ? V_ASN1_UTCTIME : V_ASN1_GENERALIZEDTIME;
+    return n;
+}
+
+/* A Time as RFC 5280 4.1.2.5 and X509_time_adj_ex write it: UTCTime for 1950-2049, else
+ * GeneralizedTime; seconds, Zulu. */
+static int der_time(struct cg_buf *b, time_t t)
+{
+    char s[16];
+    int tag = 0;
+    size_t n = core_time_text_(t, 0, s, &tag);
+    return n > 0 ? core_der_put_(b, (uint8_t)tag, s, n) : CG_ECRYPTO;
 }
 
 /* --- the signer ----------------------------------------------------------------------------- */

@@ -369,6 +369,30 @@ int protect_apply_pbm_cached_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const c
     return protect_apply_pbm_part_(msg, alg, secret, max_iter, cache, NULL, NULL);
 }
 
+/* A copy of alg: its OID (a table object is shared, not copied) and its parameters, which a
+ * decoded PBM algorithm holds as the SEQUENCE's bytes, without X509_ALGOR_dup's encode and
+ * decode. Other parameter types take the generic copy. */
+static X509_ALGOR *algor_copy(const X509_ALGOR *alg)
+{
+    const ASN1_OBJECT *obj = NULL;
+    const void *pval = NULL;
+    int ptype = 0;
+    X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+    if (ptype != V_ASN1_SEQUENCE && ptype != V_ASN1_UNDEF)
+        return X509_ALGOR_dup(alg);
+    X509_ALGOR *copy = X509_ALGOR_new();
+    ASN1_OBJECT *o = copy != NULL ? OBJ_dup(obj) : NULL;
+    ASN1_STRING *params = o != NULL && ptype == V_ASN1_SEQUENCE ? ASN1_STRING_dup(pval) : NULL;
+    if (o == NULL || (ptype == V_ASN1_SEQUENCE && params == NULL) ||
+        X509_ALGOR_set0(copy, o, ptype, params) != 1) {
+        ASN1_STRING_free(params);
+        ASN1_OBJECT_free(o);
+        X509_ALGOR_free(copy);
+        return NULL;
+    }
+    return copy;
+}
+
 int protect_apply_pbm_part_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const char *secret,
                             long max_iter, struct pbm_cache *cache, unsigned char **part,
                             int *partlen)
@@ -379,7 +403,7 @@ int protect_apply_pbm_part_(CG_PKIMESSAGE *msg, const X509_ALGOR *alg, const cha
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned maclen = 0;
     int own = alg == msg->header->protectionAlg; /* re-protecting with its own parameters */
-    X509_ALGOR *copy = X509_ALGOR_dup(alg);
+    X509_ALGOR *copy = algor_copy(alg);
     if (copy == NULL)
         goto out;
     X509_ALGOR_free(msg->header->protectionAlg);

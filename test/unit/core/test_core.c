@@ -1211,6 +1211,29 @@ static void test_ca_signer_key_types(void)
 
 /* Validity times as RFC 5280 4.1.2.5 wants them: UTCTime for 1950 through 2049, else
  * GeneralizedTime, each to the second with Z; checked at both sides of both boundaries. */
+/* core_time_text_ writes what ASN1_TIME_set (UTCTime 1950-2049) and ASN1_GENERALIZEDTIME_set
+ * write, at the edges of the UTCTime years and of the four-digit years. */
+static void test_time_text(void)
+{
+    static const time_t times[] = {0,          -631152001, -631152000,  1800000000,
+                                   2524607999, 2524608000, 253402300799};
+    char s[16];
+    int tag = 0;
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        for (int generalized = 0; generalized <= 1; generalized++) {
+            ASN1_TIME *want = generalized ? ASN1_GENERALIZEDTIME_set(NULL, times[i])
+                                          : ASN1_TIME_set(NULL, times[i]);
+            TEST_NOTNULL(want);
+            size_t n = core_time_text_(times[i], generalized, s, &tag);
+            TEST_EQ(n, (size_t)ASN1_STRING_length(want));
+            TEST_EQ(tag, ASN1_STRING_type(want));
+            TEST_TRUE(memcmp(s, ASN1_STRING_get0_data(want), n) == 0);
+            ASN1_TIME_free(want);
+        }
+    }
+    TEST_EQ(core_time_text_(253402300800, 1, s, &tag), (size_t)0); /* year 10000 */
+}
+
 static void test_issue_time_forms(void)
 {
     struct cg_cert_profile cp = *cg_config_cert_profile(g_cfg, "ENDUSER");
@@ -4767,6 +4790,7 @@ CG_TESTS = {
     CG_TEST("core/ecfast_verify", test_ecfast_verify),
     CG_TEST("core/gennname_raw", test_gennname_raw),
     CG_TEST("core/issue_time_forms", test_issue_time_forms),
+    CG_TEST("core/time_text", test_time_text),
     CG_TEST("core/certrep_der", test_certrep_der),
     CG_TEST("core/part_der_matches_template", test_part_der_matches_template),
     CG_TEST("core/name_text", test_name_text),
