@@ -6,7 +6,8 @@
  * more times. OpenSSL 3's EVP digest calls cost about as much per call as the SHA-256
  * compression itself on a 32-byte input, so the loop uses the low-level SHA functions
  * (deprecated in 3.0, still built by every 3.x): 38 µs instead of 74 µs for 500 iterations
- * of SHA-256 on the reference machine. Only this file and ecfast.c use deprecated APIs.
+ * of SHA-256 on the reference machine, and for SHA-256 the compression alone
+ * (sha256_iterate). Only this file and ecfast.c use deprecated APIs.
  * HMAC is RFC 2104 written over the same low-level functions: EVP_Q_mac fetches the MAC and
  * the digest by name on every call, and even over fetched EVP digests each of the four MACs
  * of a transaction allocated a context and went through the provider three times.
@@ -112,6 +113,34 @@ static unsigned hash2(int i, const void *a, size_t alen, const void *b, size_t b
     }
 }
 
+/* SHA-256 applied n more times to key (32 bytes, in place). A 32-byte message is one padded
+ * block, so each hash is one compression (SHA256_Transform) from the initial value, without
+ * Init/Update/Final, which buffer the input, pad it and clear their buffer on every call:
+ * 23 µs instead of 26 µs for 500 iterations on the reference machine. The digest goes back
+ * into the block as whole big-endian words (byte stores there made the next compression's
+ * loads wait, and the loop slower than the generic one). */
+static void sha256_iterate(uint8_t key[SHA256_DIGEST_LENGTH], int64_t n)
+{
+    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    SHA256_CTX c;
+    uint8_t block[SHA256_CBLOCK] = {0};
+    memcpy(block, key, SHA256_DIGEST_LENGTH);
+    block[SHA256_DIGEST_LENGTH] = 0x80;
+    block[SHA256_CBLOCK - 2] = 0x01; /* the message length in bits: 256 */
+    for (int64_t k = 0; k < n; k++) {
+        memcpy(c.h, iv, sizeof(iv));
+        SHA256_Transform(&c, block);
+        for (int j = 0; j < 8; j++) {
+            uint32_t w = __builtin_bswap32(c.h[j]);
+            memcpy(block + 4 * j, &w, sizeof(w));
+        }
+    }
+    memcpy(key, block, SHA256_DIGEST_LENGTH);
+    OPENSSL_cleanse(block, sizeof(block));
+    OPENSSL_cleanse(&c, sizeof(c));
+}
+
 int pbm_derive_(int owf_nid, const char *secret, const uint8_t *salt, size_t saltlen, int64_t iter,
                 uint8_t *key, unsigned *keylen)
 {
@@ -119,8 +148,12 @@ int pbm_derive_(int owf_nid, const char *secret, const uint8_t *salt, size_t sal
     if (i < 0 || iter < 1)
         return CG_ECMP_BADALG;
     unsigned n = hash2(i, secret, strlen(secret), salt, saltlen, key);
-    for (int64_t k = 1; k < iter; k++)
-        hash2(i, key, n, NULL, 0, key);
+    if (n == SHA256_DIGEST_LENGTH && i == 2) {
+        sha256_iterate(key, iter - 1);
+    } else {
+        for (int64_t k = 1; k < iter; k++)
+            hash2(i, key, n, NULL, 0, key);
+    }
     *keylen = n;
     return CG_OK;
 }

@@ -1909,6 +1909,26 @@ static void test_pbm_primitives(void)
             CG_PBMPARAMETER_free(ours);
             OSSL_CRMF_PBMPARAMETER_free(pp);
         }
+    /* the derivation's loop bounds (OpenSSL's own refuses counts below 100): one hash only,
+     * one more, and a few, against the definition written over EVP_Digest (SHA-256 iterates
+     * on the compression alone, every other owf through hash2) */
+    static const int iters[] = {1, 2, 3, 64};
+    static const uint8_t salt[5] = {1, 2, 3, 4, 5};
+    for (size_t o = 0; o < sizeof(owfs) / sizeof(owfs[0]); o++)
+        for (size_t k = 0; k < sizeof(iters) / sizeof(iters[0]); k++) {
+            const EVP_MD *md = EVP_get_digestbynid(owfs[o]);
+            uint8_t in[64], ref[EVP_MAX_MD_SIZE], key[EVP_MAX_MD_SIZE];
+            unsigned reflen = 0, keylen = 0;
+            TEST_NOTNULL(md);
+            memcpy(in, "pw", 2);
+            memcpy(in + 2, salt, sizeof(salt));
+            TEST_TRUE(EVP_Digest(in, 2 + sizeof(salt), ref, &reflen, md, NULL) == 1);
+            for (int j = 1; j < iters[k]; j++)
+                TEST_TRUE(EVP_Digest(ref, reflen, ref, &reflen, md, NULL) == 1);
+            TEST_OK(pbm_derive_(owfs[o], "pw", salt, sizeof(salt), iters[k], key, &keylen));
+            TEST_EQ(keylen, reflen);
+            TEST_MEMEQ(key, ref, reflen);
+        }
     uint8_t longkey[200], mac[EVP_MAX_MD_SIZE], want[EVP_MAX_MD_SIZE];
     unsigned maclen = 0;
     size_t wantlen = 0;
