@@ -771,9 +771,9 @@ static int read_request_kur(struct msgctx *ctx, struct enroll *en, X509 *old)
 }
 
 /* certHash of the certificate c (RFC 9810 5.3.18: the digest of its signature algorithm, SHA-256
- * for MD5 and SHA-1) into t. ECDSA and RSA PKCS#1 signatures name their digest: it is
- * computed over c's DER at once; other algorithms (EdDSA, RSA-PSS) take X509_digest_sig() on
- * the certificate decoded from c's DER. */
+ * for MD5 and SHA-1) into t. ECDSA and RSA PKCS#1 signatures name their digest: SHA-256 is c's
+ * fingerprint, another is computed over c's DER at once; other algorithms (EdDSA, RSA-PSS) take
+ * X509_digest_sig() on the certificate decoded from c's DER. */
 static int cert_hash(const struct cg_cert_rec *c, int sig_nid, struct cg_txn_rec *t)
 {
     int md_nid = NID_undef, pk_nid = NID_undef;
@@ -782,6 +782,11 @@ static int cert_hash(const struct cg_cert_rec *c, int sig_nid, struct cg_txn_rec
         (pk_nid == NID_X9_62_id_ecPublicKey || pk_nid == NID_rsaEncryption)) {
         if (md_nid == NID_md5 || md_nid == NID_sha1)
             md_nid = NID_sha256;
+        if (md_nid == NID_sha256) { /* the record's fingerprint is that digest already */
+            memcpy(t->cert_hash, c->fingerprint, sizeof(c->fingerprint));
+            t->cert_hash_len = sizeof(c->fingerprint);
+            return CG_OK;
+        }
         const EVP_MD *md = core_md_(md_nid);
         if (md != NULL && (size_t)EVP_MD_get_size(md) <= sizeof(t->cert_hash) &&
             EVP_Digest(c->der, c->der_len, t->cert_hash, &n, md, NULL) == 1) {
