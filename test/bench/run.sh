@@ -5,8 +5,9 @@
 #   test/bench/run.sh [--quick] [--scale] [--out FILE] [--keep]
 #
 #   --quick   fewer requests per run (smoke run, about two minutes)
-#   --scale   also: throughput with 10,000 and 1,000,000 end entities in the store, and
-#             10,000 concurrent keep-alive connections held (RSS of cmpgate while held)
+#   --scale   also: throughput with 10,000 and 1,000,000 end entities in the store (against
+#             a fresh store alongside, three back-to-back pairs each), and 10,000 concurrent
+#             keep-alive connections held (RSS of cmpgate while held)
 #   --out     Markdown copy of the table (default build/bench-table.md)
 #   --keep    keep the temporary directory (configs, logs, JSON of every run)
 #
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1 ;;
     --out) OUT=$2; shift ;;
     --out=*) OUT=${1#--out=} ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -338,26 +339,38 @@ if [ "$SCALE" = 1 ]; then
     stop_pid "$CG_PID"
     SDIR=$TMP/scale
     new_instance "$SDIR" 4096
+    # A second instance that starts empty runs alongside (it holds only what the windows
+    # add, 18,000 end entities at most): the populated store is judged against it in three
+    # back-to-back pairs, medians, as the CPU targets are (the host's speed drifts).
+    new_instance "$TMP/scale-fresh" 4096
+    start_cmpgate "$TMP/scale-fresh"
+    FRESH_PID=$CG_PID FRESH_HTTP=$CG_HTTP
     SROWS=()
-    measure_scale() { # LABEL
-        start_cmpgate "$SDIR"
-        bench "scale-$1" "$CG_PID" --server "$CG_HTTP" --path /ejbca/publicweb/cmp/opensslra \
-            --cmd ir "${PBM[@]}" --requests $N --concurrency 64
-        stop_pid "$CG_PID"
+    scale_window() { # ID PID HTTP PREFIX
+        bench "$1" "$2" --server "$3" --path /ejbca/publicweb/cmp/opensslra \
+            --cmd ir "${PBM[@]}" --requests $N --concurrency 64 --subject-prefix "$4"
     }
-    log "scale: empty store"
-    measure_scale 0
-    BASE_RPS=$(j scale-0 .rps)
-    SROWS+=("0|-|$(jq -r '.rps|round' "$TMP/scale-0.json")|$(j scale-0 .p99_ms)|1.00")
     have=0
     for target in 10000 1000000; do
         log "scale: populating to $target end entities"
         "$B/cmpgate-populate" --config "$SDIR/cmpgate.json" --entities $((target - have)) \
             --start $have >"$TMP/pop-$target.json"
         have=$target
-        measure_scale $target
-        SROWS+=("$target|$(jq -r .seconds "$TMP/pop-$target.json") s|$(jq -r '.rps|round' "$TMP/scale-$target.json")|$(j scale-$target .p99_ms)|$(calc "%.2f" "$(j scale-$target .rps)/$BASE_RPS")")
+        start_cmpgate "$SDIR"
+        S_RPS=() S_P99=() F_RPS=() RATIO=()
+        for k in 1 2 3; do
+            log "scale: $target end entities, pair $k"
+            scale_window "fresh-$target-$k" "$FRESH_PID" "$FRESH_HTTP" "/CN=fresh$target-$k"
+            scale_window "scale-$target-$k" "$CG_PID" "$CG_HTTP" "/CN=scale$target-$k"
+            S_RPS+=("$(j scale-$target-$k .rps)")
+            S_P99+=("$(j scale-$target-$k .p99_ms)")
+            F_RPS+=("$(j fresh-$target-$k .rps)")
+            RATIO+=("$(calc "%.3f" "${S_RPS[k - 1]}/${F_RPS[k - 1]}")")
+        done
+        stop_pid "$CG_PID"
+        SROWS+=("$target|$(jq -r .seconds "$TMP/pop-$target.json") s|$(calc "%.0f" "$(median3 "${S_RPS[@]}")")|$(median3 "${S_P99[@]}")|$(calc "%.0f" "$(median3 "${F_RPS[@]}")")|$(calc "%.2f" "$(median3 "${RATIO[@]}")") (${RATIO[*]})")
     done
+    stop_pid "$FRESH_PID"
     log "scale: 10,000 concurrent keep-alive connections"
     start_cmpgate "$SDIR"
     bench hold "$CG_PID" --server "$CG_HTTP" --path /ejbca/publicweb/cmp/opensslra --cmd genm \
@@ -365,7 +378,7 @@ if [ "$SCALE" = 1 ]; then
     stop_pid "$CG_PID"
     HELD=$(j hold .held_open)
     HELD_RSS=$(jq -r 'if .server_rss_kb_held then (.server_rss_kb_held / 1024 | round) else "-" end' "$TMP/hold.json")
-    SHDR="end entities in store|population time|PBM ir req/s (64 conns)|p99 ms|ratio to empty"
+    SHDR="end entities in store|population time|PBM ir req/s (64 conns)|p99 ms|fresh store alongside, req/s|ratio (the three pairs)"
     {
         echo
         echo "scale (durable store, map 4096 MB):"
