@@ -286,12 +286,13 @@ static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
         return NULL;
     h = m->header;
     m->body->type = body_type;
-    if (ASN1_INTEGER_set(h->pvno, 2) != 1)
-        goto fail;
+    /* the names first: from here on response_free() takes them back as loans */
     ASN1_STRING_free(h->sender);
     ASN1_STRING_free(h->recipient);
     h->sender = ca_name(ctx);
     h->recipient = rh && rh->sender ? rh->sender : ctx->core->no_name;
+    if (ASN1_INTEGER_set(h->pvno, 2) != 1)
+        goto fail;
     h->messageTime = message_time();
     if (h->sender == NULL || h->recipient == NULL || h->messageTime == NULL)
         goto fail;

@@ -319,12 +319,18 @@ static void set_up(void)
     ERR_clear_error();
 }
 
-static void tear_down(void)
+/* Free what gc() holds, newest first. */
+static void gc_run(void)
 {
     while (g_ngc > 0) {
         g_ngc--;
         g_gc[g_ngc].fn(g_gc[g_ngc].p);
     }
+}
+
+static void tear_down(void)
+{
+    gc_run();
     cg_core_free(g_core);
     g_core = NULL;
     cg_store_close(g_store);
@@ -422,6 +428,61 @@ static double now_secs(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* OpenSSL's allocations go through these (installed before main, so before OpenSSL's first
+ * allocation). While armed, on the arming thread only, the nth allocation fails. */
+static struct {
+    pthread_t thread;
+    int armed; /* atomic */
+    long nth, count;
+    int failed;
+} g_oom;
+static int g_oom_installed;
+
+static int oom_now(void)
+{
+    if (!__atomic_load_n(&g_oom.armed, __ATOMIC_ACQUIRE) ||
+        !pthread_equal(pthread_self(), g_oom.thread))
+        return 0;
+    if (++g_oom.count != g_oom.nth)
+        return 0;
+    g_oom.failed = 1;
+    return 1;
+}
+
+static void *oom_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    return oom_now() ? NULL : malloc(n);
+}
+
+static void *oom_realloc(void *p, size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    return oom_now() ? NULL : realloc(p, n);
+}
+
+static void oom_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    free(p);
+}
+
+__attribute__((constructor)) static void oom_install(void)
+{
+    g_oom_installed = CRYPTO_set_mem_functions(oom_malloc, oom_realloc, oom_free);
+}
+
+/* Arm the failure (when a test set g_oom.nth) around one call of core on this thread. */
+static void oom_arm(int on)
+{
+    if (on && g_oom.nth > 0)
+        g_oom.thread = pthread_self();
+    __atomic_store_n(&g_oom.armed, on && g_oom.nth > 0, __ATOMIC_RELEASE);
+}
+
 struct written {
     sem_t sem;
     int rc;
@@ -440,9 +501,15 @@ static void on_written(void *arg, int rc)
 static int process(struct client *cl, const char *op, const uint8_t *der, size_t len,
                    struct cg_core_result *res)
 {
-    if (!cl->defer)
-        return cg_core_process(g_core, cl->alias, op, der, len, res);
+    if (!cl->defer) {
+        oom_arm(1);
+        int rc = cg_core_process(g_core, cl->alias, op, der, len, res);
+        oom_arm(0);
+        return rc;
+    }
+    oom_arm(1);
     int rc = cg_core_process_ex(g_core, cl->alias, op, der, len, CG_CORE_DEFER, res);
+    oom_arm(0);
     if (rc != CG_OK || res->pending == NULL)
         return rc;
     cl->n_deferred++;
@@ -462,7 +529,10 @@ static int process(struct client *cl, const char *op, const uint8_t *der, size_t
         return CG_OK;
     cl->n_redone++;
     cg_core_result_clear(res);
-    return cg_core_process_ex(g_core, cl->alias, op, der, len, CG_CORE_REDO, res);
+    oom_arm(1);
+    rc = cg_core_process_ex(g_core, cl->alias, op, der, len, CG_CORE_REDO, res);
+    oom_arm(0);
+    return rc;
 }
 
 /* The transfer callback: i2d, optional mutation, cg_core_process, d2i. Thread-safe. */
@@ -1457,6 +1527,127 @@ static void test_certconf_bad_recipnonce(void)
 }
 
 /* --- revocation ------------------------------------------------------------------------------ */
+
+/* --- allocation failures ---------------------------------------------------------------- */
+
+/* A flow for oom_sweep(): prepare builds the client (nothing fails there), run makes the
+ * exchange under test and returns 1 when it succeeded, having checked what it got. */
+struct oom_flow {
+    const char *name;
+    struct client *(*prepare)(long n);
+    int (*run)(struct client *cl);
+};
+
+static X509_NAME *g_oom_subject; /* the subject prepare asked for */
+
+static struct client *oom_ir_client(const char *alias, long n, int defer, int implicit)
+{
+    char cn[32];
+    snprintf(cn, sizeof(cn), "Oom%s%ld", alias, n);
+    g_oom_subject = subj(cn);
+    struct client *cl = client_new_raw(alias, "NewUser", "password", g_oom_subject, ec_key());
+    cl->defer = defer;
+    if (implicit && OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_IMPLICIT_CONFIRM, 1) != 1)
+        abort();
+    return cl;
+}
+
+static struct client *oom_prepare_deferred(long n)
+{
+    return oom_ir_client("opensslra", n, 1, 0);
+}
+
+static struct client *oom_prepare_implicit(long n)
+{
+    return oom_ir_client("opensslra", n, 0, 1);
+}
+
+static struct client *oom_prepare_signed(long n)
+{
+    return oom_ir_client("sigra", n, 1, 0);
+}
+
+static int oom_run_ir(struct client *cl)
+{
+    X509 *cert = gc(OSSL_CMP_exec_IR_ses(cl->ctx), gc_X509_free);
+    if (cert != NULL)
+        check_enduser_cert(cert, g_oom_subject, cl->key);
+    return cert != NULL;
+}
+
+static X509 *g_oom_cert;    /* what the rr revokes */
+static char g_oom_user[32]; /* its end entity */
+
+static struct client *oom_prepare_rr(long n)
+{
+    snprintf(g_oom_user, sizeof(g_oom_user), "OomRevoked%ld", n);
+    struct client *issue = std_client("opensslra", "password", g_oom_user);
+    g_oom_cert = gc(run_ir(issue), gc_X509_free);
+    struct client *cl = client_new_raw("opensslra", "NewUser", "password", NULL, NULL);
+    if (g_oom_cert == NULL || OSSL_CMP_CTX_set1_oldCert(cl->ctx, g_oom_cert) != 1 ||
+        OSSL_CMP_CTX_set_option(cl->ctx, OSSL_CMP_OPT_REVOCATION_REASON, CRL_REASON_SUPERSEDED) !=
+            1)
+        abort();
+    return cl;
+}
+
+static int oom_run_rr(struct client *cl)
+{
+    if (OSSL_CMP_exec_RR_ses(cl->ctx) != 1)
+        return 0;
+    struct certs_seen *seen = list_certs(g_oom_user);
+    int i = seen != NULL ? find_cert(seen, g_oom_cert) : -1;
+    TEST_TRUE(i >= 0);
+    TEST_EQ(seen->status[i], CG_CERT_REVOKED);
+    return 1;
+}
+
+/* Every OpenSSL allocation core makes in the flow's exchange fails once, in turn: each session
+ * ends in success (checked) or a refusal, never a crash, a leak (AddressSanitizer) or a
+ * certificate that does not verify (OpenSSL 3.0's ECDSA reports success with a length of -1
+ * when encoding its signature runs out of memory); and once the count passes the session's
+ * last allocation, nothing failed and it must succeed. */
+static void oom_sweep(const struct oom_flow *f)
+{
+    int refused = 0, recovered = 0;
+    long n;
+    TEST_TRUE(g_oom_installed);
+    for (n = 1; n < 100000; n++) {
+        struct client *cl = f->prepare(n);
+        g_oom.nth = n;
+        g_oom.count = 0;
+        g_oom.failed = 0;
+        int ok = f->run(cl);
+        g_oom.nth = 0;
+        ERR_clear_error();
+        client_free(cl);
+        gc_run();
+        if (!g_oom.failed) {
+            TEST_TRUE(ok);
+            break;
+        }
+        if (ok)
+            recovered++; /* a failure core worked around, or a log line's */
+        else
+            refused++;
+    }
+    fprintf(stderr, "  %s: %ld allocations failed in turn: %d sessions refused, %d succeeded\n",
+            f->name, n - 1, refused, recovered);
+    TEST_TRUE(n > 50);
+    TEST_TRUE(refused > 0);
+}
+
+static void test_alloc_failures(void)
+{
+    static const struct oom_flow flows[] = {
+        {"PBM ir + certConf, deferred write", oom_prepare_deferred, oom_run_ir},
+        {"PBM ir, implicitConfirm, synchronous write", oom_prepare_implicit, oom_run_ir},
+        {"ir with signed responses", oom_prepare_signed, oom_run_ir},
+        {"rr", oom_prepare_rr, oom_run_rr},
+    };
+    for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++)
+        oom_sweep(&flows[i]);
+}
 
 static struct client *rr_client(const char *alias, X509 *cert, int reason)
 {
@@ -4810,6 +5001,7 @@ CG_TESTS = {
     CG_TEST("core/ecfast_verify", test_ecfast_verify),
     CG_TEST("core/gennname_raw", test_gennname_raw),
     CG_TEST("core/issue_time_forms", test_issue_time_forms),
+    CG_TEST("core/alloc_failures", test_alloc_failures),
     CG_TEST("core/time_text", test_time_text),
     CG_TEST("core/certrep_der", test_certrep_der),
     CG_TEST("core/part_der_matches_template", test_part_der_matches_template),
