@@ -203,85 +203,37 @@ static void write_file(const char *name, const char *text, int mode)
     "      \"ra_end_entity_profile\": \"EMPTY\", \"ra_ca_name\": \"" ca "\", " extra "}"
 #define RA_ALIAS(name, extra) RA_ALIAS_CA(name, "ManagementCA", extra)
 
-static const char cfg_text[] = CFG_HEAD "  \"aliases\": {\n" RA_ALIAS(
-    "opensslra",
-    "\"authentication_parameters\": [\"password\"], "
-    "\"response_protection\": "
-    "\"pbe\", \"allow_ra_verify_popo\": true, \"ra_certificate_profile\": "
-    "\"ENDUSER\"") ",\n" RA_ALIAS("sigra",
-                                  "\"authentication_parameters\": "
-                                  "[\"password\"], "
-                                  "\"response_protection\": "
-                                  "\"signature\", "
-                                  "\"allow_ra_verify_popo\": false, "
-                                  "\"ra_certificate_profile\": "
-                                  "\"ENDUSER\"") ",\n" RA_ALIAS("carsecre"
-                                                                "t",
-                                                                "\"respons"
-                                                                "e_"
-                                                                "protectio"
-                                                                "n\": "
-                                                                "\"pbe\", "
-                                                                "\"allow_"
-                                                                "ra_"
-                                                                "verify_"
-                                                                "popo\": "
-                                                                "true, "
-                                                                "\"ra_"
-                                                                "certifica"
-                                                                "te_"
-                                                                "profile\""
-                                                                ": "
-                                                                "\"ENDUSER"
-                                                                "\"") ","
-                                                                      "\n" RA_ALIAS(
-                                                                          "keyid",
-                                                                          "\"authentication_"
-                                                                          "parameters\": "
-                                                                          "[\"password\"], "
-                                                                          "\"response_"
-                                                                          "protection\": "
-                                                                          "\"pbe\", "
-                                                                          "\"allow_ra_verify_"
-                                                                          "popo\": true, "
-                                                                          "\"ra_certificate_"
-                                                                          "profile\": "
-                                                                          "\"KeyId\"") ","
-                                                                                       "\n" RA_ALIAS_CA(
-                                                                                           "cakeyi"
-                                                                                           "d",
-                                                                                           "KeyId",
-                                                                                           "\"authe"
-                                                                                           "nticati"
-                                                                                           "on_"
-                                                                                           "paramet"
-                                                                                           "ers\": "
-                                                                                           "[\"pass"
-                                                                                           "word\"]"
-                                                                                           ", "
-                                                                                           "\"respo"
-                                                                                           "nse_"
-                                                                                           "protect"
-                                                                                           "ion\": "
-                                                                                           "\"pbe\""
-                                                                                           ", "
-                                                                                           "\"ra_"
-                                                                                           "certifi"
-                                                                                           "cate_"
-                                                                                           "profile"
-                                                                                           "\": "
-                                                                                           "\"ENDUS"
-                                                                                           "ER\"") ",\n"
-                                                                                                   "    \"strictra\": {\"mode\": \"ra\", \"authentication_modules\": [\"HMAC\"],\n"
-                                                                                                   "      \"authentication_parameters\": [\"password\"], \"response_protection\": \"pbe\",\n"
-                                                                                                   "      \"ra_end_entity_profile\": \"STRICT\", \"ra_certificate_profile\": \"ENDUSER\"},\n"
-                                                                                                   "    \"revokera\": {\"mode\": \"ra\", \"authentication_modules\": [\"HMAC\"],\n"
-                                                                                                   "      \"authentication_parameters\": [\"password\"], \"response_protection\": \"pbe\",\n"
-                                                                                                   "      \"ra_end_entity_profile\": \"EMPTY\", \"ra_certificate_profile\": \"ENDUSER\",\n"
-                                                                                                   "      \"allow_ra_verify_popo\": true, \"revoke_unconfirmed\": true}\n"
-                                                                                                   "  },\n"
-                                                                                                   "  \"log\": {\"level\": \"info\", \"format\": \"text\"}\n"
-                                                                                                   "}\n";
+/* The aliases one to a group of lines (clang-format would split the string pieces). */
+/* clang-format off */
+static const char cfg_text[] = CFG_HEAD
+    "  \"aliases\": {\n"
+    RA_ALIAS("opensslra",
+             "\"authentication_parameters\": [\"password\"], \"response_protection\": \"pbe\", "
+             "\"allow_ra_verify_popo\": true, \"ra_certificate_profile\": \"ENDUSER\"") ",\n"
+    RA_ALIAS("sigra",
+             "\"authentication_parameters\": [\"password\"], \"response_protection\": "
+             "\"signature\", \"allow_ra_verify_popo\": false, \"ra_certificate_profile\": "
+             "\"ENDUSER\"") ",\n"
+    RA_ALIAS("carsecret",
+             "\"response_protection\": \"pbe\", \"allow_ra_verify_popo\": true, "
+             "\"ra_certificate_profile\": \"ENDUSER\"") ",\n"
+    RA_ALIAS("keyid",
+             "\"authentication_parameters\": [\"password\"], \"response_protection\": \"pbe\", "
+             "\"allow_ra_verify_popo\": true, \"ra_certificate_profile\": \"KeyId\"") ",\n"
+    RA_ALIAS_CA("cakeyid", "KeyId",
+                "\"authentication_parameters\": [\"password\"], \"response_protection\": \"pbe\", "
+                "\"ra_certificate_profile\": \"ENDUSER\"") ",\n"
+    "    \"strictra\": {\"mode\": \"ra\", \"authentication_modules\": [\"HMAC\"],\n"
+    "      \"authentication_parameters\": [\"password\"], \"response_protection\": \"pbe\",\n"
+    "      \"ra_end_entity_profile\": \"STRICT\", \"ra_certificate_profile\": \"ENDUSER\"},\n"
+    "    \"revokera\": {\"mode\": \"ra\", \"authentication_modules\": [\"HMAC\"],\n"
+    "      \"authentication_parameters\": [\"password\"], \"response_protection\": \"pbe\",\n"
+    "      \"ra_end_entity_profile\": \"EMPTY\", \"ra_certificate_profile\": \"ENDUSER\",\n"
+    "      \"allow_ra_verify_popo\": true, \"revoke_unconfirmed\": true}\n"
+    "  },\n"
+    "  \"log\": {\"level\": \"info\", \"format\": \"text\"}\n"
+    "}\n";
+/* clang-format on */
 
 static void set_up(void)
 {
