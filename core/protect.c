@@ -577,6 +577,8 @@ int protect_verify_item_(const ASN1_ITEM *it, const X509_ALGOR *alg, const ASN1_
 {
     const ASN1_OBJECT *obj = NULL;
     int md_nid = NID_undef, pk_nid = NID_undef;
+    if (key == NULL) /* a certificate whose key OpenSSL could not decode (or had no memory to) */
+        return 0;
     X509_ALGOR_get0(&obj, NULL, NULL, alg);
     if (!OBJ_find_sigid_algs(OBJ_obj2nid(obj), &md_nid, &pk_nid))
         return 0;

@@ -271,10 +271,10 @@ static void set_up(void)
     ERR_clear_error();
 }
 
-/* Free what gc() holds, newest first. */
-static void gc_run(void)
+/* Free what gc() took since it held mark objects, newest first. */
+static void gc_unwind(int mark)
 {
-    while (g_ngc > 0) {
+    while (g_ngc > mark) {
         g_ngc--;
         g_gc[g_ngc].fn(g_gc[g_ngc].p);
     }
@@ -282,7 +282,7 @@ static void gc_run(void)
 
 static void tear_down(void)
 {
-    gc_run();
+    gc_unwind(0);
     cg_core_free(g_core);
     g_core = NULL;
     cg_store_close(g_store);
@@ -1488,9 +1488,13 @@ struct oom_flow {
     const char *name;
     struct client *(*prepare)(long n);
     int (*run)(struct client *cl);
+    int refused; /* a request that must be refused, whatever allocation fails */
 };
 
+static void tamper_popo(struct client *cl, CG_PKIMESSAGE *m);
+
 static X509_NAME *g_oom_subject; /* the subject prepare asked for */
+static char g_oom_detail[512];   /* the last session's outcome and detail */
 
 static struct client *oom_ir_client(const char *alias, long n, int defer, int implicit)
 {
@@ -1517,6 +1521,22 @@ static struct client *oom_prepare_implicit(long n)
 static struct client *oom_prepare_signed(long n)
 {
     return oom_ir_client("sigra", n, 1, 0);
+}
+
+static struct client *oom_prepare_wrong_secret(long n)
+{
+    struct client *cl = oom_ir_client("opensslra", n, 1, 0);
+    if (OSSL_CMP_CTX_set1_secretValue(cl->ctx, (const unsigned char *)"wrong", 5) != 1)
+        abort();
+    return cl;
+}
+
+static struct client *oom_prepare_bad_popo(long n)
+{
+    struct client *cl = oom_ir_client("opensslra", n, 1, 0);
+    cl->mutate = tamper_popo;
+    cl->mutate_body = CG_BODY_IR;
+    return cl;
 }
 
 static int oom_run_ir(struct client *cl)
@@ -1565,17 +1585,22 @@ static void oom_sweep(const struct oom_flow *f)
     long n;
     TEST_TRUE(g_oom_installed);
     for (n = 1; n < 100000; n++) {
+        int mark = g_ngc;
         struct client *cl = f->prepare(n);
         g_oom.nth = n;
         g_oom.count = 0;
         g_oom.failed = 0;
         int ok = f->run(cl);
+        snprintf(g_oom_detail, sizeof(g_oom_detail), "%s (%s)", cl->detail, cl->outcome);
         g_oom.nth = 0;
         ERR_clear_error();
         client_free(cl);
-        gc_run();
+        gc_unwind(mark);
+        if (f->refused && ok) /* an allocation failure must never let a request through */
+            TEST_FAIL_("%s accepted with allocation %ld failing", f->name, n);
         if (!g_oom.failed) {
-            TEST_TRUE(ok);
+            if (!ok && !f->refused)
+                TEST_FAIL_("%s refused with nothing failed: %s", f->name, g_oom_detail);
             break;
         }
         if (ok)
@@ -1583,19 +1608,22 @@ static void oom_sweep(const struct oom_flow *f)
         else
             refused++;
     }
-    fprintf(stderr, "  %s: %ld allocations failed in turn: %d sessions refused, %d succeeded\n",
-            f->name, n - 1, refused, recovered);
-    TEST_TRUE(n > 50);
+    fprintf(stderr, "  %s: %ld allocations failed in turn: %d sessions refused, %d succeeded%s%s\n",
+            f->name, n - 1, refused, recovered, f->refused ? "; unharmed: " : "",
+            f->refused ? g_oom_detail : "");
+    TEST_TRUE(n > 10);
     TEST_TRUE(refused > 0);
 }
 
 static void test_alloc_failures(void)
 {
     static const struct oom_flow flows[] = {
-        {"PBM ir + certConf, deferred write", oom_prepare_deferred, oom_run_ir},
-        {"PBM ir, implicitConfirm, synchronous write", oom_prepare_implicit, oom_run_ir},
-        {"ir with signed responses", oom_prepare_signed, oom_run_ir},
-        {"rr", oom_prepare_rr, oom_run_rr},
+        {"PBM ir + certConf, deferred write", oom_prepare_deferred, oom_run_ir, 0},
+        {"PBM ir, implicitConfirm, synchronous write", oom_prepare_implicit, oom_run_ir, 0},
+        {"ir with signed responses", oom_prepare_signed, oom_run_ir, 0},
+        {"rr", oom_prepare_rr, oom_run_rr, 0},
+        {"PBM ir with a wrong secret", oom_prepare_wrong_secret, oom_run_ir, 1},
+        {"PBM ir with a tampered proof of possession", oom_prepare_bad_popo, oom_run_ir, 1},
     };
     for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++)
         oom_sweep(&flows[i]);
@@ -3941,7 +3969,11 @@ static const char client_cfg_text[] = CFG_HEAD
     "    \"hmaceec\": {\"mode\": \"client\",\n"
     "      \"authentication_modules\": [\"HMAC\", \"EndEntityCertificate\"],\n"
     "      \"authentication_parameters\": [\"\", \"\"], \"extract_username_component\": \"CN\",\n"
-    "      \"response_protection\": \"signature\"}\n"
+    "      \"response_protection\": \"signature\"},\n"
+    "    \"hmaceecku\": {\"mode\": \"client\",\n"
+    "      \"authentication_modules\": [\"HMAC\", \"EndEntityCertificate\"],\n"
+    "      \"authentication_parameters\": [\"\", \"\"], \"extract_username_component\": \"CN\",\n"
+    "      \"response_protection\": \"signature\", \"allow_automatic_key_update\": true}\n"
     "  },\n"
     "  \"log\": {\"level\": \"info\", \"format\": \"text\"}\n"
     "}\n";
@@ -3995,6 +4027,72 @@ static void add_entity(const char *user, const char *code)
         rc = cg_store_commit(g_store, b);
     cg_store_batch_free(b);
     TEST_OK(rc);
+}
+
+/* The allocation-failure sweep (oom_sweep) over a key update request signed with the
+ * certificate it updates: client mode, EndEntityCertificate (extraCerts decoded and cached,
+ * the chain built and checked, the old certificate looked up in the store). */
+static X509 *g_oom_old; /* the certificate the kur updates */
+
+static const char *g_oom_prefix = "OomKur"; /* the end entities' names */
+
+static struct client *oom_prepare_kur(long n)
+{
+    char user[32], code[32];
+    snprintf(user, sizeof(user), "%s%ld", g_oom_prefix, n);
+    snprintf(code, sizeof(code), "Code-%ld", n);
+    add_entity(user, code);
+    EVP_PKEY *old_key = ec_key();
+    g_oom_old = gc(run_ir(client_new("hmaceecku", user, code, subj(user), old_key)), gc_X509_free);
+    g_oom_subject = subj(user);
+    struct client *cl = client_new_raw("hmaceecku", user, code, NULL, ec_key());
+    if (g_oom_old == NULL || OSSL_CMP_CTX_set1_secretValue(cl->ctx, NULL, 0) != 1 ||
+        OSSL_CMP_CTX_set1_referenceValue(cl->ctx, NULL, 0) != 1 ||
+        OSSL_CMP_CTX_set1_oldCert(cl->ctx, g_oom_old) != 1 ||
+        OSSL_CMP_CTX_set1_cert(cl->ctx, g_oom_old) != 1 ||
+        OSSL_CMP_CTX_set1_pkey(cl->ctx, old_key) != 1)
+        abort();
+    cl->defer = 1;
+    return cl;
+}
+
+static int oom_run_kur(struct client *cl)
+{
+    X509 *cert = gc(OSSL_CMP_exec_KUR_ses(cl->ctx), gc_X509_free);
+    if (cert != NULL)
+        check_enduser_cert(cert, g_oom_subject, cl->key);
+    return cert != NULL;
+}
+
+/* The same kur, signed by a stranger: a certificate with the end entity's subject that
+ * another CA (our CA's name, a different key) issued, presented as the old certificate. */
+static struct client *oom_prepare_stranger_kur(long n)
+{
+    g_oom_prefix = "OomStranger";
+    struct client *cl = oom_prepare_kur(n);
+    EVP_PKEY *key = ec_key(), *stranger = ec_key();
+    X509 *x = gc(X509_new(), gc_X509_free);
+    if (x == NULL || X509_set_version(x, X509_VERSION_3) != 1 ||
+        ASN1_INTEGER_set(X509_get_serialNumber(x), n) != 1 ||
+        X509_set_subject_name(x, g_oom_subject) != 1 ||
+        X509_set_issuer_name(x, X509_get_subject_name(g_ca_cert)) != 1 ||
+        X509_set_pubkey(x, key) != 1 || X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
+        X509_gmtime_adj(X509_getm_notAfter(x), 86400) == NULL ||
+        X509_sign(x, stranger, EVP_sha256()) <= 0 || OSSL_CMP_CTX_set1_oldCert(cl->ctx, x) != 1 ||
+        OSSL_CMP_CTX_set1_cert(cl->ctx, x) != 1 || OSSL_CMP_CTX_set1_pkey(cl->ctx, key) != 1)
+        abort();
+    return cl;
+}
+
+static void test_alloc_failures_kur(void)
+{
+    static const struct oom_flow flows[] = {
+        {"kur signed by its old certificate", oom_prepare_kur, oom_run_kur, 0},
+        {"kur signed by a stranger's certificate", oom_prepare_stranger_kur, oom_run_kur, 1},
+    };
+    use_client_aliases();
+    for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++)
+        oom_sweep(&flows[i]);
 }
 
 /* Adds an id-regCtrl-regToken control (UTF8String cl->arg) to the CertRequest and signs the
@@ -4954,6 +5052,7 @@ CG_TESTS = {
     CG_TEST("core/gennname_raw", test_gennname_raw),
     CG_TEST("core/issue_time_forms", test_issue_time_forms),
     CG_TEST("core/alloc_failures", test_alloc_failures),
+    CG_TEST("core/alloc_failures_kur", test_alloc_failures_kur),
     CG_TEST("core/time_text", test_time_text),
     CG_TEST("core/certrep_der", test_certrep_der),
     CG_TEST("core/part_der_matches_template", test_part_der_matches_template),
