@@ -380,8 +380,8 @@ static double now_secs(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* OpenSSL's allocations go through these (installed before main, so before OpenSSL's first
- * allocation). While armed, on the arming thread only, the nth allocation fails. */
+/* OpenSSL's allocations and our own go through these (OpenSSL's hooks installed before main,
+ * so before its first allocation). While armed, on the arming thread only, the nth fails. */
 static struct {
     pthread_t thread;
     int armed; /* atomic */
@@ -401,18 +401,49 @@ static int oom_now(void)
     return 1;
 }
 
+/* Our own code's allocations: test/meson.build links test_core with --wrap for these, so
+ * calls from our objects come here and the shared libraries keep the real functions. */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t k, size_t n);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t k, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+char *__wrap_strdup(const char *s);
+
+void *__wrap_malloc(size_t n)
+{
+    return oom_now() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t k, size_t n)
+{
+    return oom_now() ? NULL : __real_calloc(k, n);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return oom_now() ? NULL : __real_realloc(p, n);
+}
+
+char *__wrap_strdup(const char *s)
+{
+    return oom_now() ? NULL : __real_strdup(s);
+}
+
 static void *oom_malloc(size_t n, const char *file, int line)
 {
     (void)file;
     (void)line;
-    return oom_now() ? NULL : malloc(n);
+    return oom_now() ? NULL : __real_malloc(n);
 }
 
 static void *oom_realloc(void *p, size_t n, const char *file, int line)
 {
     (void)file;
     (void)line;
-    return oom_now() ? NULL : realloc(p, n);
+    return oom_now() ? NULL : __real_realloc(p, n);
 }
 
 static void oom_free(void *p, const char *file, int line)
