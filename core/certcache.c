@@ -74,7 +74,13 @@ static X509 *cert_decode(const unsigned char *der, long len)
     ERR_set_mark();
     X509_check_purpose(x, -1, 0); /* fill the extension cache before sharing */
     ERR_pop_to_mark();            /* an invalid extension is the verifier's business */
-    if (!X509_up_ref(x))
+    /* Only a whole certificate is shared. OpenSSL keeps a key it could not decode as none, and
+     * an extension it could not decode (for want of memory, too) as a mark that the
+     * certificate is invalid, for the life of the X509: shared, one failed allocation would
+     * refuse every later message carrying these bytes. */
+    if (X509_get0_pubkey(x) == NULL ||
+        (X509_get_extension_flags(x) & (EXFLAG_INVALID | EXFLAG_NO_FINGERPRINT)) != 0 ||
+        !X509_up_ref(x))
         return x; /* not shared */
     pthread_mutex_lock(&slots_mu);
     X509 *old = s->x;

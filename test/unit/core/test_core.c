@@ -4655,6 +4655,61 @@ static void check_error(const CG_PKIMESSAGE *a, int bit)
 }
 
 /* One PBM ir wrapped by the trusted RA: a CA-signed nested answer holding a PBM ip. */
+/* The allocation-failure sweep (see oom_sweep) over a nested message: an RA's signed
+ * PKIMessage holding one PBM ir. Each run ends in an accepted certificate that verifies, or a
+ * refusal (an error answer, inner or outer, or a 500), without a crash or leak. */
+static void test_alloc_failures_nested(void)
+{
+    int refused = 0, recovered = 0;
+    long n;
+    nested_setup();
+    for (n = 1; n < 100000; n += OOM_STRIDE) {
+        int mark = g_ngc;
+        char cn[32];
+        snprintf(cn, sizeof(cn), "OomNested%ld", n);
+        struct inner *in = make_inner_ir(gc(strdup(cn), gc_free), "password", NULL, NULL, 0);
+        unsigned char *der = NULL;
+        int len = i2d_CG_PKIMESSAGE(wrap1(in), &der);
+        TEST_TRUE(len > 0);
+        gc(der, gc_free);
+        struct cg_core_result res;
+        memset(&res, 0, sizeof(res));
+        g_oom.nth = n;
+        g_oom.count = 0;
+        g_oom.failed = 0;
+        oom_arm(1);
+        int rc = cg_core_process(g_core, "nestedra", NULL, der, (size_t)len, &res);
+        oom_arm(0);
+        g_oom.nth = 0;
+        ERR_clear_error();
+        CG_PKIMESSAGE *a = rc == CG_OK && res.http_status == 200 ? decode_res(&res) : NULL;
+        CG_PKIMESSAGE *ip = a != NULL && a->body->type == CG_BODY_NESTED
+                                ? sk_CG_PKIMESSAGE_value(a->body->value.nested, 0)
+                                : NULL;
+        int ok = ip != NULL && ip->body->type == CG_BODY_IP;
+        if (ok)
+            check_enduser_cert(check_inner_ip(ip, in, "password"), subj(in->cn), in->key);
+        int http = res.http_status;
+        snprintf(g_oom_detail, sizeof(g_oom_detail), "%s", res.detail);
+        cg_core_result_clear(&res);
+        gc_unwind(mark);
+        if (!g_oom.failed) {
+            if (!ok)
+                TEST_FAIL_("nested ir refused with nothing failed (n %ld): rc %d, HTTP %d, %s", n,
+                           rc, http, g_oom_detail);
+            break;
+        }
+        if (ok)
+            recovered++;
+        else
+            refused++;
+    }
+    fprintf(stderr, "  nested ir: %d allocations failed in turn: %d refused, %d succeeded\n",
+            refused + recovered, refused, recovered);
+    TEST_TRUE(n > 10);
+    TEST_TRUE(refused > 0);
+}
+
 static void test_nested_ir(void)
 {
     nested_setup();
@@ -5099,6 +5154,7 @@ CG_TESTS = {
     CG_TEST("core/extracerts_cache", test_extracerts_cache),
     CG_TEST("core/ec_point_forms", test_ec_point_forms),
     CG_TEST("core/nested_ir", test_nested_ir),
+    CG_TEST("core/alloc_failures_nested", test_alloc_failures_nested),
     CG_TEST("core/nested_two", test_nested_two),
     CG_TEST("core/nested_count", test_nested_count),
     CG_TEST("core/nested_bad_signature", test_nested_bad_signature),
