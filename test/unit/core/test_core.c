@@ -1570,12 +1570,18 @@ static struct client *oom_prepare_bad_popo(long n)
     return cl;
 }
 
-static int oom_run_ir(struct client *cl)
+/* A session's certificate (freed with the iteration), checked when there is one. */
+static int oom_got(struct client *cl, X509 *cert)
 {
-    X509 *cert = gc(OSSL_CMP_exec_IR_ses(cl->ctx), gc_X509_free);
+    gc(cert, gc_X509_free);
     if (cert != NULL)
         check_enduser_cert(cert, g_oom_subject, cl->key);
     return cert != NULL;
+}
+
+static int oom_run_ir(struct client *cl)
+{
+    return oom_got(cl, OSSL_CMP_exec_IR_ses(cl->ctx));
 }
 
 static X509 *g_oom_cert;    /* what the rr revokes */
@@ -4095,10 +4101,7 @@ static struct client *oom_prepare_kur(long n)
 
 static int oom_run_kur(struct client *cl)
 {
-    X509 *cert = gc(OSSL_CMP_exec_KUR_ses(cl->ctx), gc_X509_free);
-    if (cert != NULL)
-        check_enduser_cert(cert, g_oom_subject, cl->key);
-    return cert != NULL;
+    return oom_got(cl, OSSL_CMP_exec_KUR_ses(cl->ctx));
 }
 
 /* The same kur, signed by a stranger: a certificate with the end entity's subject that
