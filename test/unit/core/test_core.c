@@ -21,6 +21,7 @@
 #include "cg_store.h"
 #include "cg_test.h"
 #include "cg_testdir.h"
+#include "cg_testoom.h"
 #include "cmp_asn.h"
 #include "core_local.h"
 
@@ -380,57 +381,9 @@ static double now_secs(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* OpenSSL's allocations and our own go through these (OpenSSL's hooks installed before main,
- * so before its first allocation). While armed, on the arming thread only, the nth fails. */
-static struct {
-    pthread_t thread;
-    int armed; /* atomic */
-    long nth, count;
-    int failed;
-} g_oom;
+/* OpenSSL's allocations go through cg_testoom.h's oom_now() too (its hooks installed before
+ * main, so before its first allocation). */
 static int g_oom_installed;
-
-static int oom_now(void)
-{
-    if (!__atomic_load_n(&g_oom.armed, __ATOMIC_ACQUIRE) ||
-        !pthread_equal(pthread_self(), g_oom.thread))
-        return 0;
-    if (++g_oom.count != g_oom.nth)
-        return 0;
-    g_oom.failed = 1;
-    return 1;
-}
-
-/* Our own code's allocations: test/meson.build links test_core with --wrap for these, so
- * calls from our objects come here and the shared libraries keep the real functions. */
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t k, size_t n);
-void *__real_realloc(void *p, size_t n);
-char *__real_strdup(const char *s);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t k, size_t n);
-void *__wrap_realloc(void *p, size_t n);
-char *__wrap_strdup(const char *s);
-
-void *__wrap_malloc(size_t n)
-{
-    return oom_now() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t k, size_t n)
-{
-    return oom_now() ? NULL : __real_calloc(k, n);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    return oom_now() ? NULL : __real_realloc(p, n);
-}
-
-char *__wrap_strdup(const char *s)
-{
-    return oom_now() ? NULL : __real_strdup(s);
-}
 
 static void *oom_malloc(size_t n, const char *file, int line)
 {
@@ -456,14 +409,6 @@ static void oom_free(void *p, const char *file, int line)
 __attribute__((constructor)) static void oom_install(void)
 {
     g_oom_installed = CRYPTO_set_mem_functions(oom_malloc, oom_realloc, oom_free);
-}
-
-/* Arm the failure (when a test set g_oom.nth) around one call of core on this thread. */
-static void oom_arm(int on)
-{
-    if (on && g_oom.nth > 0)
-        g_oom.thread = pthread_self();
-    __atomic_store_n(&g_oom.armed, on && g_oom.nth > 0, __ATOMIC_RELEASE);
 }
 
 struct written {
@@ -1624,38 +1569,32 @@ static int oom_run_rr(struct client *cl)
 
 static void oom_sweep(const struct oom_flow *f)
 {
-    int refused = 0, recovered = 0;
+    struct oom_tally tally = {0, 0};
     long n;
     TEST_TRUE(g_oom_installed);
     for (n = 1; n < 100000; n += OOM_STRIDE) {
         int mark = g_ngc;
         struct client *cl = f->prepare(n);
-        g_oom.nth = n;
-        g_oom.count = 0;
-        g_oom.failed = 0;
+        oom_start(n);
         int ok = f->run(cl);
         snprintf(g_oom_detail, sizeof(g_oom_detail), "%s (%s)", cl->detail, cl->outcome);
-        g_oom.nth = 0;
+        oom_stop();
         ERR_clear_error();
         client_free(cl);
         gc_unwind(mark);
         if (f->refused && ok) /* an allocation failure must never let a request through */
             TEST_FAIL_("%s accepted with allocation %ld failing", f->name, n);
-        if (!g_oom.failed) {
+        if (oom_done(&tally, ok)) { /* succeeded all the same: a failure core worked around */
             if (!ok && !f->refused)
                 TEST_FAIL_("%s refused with nothing failed: %s", f->name, g_oom_detail);
             break;
         }
-        if (ok)
-            recovered++; /* a failure core worked around, or a log line's */
-        else
-            refused++;
     }
-    fprintf(stderr, "  %s: %d allocations failed in turn: %d sessions refused, %d succeeded%s%s\n",
-            f->name, refused + recovered, refused, recovered, f->refused ? "; unharmed: " : "",
-            f->refused ? g_oom_detail : "");
+    oom_report(f->name, &tally);
+    if (f->refused)
+        fprintf(stderr, "  %s, unharmed: %s\n", f->name, g_oom_detail);
     TEST_TRUE(n > 10);
-    TEST_TRUE(refused > 0);
+    TEST_TRUE(tally.refused > 0);
 }
 
 static void test_alloc_failures(void)
@@ -4663,7 +4602,7 @@ static void check_error(const CG_PKIMESSAGE *a, int bit)
  * refusal (an error answer, inner or outer, or a 500), without a crash or leak. */
 static void test_alloc_failures_nested(void)
 {
-    int refused = 0, recovered = 0;
+    struct oom_tally tally = {0, 0};
     long n;
     nested_setup();
     for (n = 1; n < 100000; n += OOM_STRIDE) {
@@ -4677,13 +4616,10 @@ static void test_alloc_failures_nested(void)
         gc(der, gc_free);
         struct cg_core_result res;
         memset(&res, 0, sizeof(res));
-        g_oom.nth = n;
-        g_oom.count = 0;
-        g_oom.failed = 0;
+        oom_start(n);
         oom_arm(1);
         int rc = cg_core_process(g_core, "nestedra", NULL, der, (size_t)len, &res);
-        oom_arm(0);
-        g_oom.nth = 0;
+        oom_stop();
         ERR_clear_error();
         CG_PKIMESSAGE *a = rc == CG_OK && res.http_status == 200 ? decode_res(&res) : NULL;
         CG_PKIMESSAGE *ip = a != NULL && a->body->type == CG_BODY_NESTED
@@ -4696,21 +4632,16 @@ static void test_alloc_failures_nested(void)
         snprintf(g_oom_detail, sizeof(g_oom_detail), "%s", res.detail);
         cg_core_result_clear(&res);
         gc_unwind(mark);
-        if (!g_oom.failed) {
+        if (oom_done(&tally, ok)) {
             if (!ok)
                 TEST_FAIL_("nested ir refused with nothing failed (n %ld): rc %d, HTTP %d, %s", n,
                            rc, http, g_oom_detail);
             break;
         }
-        if (ok)
-            recovered++;
-        else
-            refused++;
     }
-    fprintf(stderr, "  nested ir: %d allocations failed in turn: %d refused, %d succeeded\n",
-            refused + recovered, refused, recovered);
+    oom_report("nested ir", &tally);
     TEST_TRUE(n > 10);
-    TEST_TRUE(refused > 0);
+    TEST_TRUE(tally.refused > 0);
 }
 
 static void test_nested_ir(void)

@@ -26,6 +26,9 @@
 
 #include <event2/event.h>
 
+#define CG_TESTOOM_LIBEVENT
+#include "cg_testoom.h"
+
 #define MAX_HELD 8
 #define ALIAS "tcpalias"
 
@@ -65,6 +68,10 @@ static void on_request(struct cg_request *req, void *arg)
         return;
     }
     out = malloc(len + 128);
+    if (out == NULL) { /* the allocation-failure sweep reached the handler */
+        cg_request_reply(req, 500, NULL, NULL, 0);
+        return;
+    }
     n = (size_t)snprintf((char *)out, 128, "ok:%s:", alias ? alias : "-");
     memcpy(out + n, b, len);
     cg_request_reply(req, 200, NULL, out, n + len);
@@ -718,6 +725,55 @@ static void test_stop_accepting(void)
     TEST_OK(wait_closed(busy, 3000));
 }
 
+/* Every allocation of a framed exchange on a new connection, libevent's and ours, fails once
+ * in turn: the client gets the echo, an error frame or a closed connection (nothing within
+ * 200 ms counts as refused), never a crash or a leak; the server then still serves a new
+ * connection. */
+static void test_alloc_failures(void)
+{
+    uint8_t fr[256], in[4096];
+    struct cg_tcp_frame f;
+    struct oom_tally tally = {0, 0};
+    long n;
+    size_t len = make_frame(fr, CG_TCP_FORM_V10, 0, 0, "hello", 5);
+    start();
+    for (n = 1; n < 10000; n++) {
+        struct client *cl = client_open(0);
+        TEST_NOTNULL(cl);
+        oom_start(n);
+        oom_arm(1);
+        int ok = client_send(cl, fr, len) == 0;
+        long end = now_ms() + 200;
+        int got = -1;
+        while (ok && got < 0 && !cl->eof && now_ms() < end) {
+            pump(2);
+            client_fill(cl);
+            if (cg_tcp_frame_parse((const uint8_t *)cl->buf, cl->len, sizeof(cl->buf), &f) > 0)
+                got = read_frame(cl, in, sizeof(in), &f);
+        }
+        oom_stop();
+        ok = ok && got > 0 && f.type == CG_TCP_V10_PKIREP;
+        if (ok) {
+            static const char want[] = "ok:" ALIAS ":hello";
+            TEST_EQ(f.payload_len, sizeof(want) - 1);
+            TEST_MEMEQ(f.payload, want, sizeof(want) - 1);
+        }
+        client_close(cl);
+        if (oom_done(&tally, ok)) {
+            TEST_TRUE(ok);
+            break;
+        }
+        cl = client_open(1); /* the server is unharmed */
+        TEST_NOTNULL(cl);
+        TEST_OK(client_send(cl, fr, len));
+        expect_echo(cl, CG_TCP_FORM_V10, 0, "hello");
+        client_close(cl);
+    }
+    oom_report("TCP exchange", &tally);
+    TEST_TRUE(n > 5);
+    TEST_TRUE(tally.refused > 0);
+}
+
 static void test_bind(void)
 {
     char bound[64];
@@ -752,6 +808,7 @@ CG_TESTS = {
     CG_TEST("tcp/conn_cap", test_conn_cap),
     CG_TEST("tcp/deferred_and_orphan", test_deferred_and_orphan),
     CG_TEST("tcp/stop_accepting", test_stop_accepting),
+    CG_TEST("tcp/alloc_failures", test_alloc_failures),
     CG_TEST("tcp/bind", test_bind),
 };
 
