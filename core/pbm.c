@@ -148,7 +148,7 @@ int pbm_derive_(int owf_nid, const char *secret, const uint8_t *salt, size_t sal
     if (i < 0 || iter < 1)
         return CG_ECMP_BADALG;
     unsigned n = hash2(i, secret, strlen(secret), salt, saltlen, key);
-    if (n == SHA256_DIGEST_LENGTH && i == 2) {
+    if (i == 2) { /* SHA-256 */
         sha256_iterate(key, iter - 1);
     } else {
         for (int64_t k = 1; k < iter; k++)
