@@ -4016,12 +4016,11 @@ static void add_entity(const char *user, const char *code)
  * the chain built and checked, the old certificate looked up in the store). */
 static X509 *g_oom_old; /* the certificate the kur updates */
 
-static const char *g_oom_prefix = "OomKur"; /* the end entities' names */
-
-static struct client *oom_prepare_kur(long n)
+/* End entity prefix-n, enrolled; a kur client signing with its certificate. */
+static struct client *oom_kur_client(const char *prefix, long n)
 {
     char user[32], code[32];
-    snprintf(user, sizeof(user), "%s%ld", g_oom_prefix, n);
+    snprintf(user, sizeof(user), "%s%ld", prefix, n);
     snprintf(code, sizeof(code), "Code-%ld", n);
     add_entity(user, code);
     EVP_PKEY *old_key = ec_key();
@@ -4038,6 +4037,11 @@ static struct client *oom_prepare_kur(long n)
     return cl;
 }
 
+static struct client *oom_prepare_kur(long n)
+{
+    return oom_kur_client("OomKur", n);
+}
+
 static int oom_run_kur(struct client *cl)
 {
     return oom_got(cl, OSSL_CMP_exec_KUR_ses(cl->ctx));
@@ -4047,8 +4051,7 @@ static int oom_run_kur(struct client *cl)
  * another CA (our CA's name, a different key) issued, presented as the old certificate. */
 static struct client *oom_prepare_stranger_kur(long n)
 {
-    g_oom_prefix = "OomStranger";
-    struct client *cl = oom_prepare_kur(n);
+    struct client *cl = oom_kur_client("OomStranger", n);
     EVP_PKEY *key = ec_key(), *stranger = ec_key();
     X509 *x = gc(X509_new(), gc_X509_free);
     if (x == NULL || X509_set_version(x, X509_VERSION_3) != 1 ||
