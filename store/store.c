@@ -2,11 +2,13 @@
  * store.c - the LMDB environment, the group-commit thread, the entity lock stripes and the
  * read side of the store (gets, lookups, iterations).
  *
- * DESIGN: one MDB_env with five named databases (entities, certs, certs_by_user, txns, meta),
- * opened MDB_NOTLS so a read transaction is not tied to a thread slot and any
- * number of threads (maxreaders 256) read in parallel; several processes may share the
- * environment (LMDB's lock file arbitrates, no MDB_NOLOCK / MDB_WRITEMAP). Every read runs in
- * its own short MDB_RDONLY transaction and copies the record out of the map before ending it.
+ * DESIGN: one MDB_env with six named databases (entities, certs, certs_by_user, txn_ids,
+ * txn_log, meta; see store_local.h), opened MDB_NOTLS so a read transaction is not tied to a
+ * thread slot and any number of threads (maxreaders 256) read in parallel; several processes
+ * may share the environment (LMDB's lock file arbitrates, no MDB_NOLOCK / MDB_WRITEMAP). A
+ * transaction is found by its transactionID in txn_ids, whose value is its key in txn_log,
+ * where records follow the order transactions began. Every read runs in its own short
+ * MDB_RDONLY transaction and copies the record out of the map before ending it.
  *
  * Writes: cg_store_commit() puts a `struct pending` (on the caller's stack) on a FIFO guarded
  * by `mu`, signals `work_cv` and waits on its own semaphore until the committer posts it;
@@ -314,17 +316,26 @@ static int open_dbs(struct cg_store *s)
     if (mdb_dbi_open(txn, "entities", MDB_CREATE, &s->dbi_entities) != 0 ||
         mdb_dbi_open(txn, "certs", MDB_CREATE, &s->dbi_certs) != 0 ||
         mdb_dbi_open(txn, "certs_by_user", MDB_CREATE | MDB_DUPSORT, &s->dbi_by_user) != 0 ||
-        mdb_dbi_open(txn, "txns", MDB_CREATE, &s->dbi_txns) != 0 ||
+        mdb_dbi_open(txn, "txn_ids", MDB_CREATE, &s->dbi_txn_ids) != 0 ||
+        mdb_dbi_open(txn, "txn_log", MDB_CREATE, &s->dbi_txn_log) != 0 ||
         mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta) != 0)
         goto out;
     mrc = mdb_get(txn, s->dbi_meta, &k, &v);
-    if (mrc == 0 && v.mv_size == sizeof(ver) && memcmp(v.mv_data, ver, 3) == 0 &&
-        ((const uint8_t *)v.mv_data)[3] == 1) {
-        /* schema 1 → 2: drop the fingerprint → certificate index (a random-key insert per
-         * certificate; lookups by issuer and serial replaced it). One way: a schema-1 binary
-         * refuses the store afterwards instead of finding certificates missing. */
+    uint8_t old_ver = mrc == 0 && v.mv_size == sizeof(ver) && memcmp(v.mv_data, ver, 3) == 0
+                          ? ((const uint8_t *)v.mv_data)[3]
+                          : 0;
+    if (old_ver == 1 || old_ver == 2) {
+        /* One way: an older binary refuses the store afterwards instead of finding records
+         * missing. Schema 1 → 2: drop the fingerprint → certificate index (a random-key insert
+         * per certificate; lookups by issuer and serial replaced it). 2 → 3: transactions move
+         * from one database keyed by their random transactionID to a log in the order they
+         * began plus a small txid → log key index, so that a group of commits rewrites a few
+         * log pages instead of a page per transaction (see docs/decisions.md). */
         MDB_dbi old_fp;
-        if (mdb_dbi_open(txn, "certs_by_fp", 0, &old_fp) == 0 && mdb_drop(txn, old_fp, 1) != 0)
+        if (old_ver == 1 && mdb_dbi_open(txn, "certs_by_fp", 0, &old_fp) == 0 &&
+            mdb_drop(txn, old_fp, 1) != 0)
+            goto out;
+        if (migrate_txns_(s, txn) != CG_OK)
             goto out;
         mrc = MDB_NOTFOUND; /* write the current schema below */
     }
@@ -726,7 +737,13 @@ int cg_store_get_txn(struct cg_store *s, const uint8_t *txid, size_t txid_len,
     rc = begin_read(s, &txn);
     if (rc != CG_OK)
         goto out;
-    rc = get_raw(txn, s->dbi_txns, txid, txid_len, &v);
+    rc = get_raw(txn, s->dbi_txn_ids, txid, txid_len, &v);
+    if (rc != CG_OK)
+        goto out;
+    rc = v.mv_size == CG_STORE_SEQ_LEN ? get_raw(txn, s->dbi_txn_log, v.mv_data, v.mv_size, &v)
+                                       : CG_ESTORE;
+    if (rc == CG_ENOTFOUND) /* an index entry without its record */
+        rc = CG_ESTORE;
     if (rc != CG_OK)
         goto out;
     rc = decode_txn_(v.mv_data, v.mv_size, out);
@@ -810,7 +827,7 @@ int cg_store_list_entities(struct cg_store *s, cg_store_entity_cb cb, void *arg)
 int cg_store_list_txns(struct cg_store *s, cg_store_txn_cb cb, void *arg)
 {
     struct walk_cbs cbs = {NULL, cb, arg};
-    return walk_db(s, s->dbi_txns, visit_txn, &cbs);
+    return walk_db(s, s->dbi_txn_log, visit_txn, &cbs);
 }
 
 /* Decode one certificate, hand it to cb. @return CG_OK or the decode error; *stop from cb. */

@@ -53,6 +53,7 @@ struct cg_store_batch {
 };
 
 static const char KEY_CERT_SEQ[] = "cert_seq";
+static const char KEY_TXN_SEQ[] = "txn_seq";
 static const char KEY_HEALTH[] = "health";
 
 /* --- building --------------------------------------------------------------------------- */
@@ -329,12 +330,12 @@ static int put_encoded(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t key_le
     return map_write_err(mdb_put(txn, dbi, &k, &v, flags));
 }
 
-/* Take the next certificate sequence number from meta["cert_seq"] (starts at 1). */
-static int next_cert_seq(struct cg_store *s, MDB_txn *txn, uint64_t *seq)
+/* Take the next number of the counter meta[name] (starts at 1). */
+static int next_seq(struct cg_store *s, MDB_txn *txn, const char *name, uint64_t *seq)
 {
     int rc = CG_EINTERNAL;
     uint8_t raw[8];
-    MDB_val k = {sizeof(KEY_CERT_SEQ) - 1, (void *)KEY_CERT_SEQ};
+    MDB_val k = {strlen(name), (void *)name};
     MDB_val v;
     uint64_t cur = 0;
     int mrc = mdb_get(txn, s->dbi_meta, &k, &v);
@@ -419,7 +420,7 @@ static int apply_add_cert(struct cg_store *s, MDB_txn *txn, const struct op *o, 
     rc = put_encoded(txn, s->dbi_certs, key, key_len, buf, MDB_NOOVERWRITE);
     if (rc != CG_OK || c->username == NULL)
         goto out;
-    rc = next_cert_seq(s, txn, &seq);
+    rc = next_seq(s, txn, KEY_CERT_SEQ, &seq);
     if (rc != CG_OK)
         goto out;
     set_u64_be(dup, seq);
@@ -462,22 +463,62 @@ out:
     return rc;
 }
 
-static int apply_put_txn(struct cg_store *s, MDB_txn *txn, const struct op *o, struct cg_buf *buf)
+/* The log key of transaction txid: CG_OK, CG_ENOTFOUND, CG_ESTORE. */
+static int txn_seq_of(struct cg_store *s, MDB_txn *txn, const uint8_t *txid, size_t txid_len,
+                      uint8_t seq[CG_STORE_SEQ_LEN])
 {
-    int rc = encode_txn_(o->txn, buf);
+    MDB_val k = {txid_len, (void *)txid};
+    MDB_val v;
+    int rc = map_write_err(mdb_get(txn, s->dbi_txn_ids, &k, &v));
+    if (rc == CG_OK && v.mv_size != CG_STORE_SEQ_LEN)
+        rc = CG_ESTORE;
     if (rc == CG_OK)
-        rc = put_encoded(txn, s->dbi_txns, o->txn->txid, o->txn->txid_len, buf,
-                         o->arg1 ? MDB_NOOVERWRITE : 0);
+        memcpy(seq, v.mv_data, CG_STORE_SEQ_LEN);
     return rc;
 }
 
-/* The transaction of op o's key, decoded (new): CG_ENOTFOUND, CG_ESTORE. */
-static int load_txn(struct cg_store *s, MDB_txn *txn, const struct op *o, struct cg_txn_rec **t)
+/* A transaction new to the store gets the next log key (appended: the log only grows at its
+ * end) and its index entry; a known one is rewritten in place unless it must be new. */
+static int apply_put_txn(struct cg_store *s, MDB_txn *txn, const struct op *o, struct cg_buf *buf)
 {
-    MDB_val k = {o->key_len, (void *)o->key};
+    const struct cg_txn_rec *t = o->txn;
+    uint8_t seq[CG_STORE_SEQ_LEN];
+    unsigned flags = 0;
+    int rc = txn_seq_of(s, txn, t->txid, t->txid_len, seq);
+    if (rc == CG_OK && o->arg1) {
+        rc = CG_EEXIST;
+    } else if (rc == CG_ENOTFOUND) {
+        uint64_t n = 0;
+        if ((rc = next_seq(s, txn, KEY_TXN_SEQ, &n)) != CG_OK)
+            goto out;
+        set_u64_be(seq, n);
+        MDB_val k = {t->txid_len, (void *)t->txid};
+        MDB_val v = {sizeof(seq), seq};
+        if ((rc = map_write_err(mdb_put(txn, s->dbi_txn_ids, &k, &v, MDB_NOOVERWRITE))) != CG_OK)
+            goto out;
+        flags = MDB_APPEND;
+    }
+    if (rc != CG_OK)
+        goto out;
+    if ((rc = encode_txn_(t, buf)) != CG_OK)
+        goto out;
+    rc = put_encoded(txn, s->dbi_txn_log, seq, sizeof(seq), buf, flags);
+    if (rc == CG_EEXIST) /* MDB_APPEND below the log's end: the counter went back */
+        rc = CG_ESTORE;
+out:
+    return rc;
+}
+
+/* The transaction of op o's key, decoded (new), and its log key: CG_ENOTFOUND, CG_ESTORE. */
+static int load_txn(struct cg_store *s, MDB_txn *txn, const struct op *o, struct cg_txn_rec **t,
+                    uint8_t seq[CG_STORE_SEQ_LEN])
+{
+    MDB_val k = {CG_STORE_SEQ_LEN, seq};
     MDB_val v;
-    int rc = map_write_err(mdb_get(txn, s->dbi_txns, &k, &v));
     *t = NULL;
+    int rc = txn_seq_of(s, txn, o->key, o->key_len, seq);
+    if (rc == CG_OK && (rc = map_write_err(mdb_get(txn, s->dbi_txn_log, &k, &v))) == CG_ENOTFOUND)
+        rc = CG_ESTORE; /* an index entry without its record */
     return rc == CG_OK ? decode_txn_(v.mv_data, v.mv_size, t) : rc;
 }
 
@@ -485,7 +526,8 @@ static int apply_set_txn_state(struct cg_store *s, MDB_txn *txn, const struct op
                                struct cg_buf *buf)
 {
     struct cg_txn_rec *t = NULL;
-    int rc = load_txn(s, txn, o, &t);
+    uint8_t seq[CG_STORE_SEQ_LEN];
+    int rc = load_txn(s, txn, o, &t, seq);
     if (rc != CG_OK)
         goto out;
     if (t->state != o->arg1) {
@@ -502,7 +544,7 @@ static int apply_set_txn_state(struct cg_store *s, MDB_txn *txn, const struct op
     rc = encode_txn_(t, buf);
     if (rc != CG_OK)
         goto out;
-    rc = put_encoded(txn, s->dbi_txns, o->key, o->key_len, buf, 0);
+    rc = put_encoded(txn, s->dbi_txn_log, seq, sizeof(seq), buf, 0);
 out:
     cg_txn_rec_free(t);
     return rc;
@@ -513,14 +555,18 @@ static int apply_del_txn(struct cg_store *s, MDB_txn *txn, const struct op *o)
 {
     MDB_val k = {o->key_len, (void *)o->key};
     struct cg_txn_rec *t = NULL;
-    int rc = load_txn(s, txn, o, &t);
+    uint8_t seq[CG_STORE_SEQ_LEN];
+    MDB_val sk = {sizeof(seq), seq};
+    int rc = load_txn(s, txn, o, &t, seq);
     if (rc != CG_OK)
         goto out;
     if (t->state == CG_TXN_OPEN) {
         rc = CG_ECONFLICT;
         goto out;
     }
-    rc = map_write_err(mdb_del(txn, s->dbi_txns, &k, NULL));
+    rc = map_write_err(mdb_del(txn, s->dbi_txn_ids, &k, NULL));
+    if (rc == CG_OK)
+        rc = map_write_err(mdb_del(txn, s->dbi_txn_log, &sk, NULL));
 out:
     cg_txn_rec_free(t);
     return rc;
@@ -533,6 +579,41 @@ static int apply_touch(struct cg_store *s, MDB_txn *txn, const struct op *o)
     MDB_val v = {sizeof(raw), raw};
     set_u64_be(raw, (uint64_t)o->when);
     return map_write_err(mdb_put(txn, s->dbi_meta, &k, &v, 0));
+}
+
+int migrate_txns_(struct cg_store *s, MDB_txn *txn)
+{
+    int rc = CG_ESTORE;
+    MDB_dbi old;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int mrc = mdb_dbi_open(txn, "txns", 0, &old);
+    if (mrc == MDB_NOTFOUND)
+        return CG_OK; /* a store made before it held transactions */
+    if (mrc != 0 || mdb_cursor_open(txn, old, &cur) != 0)
+        goto out;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint64_t n = 0;
+        uint8_t seq[CG_STORE_SEQ_LEN];
+        MDB_val sv = {sizeof(seq), seq};
+        if ((rc = next_seq(s, txn, KEY_TXN_SEQ, &n)) != CG_OK)
+            goto out;
+        set_u64_be(seq, n);
+        rc = CG_ESTORE;
+        if (mdb_put(txn, s->dbi_txn_ids, &k, &sv, MDB_NOOVERWRITE) != 0 ||
+            mdb_put(txn, s->dbi_txn_log, &sv, &v, MDB_APPEND) != 0)
+            goto out;
+    }
+    if (mrc != MDB_NOTFOUND)
+        goto out;
+    mdb_cursor_close(cur);
+    cur = NULL;
+    rc = mdb_drop(txn, old, 1) == 0 ? CG_OK : CG_ESTORE;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    return rc;
 }
 
 int apply_batch_(struct cg_store *s, MDB_txn *txn, const struct cg_store_batch *b)

@@ -21,7 +21,7 @@
 struct cg_buf;
 
 #define CG_STORE_STRIPES 1024
-#define CG_STORE_SCHEMA 2u              /* 2: no certs_by_fp index (dropped when a 1 is opened) */
+#define CG_STORE_SCHEMA 3u /* 2: no certs_by_fp index; 3: transactions in a log by start order */
 #define CG_STORE_CERT_KEY_MAX (32 + 32) /* issuer_key || serial */
 #define CG_STORE_SEQ_LEN 8              /* big-endian issue counter before a by-user value */
 #define CG_STORE_NAME_MAX 511           /* LMDB's default maximum key size */
@@ -60,8 +60,9 @@ struct cg_store {
     MDB_dbi dbi_entities; /* username → entity record */
     MDB_dbi dbi_certs;    /* issuer_key || serial → cert record */
     MDB_dbi dbi_by_user;  /* username → seq(8, BE) || cert key, DUPSORT */
-    MDB_dbi dbi_txns;     /* txid → txn record */
-    MDB_dbi dbi_meta;     /* "schema", "cert_seq", "health" */
+    MDB_dbi dbi_txn_ids;  /* txid → seq(8, BE): the transaction's key in the log */
+    MDB_dbi dbi_txn_log;  /* seq(8, BE) → txn record, in the order transactions began */
+    MDB_dbi dbi_meta;     /* "schema", "cert_seq", "txn_seq", "health" */
 
     pthread_mutex_t mu; /* guards head, tail, stopping, backlog, backlog_arg, growing, blocked */
     pthread_cond_t work_cv;
@@ -102,6 +103,10 @@ size_t make_cert_key_(const uint8_t issuer_key[32], const uint8_t *serial, size_
 /** @brief Apply every operation of b, in order, inside txn. @return CG_OK or the first
  *  failing operation's code; on failure the caller aborts txn. */
 int apply_batch_(struct cg_store *s, MDB_txn *txn, const struct cg_store_batch *b);
+/** @brief Schema 2 → 3, inside txn: move every record of the "txns" database (txid → record)
+ *  into the transaction log and its index, in txid order, then drop "txns". CG_OK when there is
+ *  none; CG_ESTORE (the caller aborts txn). */
+int migrate_txns_(struct cg_store *s, MDB_txn *txn);
 /** @brief Append an internal "touch the health key" operation (cg_store_check_writable). */
 int batch_add_touch_(struct cg_store_batch *b, int64_t when);
 

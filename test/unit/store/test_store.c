@@ -716,9 +716,22 @@ static void test_group_commit_mixed(void)
 struct collect {
     char names[16][32];
     uint32_t serials[16];
+    uint8_t first_byte[16]; /* of each transactionID */
+    int state[16];          /* of each transaction */
     int n;
     int stop_after;
 };
+
+static int collect_txn(const struct cg_txn_rec *t, void *arg)
+{
+    struct collect *c = arg;
+    if (c->n < 16) {
+        c->first_byte[c->n] = t->txid[0];
+        c->state[c->n] = t->state;
+    }
+    c->n++;
+    return 0;
+}
 
 static int collect_entity(const struct cg_entity *e, void *arg)
 {
@@ -840,7 +853,7 @@ static void raw_put(MDB_txn *txn, const char *db, const void *key, size_t klen, 
 }
 
 /* A schema-1 store (with the certs_by_fp index): opening drops the index, keeps every
- * certificate (found by issuer, serial and fingerprint) and records schema 2; a schema this
+ * certificate (found by issuer, serial and fingerprint) and records schema 3; a schema this
  * version does not know is refused. */
 static void test_old_fp_index_dropped(void)
 {
@@ -871,16 +884,16 @@ static void test_old_fp_index_dropped(void)
         TEST_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
         TEST_EQ(mdb_get(txn, dbi, &k, &v), 0);
         TEST_EQ(v.mv_size, 4);
-        TEST_EQ(((const uint8_t *)v.mv_data)[3], 2);
+        TEST_EQ(((const uint8_t *)v.mv_data)[3], 3);
     }
-    raw_put(txn, "meta", "schema", 6, "\0\0\0\3", 4);
+    raw_put(txn, "meta", "schema", 6, "\0\0\0\4", 4);
     TEST_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     TEST_RC(open_store(0), CG_ESTORE);
     g_store = NULL;
-    /* back to 2 so that tear_down finds a store it can open and remove */
+    /* back to 3 so that tear_down finds a store it can open and remove */
     raw_open(&env, &txn);
-    raw_put(txn, "meta", "schema", 6, "\0\0\0\2", 4);
+    raw_put(txn, "meta", "schema", 6, "\0\0\0\3", 4);
     TEST_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     TEST_OK(open_store(0));
@@ -888,6 +901,94 @@ static void test_old_fp_index_dropped(void)
 }
 
 #define TRUNC_MAX 256
+
+/* A schema-2 store kept its transactions in "txns", keyed by transactionID. Opening it moves
+ * them into the log (in txid order) and its index, drops "txns" and records schema 3: every
+ * transaction is found, listed and updated as before, its transactionID stays taken, and a new
+ * one is logged after them. */
+static void test_txns_migrated(void)
+{
+    struct cg_txn_rec *t[3] = {make_txn(0x30), make_txn(0x10), make_txn(0x20)}, *got = NULL;
+    uint8_t rec[3][TRUNC_MAX];
+    size_t rec_len[3];
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    struct collect col;
+    for (int i = 0; i < 3; i++) {
+        t[i]->cert_req_id = 100 + i;
+        TEST_OK(put_txn(t[i], 1));
+    }
+    cg_store_close(g_store);
+    g_store = NULL;
+    /* rewrite the environment as schema 2 wrote it: the encoded records under their txids */
+    raw_open(&env, &txn);
+    for (int i = 0; i < 3; i++) {
+        MDB_val k = {t[i]->txid_len, t[i]->txid}, v;
+        TEST_EQ(mdb_dbi_open(txn, "txn_ids", 0, &dbi), 0);
+        TEST_EQ(mdb_get(txn, dbi, &k, &v), 0);
+        TEST_EQ(mdb_dbi_open(txn, "txn_log", 0, &dbi), 0);
+        TEST_EQ(mdb_get(txn, dbi, &v, &v), 0);
+        TEST_TRUE(v.mv_size < TRUNC_MAX);
+        rec_len[i] = v.mv_size;
+        memcpy(rec[i], v.mv_data, v.mv_size);
+    }
+    TEST_EQ(mdb_dbi_open(txn, "txn_ids", 0, &dbi), 0);
+    TEST_EQ(mdb_drop(txn, dbi, 1), 0);
+    TEST_EQ(mdb_dbi_open(txn, "txn_log", 0, &dbi), 0);
+    TEST_EQ(mdb_drop(txn, dbi, 1), 0);
+    TEST_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    {
+        MDB_val k = {7, "txn_seq"};
+        TEST_EQ(mdb_del(txn, dbi, &k, NULL), 0);
+    }
+    TEST_EQ(mdb_dbi_open(txn, "txns", MDB_CREATE, &dbi), 0);
+    for (int i = 0; i < 3; i++)
+        raw_put(txn, "txns", t[i]->txid, t[i]->txid_len, rec[i], rec_len[i]);
+    raw_put(txn, "meta", "schema", 6, "\0\0\0\2", 4);
+    TEST_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    TEST_OK(open_store(0));
+    for (int i = 0; i < 3; i++) {
+        TEST_OK(cg_store_get_txn(g_store, t[i]->txid, t[i]->txid_len, &got));
+        TEST_EQ(got->cert_req_id, 100 + i);
+        TEST_STREQ(got->username, "alice");
+        cg_txn_rec_free(got);
+        got = NULL;
+        TEST_RC(put_txn(t[i], 1), CG_EEXIST);
+    }
+    TEST_OK(set_txn_state(t[0], CG_TXN_OPEN, CG_TXN_CONFIRMED, 3100));
+    {
+        struct cg_txn_rec *n = make_txn(0x05);
+        TEST_OK(put_txn(n, 1));
+        cg_txn_rec_free(n);
+    }
+    /* the log order: the migrated ones by txid, then the new one */
+    memset(&col, 0, sizeof(col));
+    TEST_OK(cg_store_list_txns(g_store, collect_txn, &col));
+    TEST_EQ(col.n, 4);
+    TEST_EQ(col.first_byte[0], 0x10);
+    TEST_EQ(col.first_byte[1], 0x20);
+    TEST_EQ(col.first_byte[2], 0x30);
+    TEST_EQ(col.first_byte[3], 0x05);
+    TEST_EQ(col.state[2], CG_TXN_CONFIRMED);
+    cg_store_close(g_store);
+    g_store = NULL;
+    raw_open(&env, &txn);
+    TEST_EQ(mdb_dbi_open(txn, "txns", 0, &dbi), MDB_NOTFOUND);
+    {
+        MDB_val k = {6, "schema"}, v;
+        TEST_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+        TEST_EQ(mdb_get(txn, dbi, &k, &v), 0);
+        TEST_EQ(((const uint8_t *)v.mv_data)[3], 3);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    TEST_OK(open_store(0));
+    for (int i = 0; i < 3; i++)
+        cg_txn_rec_free(t[i]);
+}
 
 static void test_corrupt_records(void)
 {
@@ -940,7 +1041,19 @@ static void test_corrupt_records(void)
     memcpy(ckey, c->issuer_key, 32);
     memcpy(ckey + 32, c->serial, c->serial_len);
     raw_put(txn, "certs", ckey, ckey_len, garbage, sizeof(garbage));
-    raw_put(txn, "txns", t->txid, t->txid_len, garbage, 3);
+    {
+        /* t's log record, a log key of the wrong length, a log key with no record */
+        MDB_val tk = {t->txid_len, t->txid}, sv;
+        uint8_t bad[16], orphan[16], none[8] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1};
+        TEST_EQ(mdb_dbi_open(txn, "txn_ids", 0, &dbi), 0);
+        TEST_EQ(mdb_get(txn, dbi, &tk, &sv), 0);
+        TEST_EQ(sv.mv_size, 8);
+        raw_put(txn, "txn_log", sv.mv_data, sv.mv_size, garbage, 3);
+        memset(bad, 0xb1, sizeof(bad));
+        memset(orphan, 0xb2, sizeof(orphan));
+        raw_put(txn, "txn_ids", bad, sizeof(bad), none, 7);
+        raw_put(txn, "txn_ids", orphan, sizeof(orphan), none, sizeof(none));
+    }
     TEST_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 
@@ -982,6 +1095,22 @@ static void test_corrupt_records(void)
     TEST_RC(revoke_cert(c, 1, 1), CG_ESTORE);
     TEST_RC(cg_store_get_txn(g_store, t->txid, t->txid_len, &gt), CG_ESTORE);
     TEST_RC(set_txn_state(t, CG_TXN_OPEN, CG_TXN_CLOSED, 1), CG_ESTORE);
+    for (uint8_t b = 0xb1; b <= 0xb2; b++) {
+        struct cg_txn_rec *broken = make_txn(b);
+        TEST_RC(cg_store_get_txn(g_store, broken->txid, broken->txid_len, &gt), CG_ESTORE);
+        TEST_TRUE(gt == NULL);
+        TEST_RC(set_txn_state(broken, CG_TXN_OPEN, CG_TXN_CLOSED, 1), CG_ESTORE);
+        TEST_RC(put_txn(broken, 1), b == 0xb1 ? CG_ESTORE : CG_EEXIST);
+        /* a whole record written over the orphan's log key makes it whole again */
+        TEST_RC(put_txn(broken, 0), b == 0xb1 ? CG_ESTORE : CG_OK);
+        if (b == 0xb2) {
+            TEST_OK(cg_store_get_txn(g_store, broken->txid, broken->txid_len, &gt));
+            TEST_EQ(gt->cert_req_id, 7);
+            cg_txn_rec_free(gt);
+            gt = NULL;
+        }
+        cg_txn_rec_free(broken);
+    }
     TEST_OK(cg_store_check_writable(g_store)); /* the store itself still works */
     cg_entity_free(e);
     cg_cert_rec_free(c);
@@ -1558,6 +1687,7 @@ CG_TESTS = {
     CG_TEST("store/open_reopen", test_open_reopen),
     CG_TEST("store/open_errors", test_open_errors),
     CG_TEST("store/old_fp_index_dropped", test_old_fp_index_dropped),
+    CG_TEST("store/txns_migrated", test_txns_migrated),
     CG_TEST("store/check_writable", test_check_writable),
     CG_TEST("store/entity_ops", test_entity_ops),
     CG_TEST("store/entity_dup", test_entity_dup),
