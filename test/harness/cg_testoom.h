@@ -1,6 +1,6 @@
 /*
  * cg_testoom.h - allocation-failure injection for the unit tests: while a test has armed it
- * on its thread, the nth allocation fails.
+ * on its thread (or on every thread), the nth allocation fails.
  *
  * DESIGN: header-only, included by one file per test binary. The binary is linked with
  * -Wl,--wrap=malloc,calloc,realloc,strdup (test/meson.build), so the calls our objects make
@@ -19,21 +19,23 @@
 #include <stdlib.h>
 
 static struct {
-    pthread_t thread; /* the arming thread: allocations elsewhere never fail */
-    int armed;        /* atomic */
-    long nth, count;
-    int failed; /* the nth allocation was reached (and failed) */
+    pthread_t thread; /* the arming thread: allocations elsewhere never fail, unless armed all */
+    int armed;        /* atomic: 0, OOM_THIS_THREAD or OOM_ALL_THREADS */
+    long nth, count;  /* count: atomic */
+    int failed;       /* atomic: the nth allocation was reached (and failed) */
 } g_oom;
+
+enum { OOM_THIS_THREAD = 1, OOM_ALL_THREADS = 2 };
 
 /* Called by every hooked allocation: 1 when this one is to fail. */
 static int oom_now(void)
 {
-    if (!__atomic_load_n(&g_oom.armed, __ATOMIC_ACQUIRE) ||
-        !pthread_equal(pthread_self(), g_oom.thread))
+    int armed = __atomic_load_n(&g_oom.armed, __ATOMIC_ACQUIRE);
+    if (armed == 0 || (armed == OOM_THIS_THREAD && !pthread_equal(pthread_self(), g_oom.thread)))
         return 0;
-    if (++g_oom.count != g_oom.nth)
+    if (__atomic_add_fetch(&g_oom.count, 1, __ATOMIC_RELAXED) != g_oom.nth)
         return 0;
-    g_oom.failed = 1;
+    __atomic_store_n(&g_oom.failed, 1, __ATOMIC_RELAXED);
     return 1;
 }
 
@@ -41,8 +43,8 @@ static int oom_now(void)
 static void oom_start(long nth)
 {
     g_oom.nth = nth;
-    g_oom.count = 0;
-    g_oom.failed = 0;
+    __atomic_store_n(&g_oom.count, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_oom.failed, 0, __ATOMIC_RELAXED);
 }
 
 /* Arm (on this thread) or disarm; arming does nothing without an nth. */
@@ -50,7 +52,14 @@ static void oom_arm(int on)
 {
     if (on && g_oom.nth > 0)
         g_oom.thread = pthread_self();
-    __atomic_store_n(&g_oom.armed, on && g_oom.nth > 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_oom.armed, on && g_oom.nth > 0 ? OOM_THIS_THREAD : 0, __ATOMIC_RELEASE);
+}
+
+/* Arm for every thread (the exchange's threads must take turns, so that the count is the same
+ * each time: a caller that waits while a helper thread works), or disarm. */
+static inline void oom_arm_all(int on)
+{
+    __atomic_store_n(&g_oom.armed, on && g_oom.nth > 0 ? OOM_ALL_THREADS : 0, __ATOMIC_RELEASE);
 }
 
 /* No further exchange fails (g_oom.failed keeps what the last one did). */
@@ -69,7 +78,7 @@ struct oom_tally {
  * failed once: the sweep is over, and ok must hold), else it is counted and 0. */
 static int oom_done(struct oom_tally *t, int ok)
 {
-    if (!g_oom.failed)
+    if (!__atomic_load_n(&g_oom.failed, __ATOMIC_RELAXED))
         return 1;
     if (ok)
         t->served++;

@@ -12,6 +12,7 @@
 #include "cg_store.h"
 #include "cg_test.h"
 #include "cg_testdir.h"
+#include "cg_testoom.h"
 
 #include <lmdb.h>
 #include <pthread.h>
@@ -902,28 +903,18 @@ static void test_old_fp_index_dropped(void)
 
 #define TRUNC_MAX 256
 
-/* A schema-2 store kept its transactions in "txns", keyed by transactionID. Opening it moves
- * them into the log (in txid order) and its index, drops "txns" and records schema 3: every
- * transaction is found, listed and updated as before, its transactionID stays taken, and a new
- * one is logged after them. */
-static void test_txns_migrated(void)
+/* Rewrite the closed store's environment as schema 2 wrote it: the encoded records of the
+ * transactions t[0..n) under their txids in "txns", no log, no index, no counter. */
+static void to_schema2(struct cg_txn_rec *const *t, int n)
 {
-    struct cg_txn_rec *t[3] = {make_txn(0x30), make_txn(0x10), make_txn(0x20)}, *got = NULL;
-    uint8_t rec[3][TRUNC_MAX];
-    size_t rec_len[3];
+    uint8_t rec[4][TRUNC_MAX];
+    size_t rec_len[4];
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     MDB_dbi dbi;
-    struct collect col;
-    for (int i = 0; i < 3; i++) {
-        t[i]->cert_req_id = 100 + i;
-        TEST_OK(put_txn(t[i], 1));
-    }
-    cg_store_close(g_store);
-    g_store = NULL;
-    /* rewrite the environment as schema 2 wrote it: the encoded records under their txids */
+    TEST_TRUE(n <= 4);
     raw_open(&env, &txn);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < n; i++) {
         MDB_val k = {t[i]->txid_len, t[i]->txid}, v;
         TEST_EQ(mdb_dbi_open(txn, "txn_ids", 0, &dbi), 0);
         TEST_EQ(mdb_get(txn, dbi, &k, &v), 0);
@@ -943,11 +934,31 @@ static void test_txns_migrated(void)
         TEST_EQ(mdb_del(txn, dbi, &k, NULL), 0);
     }
     TEST_EQ(mdb_dbi_open(txn, "txns", MDB_CREATE, &dbi), 0);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < n; i++)
         raw_put(txn, "txns", t[i]->txid, t[i]->txid_len, rec[i], rec_len[i]);
     raw_put(txn, "meta", "schema", 6, "\0\0\0\2", 4);
     TEST_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
+}
+
+/* A schema-2 store kept its transactions in "txns", keyed by transactionID. Opening it moves
+ * them into the log (in txid order) and its index, drops "txns" and records schema 3: every
+ * transaction is found, listed and updated as before, its transactionID stays taken, and a new
+ * one is logged after them. */
+static void test_txns_migrated(void)
+{
+    struct cg_txn_rec *t[3] = {make_txn(0x30), make_txn(0x10), make_txn(0x20)}, *got = NULL;
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    struct collect col;
+    for (int i = 0; i < 3; i++) {
+        t[i]->cert_req_id = 100 + i;
+        TEST_OK(put_txn(t[i], 1));
+    }
+    cg_store_close(g_store);
+    g_store = NULL;
+    to_schema2(t, 3);
 
     TEST_OK(open_store(0));
     for (int i = 0; i < 3; i++) {
@@ -1683,11 +1694,223 @@ static void test_map_full(void)
     cg_entity_free(e);
 }
 
+/* --- allocation failures ----------------------------------------------------------------- */
+
+struct oom_async {
+    sem_t done;
+    int rc;
+};
+
+static void oom_async_done(void *arg, int rc)
+{
+    struct oom_async *a = arg;
+    a->rc = rc;
+    sem_post(&a->done);
+}
+
+/* An enrollment's batch for name (entity, certificate, transaction whose txid is the name),
+ * committed by cg_store_commit or, with async, cg_store_commit_async; with arm, allocations
+ * fail as oom_start() set (the records are made before). */
+static int oom_enroll(const char *name, uint32_t serial, int async, int arm)
+{
+    struct cg_entity *e = make_entity(name);
+    struct cg_cert_rec *c = make_cert(0x40, serial, name);
+    struct cg_txn_rec *t = make_txn(0);
+    struct oom_async a;
+    memcpy(t->txid, name, strlen(name));
+    /* a certificate's size: its record outgrows the entity's, so applying the batch allocates
+     * again after the entity is written */
+    free(c->der);
+    c->der_len = 700;
+    if ((c->der = calloc(1, c->der_len)) == NULL)
+        abort();
+    oom_arm_all(arm);
+    struct cg_store_batch *b = cg_store_batch_new();
+    int rc = b != NULL ? CG_OK : CG_ENOMEM;
+    if (rc == CG_OK)
+        rc = cg_store_batch_put_entity(b, e, CG_VERSION_NONE);
+    if (rc == CG_OK)
+        rc = cg_store_batch_add_cert(b, c);
+    if (rc == CG_OK)
+        rc = cg_store_batch_put_txn(b, t, 1);
+    if (rc == CG_OK && !async) {
+        rc = cg_store_commit(g_store, b);
+    } else if (rc == CG_OK) {
+        sem_init(&a.done, 0, 0);
+        rc = cg_store_commit_async(g_store, b, oom_async_done, &a);
+        if (rc == CG_OK) {
+            while (sem_wait(&a.done) != 0)
+                ;
+            rc = a.rc;
+        }
+        sem_destroy(&a.done);
+    }
+    oom_arm_all(0);
+    cg_store_batch_free(b);
+    cg_entity_free(e);
+    cg_cert_rec_free(c);
+    cg_txn_rec_free(t);
+    return rc;
+}
+
+/* The store after an enrollment that returned rc: all of it (OK) or none of it. */
+static void check_all_or_nothing(const char *name, int rc)
+{
+    struct cg_entity *e = NULL;
+    struct cg_txn_rec *t = make_txn(0), *got = NULL;
+    size_t n = 99;
+    memcpy(t->txid, name, strlen(name));
+    int re = cg_store_get_entity(g_store, name, &e);
+    int rt = cg_store_get_txn(g_store, t->txid, t->txid_len, &got);
+    int rn = cg_store_count_certs(g_store, name, &n);
+    cg_entity_free(e);
+    cg_txn_rec_free(got);
+    cg_txn_rec_free(t);
+    TEST_OK(rn);
+    if (rc == CG_OK) {
+        TEST_OK(re);
+        TEST_OK(rt);
+        TEST_EQ(n, 1);
+    } else {
+        TEST_RC(re, CG_ENOTFOUND);
+        TEST_RC(rt, CG_ENOTFOUND);
+        TEST_EQ(n, 0);
+    }
+}
+
+/* Each allocation of an enrollment's commit fails in turn, on the test thread (the batch) or
+ * the committer (applying it, the group's bookkeeping), synchronous and asynchronous: the
+ * commit succeeds whole or leaves nothing, and the store goes on (ASan: no leak). */
+static void test_alloc_failures_commit(void)
+{
+    for (int async = 0; async <= 1; async++) {
+        struct oom_tally tally = {0, 0};
+        for (long n = 1;; n++) {
+            char name[32];
+            snprintf(name, sizeof(name), "oom-%d-%ld", async, n);
+            oom_start(n);
+            int rc = oom_enroll(name, (uint32_t)(async * 100000 + n), async, 1);
+            check_all_or_nothing(name, rc);
+            if (oom_done(&tally, rc == CG_OK))
+                break;
+        }
+        oom_stop();
+        oom_report(async ? "asynchronous enrollment commit" : "enrollment commit", &tally);
+        TEST_TRUE(tally.refused + tally.served > 10);
+        TEST_TRUE(tally.refused > 0);
+    }
+    TEST_OK(oom_enroll("after", 999999, 0, 0)); /* the store still works */
+    check_all_or_nothing("after", CG_OK);
+}
+
+/* certConf's state change with each allocation failing in turn: the state moved, or stayed. */
+static void test_alloc_failures_txn_state(void)
+{
+    struct oom_tally tally = {0, 0};
+    for (long n = 1;; n++) {
+        struct cg_txn_rec *t = make_txn(0), *got = NULL;
+        char name[32];
+        snprintf(name, sizeof(name), "conf-%ld", n);
+        memcpy(t->txid, name, strlen(name));
+        TEST_OK(put_txn(t, 1));
+        oom_start(n);
+        oom_arm_all(1);
+        int rc = set_txn_state(t, CG_TXN_OPEN, CG_TXN_CONFIRMED, 4000);
+        oom_arm_all(0);
+        TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &got));
+        TEST_EQ(got->state, rc == CG_OK ? CG_TXN_CONFIRMED : CG_TXN_OPEN);
+        cg_txn_rec_free(got);
+        cg_txn_rec_free(t);
+        if (oom_done(&tally, rc == CG_OK))
+            break;
+    }
+    oom_stop();
+    oom_report("transaction state change", &tally);
+    TEST_TRUE(tally.refused > 0);
+}
+
+/* Opening a schema-2 store (which moves its transactions) with each allocation failing in
+ * turn: the open fails cleanly and the next one migrates, or it succeeds; either way every
+ * transaction is there once, in the log. */
+static void test_alloc_failures_migration(void)
+{
+    struct oom_tally tally = {0, 0};
+    struct cg_txn_rec *t[3] = {make_txn(0x61), make_txn(0x62), make_txn(0x63)};
+    for (long n = 1;; n++) {
+        struct collect col;
+        tear_down();
+        set_up();
+        for (int i = 0; i < 3; i++)
+            TEST_OK(put_txn(t[i], 1));
+        cg_store_close(g_store);
+        g_store = NULL;
+        to_schema2(t, 3);
+        oom_start(n);
+        oom_arm_all(1);
+        int rc = open_store(0);
+        oom_arm_all(0);
+        if (rc != CG_OK) {
+            TEST_TRUE(g_store == NULL);
+            TEST_OK(open_store(0));
+        }
+        memset(&col, 0, sizeof(col));
+        TEST_OK(cg_store_list_txns(g_store, collect_txn, &col));
+        TEST_EQ(col.n, 3);
+        for (int i = 0; i < 3; i++) {
+            struct cg_txn_rec *got = NULL;
+            TEST_OK(cg_store_get_txn(g_store, t[i]->txid, t[i]->txid_len, &got));
+            cg_txn_rec_free(got);
+        }
+        if (oom_done(&tally, rc == CG_OK))
+            break;
+    }
+    oom_stop();
+    oom_report("open with migration", &tally);
+    TEST_TRUE(tally.refused > 0);
+    for (int i = 0; i < 3; i++)
+        cg_txn_rec_free(t[i]);
+}
+
+/* Reads with each allocation failing in turn: a record, or an error; never a partial one. */
+static void test_alloc_failures_reads(void)
+{
+    struct oom_tally tally = {0, 0};
+    TEST_OK(oom_enroll("reader", 7, 0, 0));
+    for (long n = 1;; n++) {
+        struct cg_entity *e = NULL;
+        struct cg_txn_rec *t = make_txn(0), *got = NULL;
+        struct collect col;
+        memcpy(t->txid, "reader", 6);
+        memset(&col, 0, sizeof(col));
+        oom_start(n);
+        oom_arm_all(1);
+        int re = cg_store_get_entity(g_store, "reader", &e);
+        int rt = cg_store_get_txn(g_store, t->txid, t->txid_len, &got);
+        int rl = cg_store_list_certs(g_store, "reader", collect_cert, &col);
+        oom_arm_all(0);
+        TEST_TRUE(re == CG_OK ? e != NULL && strcmp(e->username, "reader") == 0 : e == NULL);
+        TEST_TRUE(rt == CG_OK ? got != NULL && got->cert_req_id == 7 : got == NULL);
+        TEST_TRUE(rl == CG_OK ? col.n == 1 : 1);
+        cg_entity_free(e);
+        cg_txn_rec_free(got);
+        cg_txn_rec_free(t);
+        if (oom_done(&tally, re == CG_OK && rt == CG_OK && rl == CG_OK))
+            break;
+    }
+    oom_stop();
+    oom_report("reads", &tally);
+    TEST_TRUE(tally.refused > 0);
+}
+
 CG_TESTS = {
     CG_TEST("store/open_reopen", test_open_reopen),
     CG_TEST("store/open_errors", test_open_errors),
     CG_TEST("store/old_fp_index_dropped", test_old_fp_index_dropped),
     CG_TEST("store/txns_migrated", test_txns_migrated),
+    CG_TEST("store/alloc_failures_commit", test_alloc_failures_commit),
+    CG_TEST("store/alloc_failures_txn_state", test_alloc_failures_txn_state),
+    CG_TEST("store/alloc_failures_migration", test_alloc_failures_migration),
+    CG_TEST("store/alloc_failures_reads", test_alloc_failures_reads),
     CG_TEST("store/check_writable", test_check_writable),
     CG_TEST("store/entity_ops", test_entity_ops),
     CG_TEST("store/entity_dup", test_entity_dup),
