@@ -87,11 +87,15 @@ void cg_core_waited(struct cg_core *core, const char *username);
 void cg_core_result_clear(struct cg_core_result *res);
 
 /** @brief Revoke the certificates whose certConf did not arrive within the alias's
- *  confirm_timeout_s (aliases with revoke_unconfirmed), and delete finished transaction
- *  records older than limits.transaction_ttl_s. Called periodically by the daemon from a
- *  worker thread. @param[out] revoked how many were revoked.
+ *  confirm_timeout_s (aliases with revoke_unconfirmed; on others the transaction closes), and
+ *  delete finished transaction records older than limits.transaction_ttl_s. Reads only the
+ *  transactions begun since the oldest one this core has seen open (see core.c). Called
+ *  periodically by the daemon from a worker thread. @param[out] revoked how many were revoked.
  *  @return CG_OK or a store error. Thread-safe. */
 int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked);
+/** @brief How many transaction records the last sweep looked at (the sweep reads what began
+ *  since the oldest transaction still open, and the expired ones). */
+size_t cg_core_sweep_examined(const struct cg_core *core);
 /** @brief Seconds between sweeps (always > 0). */
 int cg_core_sweep_interval(const struct cg_core *core);
 

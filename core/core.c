@@ -2259,46 +2259,94 @@ int cg_core_process_ex(struct cg_core *core, const char *alias, const char *op, 
     return process_der(core, alias, op, der, len, flags, res, 0);
 }
 
-/* --- unconfirmed certificates --------------------------------------------------------------- */
+/* --- unconfirmed certificates and expired transactions --------------------------------------- */
+
+/* DESIGN: a sweep reads the transaction log, which is in the order transactions began, in two
+ * walks that each stop at the first record too young to act on: finished records last changed
+ * more than limits.transaction_ttl_s ago are deleted, from the start of the log; records still
+ * OPEN past their alias's confirm_timeout_s are revoked or closed, from core->sweep_from, the
+ * log key of the oldest transaction that may still be open. Everything before that key has
+ * finished (no record becomes OPEN again, and new ones get higher keys), so in the steady state
+ * a sweep reads what began since the one before, not the whole log. A record left open or not
+ * handled keeps the key at or before it. (Seconds on the clock at each start, so a record may
+ * be a little older than the one before it: it is then handled by the next sweep.) */
+
+struct sweep_due {
+    struct cg_txn_rec *t; /* a copy without username and secret */
+    uint64_t key;
+};
 
 struct sweep {
     const struct cg_config *cfg;
     int64_t now;
-    struct cg_txn_rec **due; /* copies; state OPEN: revoke; otherwise: expired, delete */
+    int64_t min_timeout; /* the shortest confirm timeout: younger records are not looked at */
+    struct sweep_due *due;
     size_t n, cap;
+    int rc;              /* CG_ENOMEM when a due record could not be kept */
+    uint64_t first_open; /* key of the first record left OPEN (UINT64_MAX: none) */
+    uint64_t next;       /* key after the last record looked at */
+    size_t examined;
 };
 
-static int collect_due(const struct cg_txn_rec *t, void *arg)
+/* Keep a copy of t for after the walk. @return 0 (walk on), or 1 with sw->rc set. */
+static int keep_due(struct sweep *sw, const struct cg_txn_rec *t, uint64_t key)
 {
-    struct sweep *sw = arg;
-    if (t->state == CG_TXN_OPEN) {
-        /* past confirm_timeout_s: revoked (revoke_unconfirmed) or closed, which also drops a
-         * client's enrollment code kept for its certConf */
-        const struct cg_alias *a = t->alias ? cg_config_alias(sw->cfg, t->alias) : NULL;
-        int timeout = a != NULL ? a->confirm_timeout_s : 300;
-        /* whole seconds on both sides: "more than timeout" makes sure the full timeout has
-         * passed (created 10.9 and now 12.0 differ by 2 but only 1.1 s apart) */
-        if (sw->now - t->created <= timeout)
-            return 0;
-    } else if (sw->now - t->updated < sw->cfg->transaction_ttl_s) {
-        return 0;
-    }
+    struct cg_txn_rec *copy = NULL;
     if (sw->n == sw->cap) {
         size_t cap = sw->cap ? sw->cap * 2 : 16;
-        struct cg_txn_rec **p = realloc(sw->due, cap * sizeof(*p));
+        struct sweep_due *p = realloc(sw->due, cap * sizeof(*p));
         if (p == NULL)
-            return 1;
+            goto fail;
         sw->due = p;
         sw->cap = cap;
     }
-    struct cg_txn_rec *copy = cg_txn_rec_new();
-    if (copy == NULL)
-        return 1;
+    if ((copy = cg_txn_rec_new()) == NULL)
+        goto fail;
     *copy = *t;
     copy->username = copy->secret = NULL; /* not needed; t's strings are borrowed */
-    copy->alias = t->alias ? strdup(t->alias) : NULL;
-    sw->due[sw->n++] = copy;
+    copy->alias = NULL;
+    if (t->alias != NULL && (copy->alias = strdup(t->alias)) == NULL)
+        goto fail;
+    sw->due[sw->n].t = copy;
+    sw->due[sw->n++].key = key;
     return 0;
+fail:
+    cg_txn_rec_free(copy);
+    sw->rc = CG_ENOMEM;
+    return 1;
+}
+
+static int expired_cb(const struct cg_txn_rec *t, uint64_t key, void *arg)
+{
+    struct sweep *sw = arg;
+    sw->examined++;
+    if (sw->now - t->created < sw->cfg->transaction_ttl_s)
+        return 1; /* so is every later one (updated is never before created) */
+    if (t->state == CG_TXN_OPEN || sw->now - t->updated < sw->cfg->transaction_ttl_s)
+        return 0;
+    return keep_due(sw, t, key);
+}
+
+static int unconfirmed_cb(const struct cg_txn_rec *t, uint64_t key, void *arg)
+{
+    struct sweep *sw = arg;
+    if (sw->now - t->created <= sw->min_timeout)
+        return 1; /* not looked at: the next sweep starts here at the latest */
+    sw->examined++;
+    sw->next = key + 1;
+    if (t->state != CG_TXN_OPEN)
+        return 0;
+    /* past confirm_timeout_s: revoked (revoke_unconfirmed) or closed, which also drops a
+     * client's enrollment code kept for its certConf */
+    const struct cg_alias *a = t->alias ? cg_config_alias(sw->cfg, t->alias) : NULL;
+    int timeout = a != NULL ? a->confirm_timeout_s : 300;
+    /* whole seconds on both sides: "more than timeout" makes sure the full timeout has
+     * passed (created 10.9 and now 12.0 differ by 2 but only 1.1 s apart) */
+    if (sw->now - t->created > timeout && keep_due(sw, t, key) == 0)
+        return 0;
+    if (key < sw->first_open)
+        sw->first_open = key;
+    return sw->rc != CG_OK;
 }
 
 /* An unconfirmed certificate past its alias's confirm_timeout_s: revoke it and close. */
@@ -2341,35 +2389,55 @@ static const struct cg_alias *sw_alias(const struct cg_config *cfg, const struct
 
 int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked)
 {
-    struct sweep sw = {core->cfg, now, NULL, 0, 0};
+    struct sweep sw = {core->cfg, now, 300, NULL, 0, 0, CG_OK, UINT64_MAX, 0, 0};
     struct cg_store_batch *expired = cg_store_batch_new();
-    int rc = expired ? cg_store_list_txns(core->store, collect_due, &sw) : CG_ENOMEM;
+    uint64_t from = __atomic_load_n(&core->sweep_from, __ATOMIC_RELAXED);
     size_t n_expired = 0;
     *revoked = 0;
-    for (size_t i = 0; rc == CG_OK && i < sw.n; i++) {
-        const struct cg_txn_rec *t = sw.due[i];
-        if (t->state != CG_TXN_OPEN) {
-            rc = cg_store_batch_del_txn(expired, t->txid, t->txid_len);
-            n_expired++;
-            continue;
-        }
+    for (size_t i = 0; i < core->cfg->n_aliases; i++)
+        if (core->cfg->aliases[i].confirm_timeout_s < sw.min_timeout)
+            sw.min_timeout = core->cfg->aliases[i].confirm_timeout_s;
+    int rc = expired ? cg_store_walk_txns(core->store, 0, expired_cb, &sw) : CG_ENOMEM;
+    if (rc == CG_OK)
+        rc = sw.rc;
+    for (size_t i = 0; rc == CG_OK && i < sw.n; i++, n_expired++)
+        rc = cg_store_batch_del_txn(expired, sw.due[i].t->txid, sw.due[i].t->txid_len);
+    size_t first_due = sw.n;
+    sw.next = from;
+    if (rc == CG_OK)
+        rc = cg_store_walk_txns(core->store, from, unconfirmed_cb, &sw);
+    if (rc == CG_OK)
+        rc = sw.rc;
+    for (size_t i = first_due; rc == CG_OK && i < sw.n; i++) {
+        const struct cg_txn_rec *t = sw.due[i].t;
         const struct cg_alias *a = sw_alias(core->cfg, t);
-        int r = a != NULL && a->revoke_unconfirmed && t->serial_len > 0
-                    ? revoke_unconfirmed(core, t, now)
-                    : close_unconfirmed(core, t, now);
-        if (r == CG_OK && a != NULL && a->revoke_unconfirmed && t->serial_len > 0)
-            (*revoked)++;
-        else if (r != CG_ECONFLICT && r != CG_EALREADY) /* confirmed or revoked meanwhile */
+        int revoke = a != NULL && a->revoke_unconfirmed && t->serial_len > 0;
+        int r = revoke ? revoke_unconfirmed(core, t, now) : close_unconfirmed(core, t, now);
+        if (r == CG_ECONFLICT || r == CG_EALREADY)
+            continue; /* confirmed or revoked meanwhile: done */
+        if (r != CG_OK)
             rc = r;
+        else if (revoke)
+            (*revoked)++;
     }
+    /* on any failure the next sweep starts where this one did */
+    if (rc == CG_OK)
+        __atomic_store_n(&core->sweep_from, sw.first_open < sw.next ? sw.first_open : sw.next,
+                         __ATOMIC_RELAXED);
+    __atomic_store_n(&core->sweep_examined, sw.examined, __ATOMIC_RELAXED);
     /* expired transactions go in one batch: a certConf or replay for them is "unknown" now */
     if (rc == CG_OK && n_expired > 0 && (rc = cg_store_commit(core->store, expired)) == CG_OK)
         cg_log(CG_LOG_INFO, "event=expired transactions=%zu", n_expired);
     for (size_t i = 0; i < sw.n; i++)
-        cg_txn_rec_free(sw.due[i]);
+        cg_txn_rec_free(sw.due[i].t);
     free(sw.due);
     cg_store_batch_free(expired);
     return rc;
+}
+
+size_t cg_core_sweep_examined(const struct cg_core *core)
+{
+    return __atomic_load_n(&core->sweep_examined, __ATOMIC_RELAXED);
 }
 
 int cg_core_sweep_interval(const struct cg_core *core)

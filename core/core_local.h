@@ -34,6 +34,10 @@ struct cg_core {
     struct ca_signer **ca_signers;
     /* per certificate profile (same index as cfg->cert_profiles): its extensions, encoded */
     struct ca_exts **profile_exts;
+    /* the sweep (core.c): the log key of the oldest transaction that may still be open, and how
+     * many records the last sweep looked at; atomic accesses */
+    uint64_t sweep_from;
+    size_t sweep_examined;
 };
 
 /** @brief The alias's index in cfg->aliases. */

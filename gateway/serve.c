@@ -305,11 +305,13 @@ static void metrics_reply(struct server *srv, struct cg_request *req)
              "# TYPE cmpgate_processing_ms_total counter\ncmpgate_processing_ms_total %lu\n"
              "# TYPE cmpgate_redone_total counter\ncmpgate_redone_total %lu\n"
              "# TYPE cmpgate_inflight gauge\ncmpgate_inflight %d\n"
-             "# TYPE cmpgate_connections gauge\ncmpgate_connections %d\n",
+             "# TYPE cmpgate_connections gauge\ncmpgate_connections %d\n"
+             "# TYPE cmpgate_sweep_examined gauge\ncmpgate_sweep_examined %zu\n",
              atomic_load(&srv->m_requests), atomic_load(&srv->m_accepted),
              atomic_load(&srv->m_rejected), atomic_load(&srv->m_busy),
              atomic_load(&srv->m_http_errors), atomic_load(&srv->m_ms_total),
-             atomic_load(&srv->m_redone), cg_workq_inflight(srv->wq), conns);
+             atomic_load(&srv->m_redone), cg_workq_inflight(srv->wq), conns,
+             cg_core_sweep_examined(srv->gen->core));
     cg_request_reply(req, 200, "text/plain; version=0.0.4", (const uint8_t *)buf, strlen(buf));
 }
 

@@ -193,9 +193,14 @@ int cg_store_list_entities(struct cg_store *s, cg_store_entity_cb cb, void *arg)
 /** @brief Certificates of username (issue order), or all certificates when username is NULL. */
 int cg_store_list_certs(struct cg_store *s, const char *username, cg_store_cert_cb cb, void *arg);
 typedef int (*cg_store_txn_cb)(const struct cg_txn_rec *t, void *arg);
-/** @brief All transactions in transactionID order (one read transaction: keep cb short and
+/** @brief All transactions in the order they began (one read transaction: keep cb short and
  *  do not write from it; collect, then act). */
 int cg_store_list_txns(struct cg_store *s, cg_store_txn_cb cb, void *arg);
+typedef int (*cg_store_txn_key_cb)(const struct cg_txn_rec *t, uint64_t key, void *arg);
+/** @brief The transactions whose log key is from or more, in the order they began; cb also gets
+ *  each one's key (increasing; a new transaction's key is above every existing one) and ends
+ *  the walk by returning nonzero. One read transaction, as cg_store_list_txns. */
+int cg_store_walk_txns(struct cg_store *s, uint64_t from, cg_store_txn_key_cb cb, void *arg);
 /** @brief Number of certificates of username (0 if none). */
 int cg_store_count_certs(struct cg_store *s, const char *username, size_t *count);
 

@@ -830,6 +830,51 @@ int cg_store_list_txns(struct cg_store *s, cg_store_txn_cb cb, void *arg)
     return walk_db(s, s->dbi_txn_log, visit_txn, &cbs);
 }
 
+int cg_store_walk_txns(struct cg_store *s, uint64_t from, cg_store_txn_key_cb cb, void *arg)
+{
+    int rc = CG_EINTERNAL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    uint8_t start[CG_STORE_SEQ_LEN];
+    MDB_val k = {sizeof(start), start}, v;
+    int mrc = 0;
+    if (cb == NULL) {
+        rc = CG_EINVAL;
+        goto out;
+    }
+    for (int i = CG_STORE_SEQ_LEN - 1; i >= 0; i--, from >>= 8)
+        start[i] = (uint8_t)from;
+    if ((rc = begin_read(s, &txn)) != CG_OK)
+        goto out;
+    rc = CG_ESTORE;
+    if (mdb_cursor_open(txn, s->dbi_txn_log, &cur) != 0) {
+        cur = NULL;
+        goto out;
+    }
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct cg_txn_rec *t = NULL;
+        uint64_t key = 0;
+        if (k.mv_size != CG_STORE_SEQ_LEN)
+            goto out;
+        for (size_t i = 0; i < CG_STORE_SEQ_LEN; i++)
+            key = key << 8 | ((const uint8_t *)k.mv_data)[i];
+        if ((rc = decode_txn_(v.mv_data, v.mv_size, &t)) != CG_OK)
+            goto out;
+        int stop = cb(t, key, arg);
+        cg_txn_rec_free(t);
+        rc = CG_ESTORE;
+        if (stop)
+            break;
+    }
+    rc = (mrc == 0 || mrc == MDB_NOTFOUND) ? CG_OK : CG_ESTORE;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    end_read(txn);
+    return rc;
+}
+
 /* Decode one certificate, hand it to cb. @return CG_OK or the decode error; *stop from cb. */
 static int visit_cert(const MDB_val *v, cg_store_cert_cb cb, void *arg, int *stop)
 {

@@ -97,6 +97,7 @@ code=$(post ejbca/publicweb/cmp/opensslra big.bin)
 [ "$code" = 413 ] && pass body_over_limit_413 || fail body_over_limit_413 "$code"
 check_out healthz 'ok' curl -sf "http://$ADMIN/healthz"
 check_out metrics 'cmpgate_cmp_success_total [1-9]' curl -sf "http://$ADMIN/metrics"
+check_out metrics_sweep '^cmpgate_sweep_examined [0-9]' curl -sf "http://$ADMIN/metrics"
 
 # A full work queue answers 503 at once (one worker, queue depth 1, a burst of 40 requests).
 B=$TMP/busy

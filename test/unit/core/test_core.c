@@ -3250,6 +3250,51 @@ static void test_txn_expiry(void)
     TEST_EQ(revoked, 0);
 }
 
+/* A sweep reads the transactions that began since the oldest one that may still be open, and
+ * the head of the log for expiry, not every record: once everything before has finished, the
+ * next sweep reads one record, and each later enrollment adds one. */
+static void test_sweep_incremental(void)
+{
+    int64_t now = (int64_t)time(NULL);
+    int revoked = -1;
+    for (int i = 0; i < 4; i++) {
+        char cn[32];
+        snprintf(cn, sizeof(cn), "Incr%d", i);
+        TEST_NOTNULL(gc(run_ir(std_client("opensslra", "password", cn)), gc_X509_free));
+    }
+    /* all too young for either walk: the first record stops each */
+    TEST_OK(cg_core_sweep(g_core, now, &revoked));
+    TEST_EQ(cg_core_sweep_examined(g_core), 1);
+    /* past the confirm timeout: every record is looked at once, then only the log's head */
+    TEST_OK(cg_core_sweep(g_core, now + 310, &revoked));
+    TEST_EQ(cg_core_sweep_examined(g_core), 1 + 4);
+    TEST_OK(cg_core_sweep(g_core, now + 320, &revoked));
+    TEST_EQ(cg_core_sweep_examined(g_core), 1);
+    /* a new unconfirmed enrollment is the one record read after the head, and is closed */
+    struct client *open = std_client("opensslra", "password", "IncrOpen");
+    TEST_EQ(OSSL_CMP_CTX_set_option(open->ctx, OSSL_CMP_OPT_DISABLE_CONFIRM, 1), 1);
+    TEST_NOTNULL(gc(run_ir(open), gc_X509_free));
+    CG_PKIMESSAGE *m = first_request(open);
+    TEST_NOTNULL(m);
+    struct cg_txn_rec *t = NULL;
+    TEST_OK(txn_of(m, &t));
+    TEST_EQ(t->state, CG_TXN_OPEN);
+    TEST_OK(cg_core_sweep(g_core, now + 330, &revoked));
+    TEST_EQ(cg_core_sweep_examined(g_core), 1 + 1);
+    struct cg_txn_rec *t2 = NULL;
+    TEST_OK(txn_of(m, &t2));
+    TEST_TRUE(t2->state != CG_TXN_OPEN);
+    TEST_OK(cg_core_sweep(g_core, now + 340, &revoked));
+    TEST_EQ(cg_core_sweep_examined(g_core), 1);
+    /* expiry reads the expired records and the first one that is not */
+    TEST_OK(cg_core_sweep(g_core, now + g_cfg->transaction_ttl_s + 400, &revoked));
+    TEST_EQ(cg_core_sweep_examined(g_core), 5);
+    struct cg_txn_rec *t3 = NULL;
+    TEST_RC(txn_of(m, &t3), CG_ENOTFOUND);
+    TEST_OK(cg_core_sweep(g_core, now + g_cfg->transaction_ttl_s + 500, &revoked));
+    TEST_EQ(cg_core_sweep_examined(g_core), 0);
+}
+
 /* An unconfirmed certificate on an alias without revoke_unconfirmed: after confirm_timeout_s
  * the transaction closes (the certificate stays valid, as in the reference system). */
 static void test_unconfirmed_closes(void)
@@ -5056,6 +5101,7 @@ CG_TESTS = {
     CG_TEST("core/extracerts_limit", test_extracerts_limit),
     CG_TEST("core/nonce_replay", test_nonce_replay),
     CG_TEST("core/txn_expiry", test_txn_expiry),
+    CG_TEST("core/sweep_incremental", test_sweep_incremental),
     CG_TEST("core/unconfirmed_closes", test_unconfirmed_closes),
     CG_TEST("core/keyid_unknown_profile", test_keyid_unknown_profile),
     CG_TEST("core/key_usage_override", test_key_usage_override),

@@ -569,6 +569,72 @@ static void test_txn_ops(void)
     cg_txn_rec_free(other);
 }
 
+/* The log is walked in the order transactions began, from any key on; keys increase. */
+struct walk_seen {
+    uint64_t keys[8];
+    uint8_t first_byte[8];
+    int n, stop_after;
+};
+
+static int walk_cb(const struct cg_txn_rec *t, uint64_t key, void *arg)
+{
+    struct walk_seen *w = arg;
+    if (w->n < 8) {
+        w->keys[w->n] = key;
+        w->first_byte[w->n] = t->txid[0];
+    }
+    w->n++;
+    return w->stop_after > 0 && w->n >= w->stop_after;
+}
+
+static void test_walk_txns(void)
+{
+    struct walk_seen w;
+    uint8_t ids[3] = {0x90, 0x10, 0x50}; /* begun in this order, whatever their IDs */
+    for (int i = 0; i < 3; i++) {
+        struct cg_txn_rec *t = make_txn(ids[i]);
+        TEST_OK(put_txn(t, 1));
+        cg_txn_rec_free(t);
+    }
+    memset(&w, 0, sizeof(w));
+    TEST_OK(cg_store_walk_txns(g_store, 0, walk_cb, &w));
+    TEST_EQ(w.n, 3);
+    for (int i = 0; i < 3; i++)
+        TEST_EQ(w.first_byte[i], ids[i]);
+    TEST_TRUE(w.keys[0] < w.keys[1] && w.keys[1] < w.keys[2]);
+    uint64_t k1 = w.keys[1], k2 = w.keys[2];
+    memset(&w, 0, sizeof(w));
+    TEST_OK(cg_store_walk_txns(g_store, k1, walk_cb, &w));
+    TEST_EQ(w.n, 2);
+    TEST_EQ(w.first_byte[0], 0x10);
+    memset(&w, 0, sizeof(w));
+    TEST_OK(cg_store_walk_txns(g_store, k2 + 1, walk_cb, &w));
+    TEST_EQ(w.n, 0);
+    memset(&w, 0, sizeof(w));
+    w.stop_after = 1;
+    TEST_OK(cg_store_walk_txns(g_store, 0, walk_cb, &w));
+    TEST_EQ(w.n, 1);
+    /* a deleted record is skipped; a new one comes after every other */
+    {
+        struct cg_txn_rec *t = make_txn(0x10), *n = make_txn(0x01);
+        struct cg_store_batch *b = cg_store_batch_new();
+        TEST_OK(set_txn_state(t, CG_TXN_OPEN, CG_TXN_CLOSED, 3500));
+        TEST_OK(cg_store_batch_del_txn(b, t->txid, t->txid_len));
+        TEST_OK(cg_store_commit(g_store, b));
+        cg_store_batch_free(b);
+        TEST_OK(put_txn(n, 1));
+        cg_txn_rec_free(t);
+        cg_txn_rec_free(n);
+    }
+    memset(&w, 0, sizeof(w));
+    TEST_OK(cg_store_walk_txns(g_store, 0, walk_cb, &w));
+    TEST_EQ(w.n, 3);
+    TEST_EQ(w.first_byte[1], 0x50);
+    TEST_EQ(w.first_byte[2], 0x01);
+    TEST_TRUE(w.keys[2] > k2);
+    TEST_RC(cg_store_walk_txns(g_store, 0, NULL, NULL), CG_EINVAL);
+}
+
 /* --- batches ---------------------------------------------------------------------------- */
 
 static void test_batch_sees_own_writes(void)
@@ -1907,6 +1973,7 @@ CG_TESTS = {
     CG_TEST("store/open_errors", test_open_errors),
     CG_TEST("store/old_fp_index_dropped", test_old_fp_index_dropped),
     CG_TEST("store/txns_migrated", test_txns_migrated),
+    CG_TEST("store/walk_txns", test_walk_txns),
     CG_TEST("store/alloc_failures_commit", test_alloc_failures_commit),
     CG_TEST("store/alloc_failures_txn_state", test_alloc_failures_txn_state),
     CG_TEST("store/alloc_failures_migration", test_alloc_failures_migration),
