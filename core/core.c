@@ -2493,6 +2493,9 @@ static void warm_ca_cert(X509 *x)
  * worker starts, leaves the workers only reads. */
 static void warm_caches(const struct cg_config *cfg)
 {
+    /* the EC groups of requested keys, built now rather than by the first request, which
+     * might meet a failed allocation and leave the fast path off for the process's life */
+    ecfast_init_();
     for (size_t i = 0; i < cfg->n_cas; i++) {
         warm_ca_cert(cfg->cas[i].cert);
         for (int k = 0; k < sk_X509_num(cfg->cas[i].chain); k++)

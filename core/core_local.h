@@ -313,6 +313,9 @@ int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char
 EVP_PKEY *ca_spki_key_(const CG_SPKI *spki);
 
 /* --- ecfast.c: requested EC keys on common named curves --- */
+/** @brief Build the groups of ecfast_key_'s curves (once per process; at start, by
+ *  cg_core_new, so that no request builds them). */
+void ecfast_init_(void);
 /** @brief 1 when ecfast_key_ handles keys on the curve curve_nid. */
 int ecfast_curve_(int curve_nid);
 /** @brief The public key point (its X9.62 octet string) on curve curve_nid, as an

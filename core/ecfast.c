@@ -53,6 +53,11 @@ static const EC_GROUP *group_of(int curve_nid)
     return NULL;
 }
 
+void ecfast_init_(void)
+{
+    pthread_once(&groups_once, build_groups);
+}
+
 int ecfast_curve_(int curve_nid)
 {
     return group_of(curve_nid) != NULL;
