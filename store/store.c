@@ -752,24 +752,27 @@ out:
     return rc;
 }
 
-/* Walks every record of dbi in key order in one read transaction, handing each value to
- * visit (which decodes it and calls the caller's callback; *stop ends the walk). */
+/* Walks the records of dbi in key order from `from` (NULL: the first) in one read transaction,
+ * handing each key and value to visit (which decodes the value and calls the caller's callback;
+ * *stop ends the walk). */
 struct walk_cbs {
     cg_store_entity_cb entity;
     cg_store_txn_cb txn;
+    cg_store_txn_key_cb txn_key;
     void *arg;
 };
 
-static int walk_db(struct cg_store *s, MDB_dbi dbi,
-                   int (*visit)(const MDB_val *v, const struct walk_cbs *cbs, int *stop),
+static int walk_db(struct cg_store *s, MDB_dbi dbi, MDB_val *from,
+                   int (*visit)(const MDB_val *k, const MDB_val *v, const struct walk_cbs *cbs,
+                                int *stop),
                    const struct walk_cbs *cbs)
 {
     int rc = CG_EINTERNAL;
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    MDB_val k, v;
+    MDB_val k = from != NULL ? *from : (MDB_val){0, NULL}, v;
     int mrc = 0;
-    if (cbs->entity == NULL && cbs->txn == NULL) {
+    if (cbs->entity == NULL && cbs->txn == NULL && cbs->txn_key == NULL) {
         rc = CG_EINVAL;
         goto out;
     }
@@ -781,10 +784,10 @@ static int walk_db(struct cg_store *s, MDB_dbi dbi,
         cur = NULL;
         goto out;
     }
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+    for (mrc = mdb_cursor_get(cur, &k, &v, from != NULL ? MDB_SET_RANGE : MDB_FIRST); mrc == 0;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         int stop = 0;
-        rc = visit(&v, cbs, &stop);
+        rc = visit(&k, &v, cbs, &stop);
         if (rc != CG_OK)
             goto out;
         if (stop)
@@ -798,8 +801,9 @@ out:
     return rc;
 }
 
-static int visit_entity(const MDB_val *v, const struct walk_cbs *cbs, int *stop)
+static int visit_entity(const MDB_val *k, const MDB_val *v, const struct walk_cbs *cbs, int *stop)
 {
+    (void)k;
     struct cg_entity *e = NULL;
     int rc = decode_entity_(v->mv_data, v->mv_size, &e);
     if (rc == CG_OK)
@@ -808,71 +812,41 @@ static int visit_entity(const MDB_val *v, const struct walk_cbs *cbs, int *stop)
     return rc;
 }
 
-static int visit_txn(const MDB_val *v, const struct walk_cbs *cbs, int *stop)
+static int visit_txn(const MDB_val *k, const MDB_val *v, const struct walk_cbs *cbs, int *stop)
 {
     struct cg_txn_rec *t = NULL;
+    uint64_t key = 0;
+    if (k->mv_size != CG_STORE_SEQ_LEN)
+        return CG_ESTORE;
+    for (size_t i = 0; i < CG_STORE_SEQ_LEN; i++)
+        key = key << 8 | ((const uint8_t *)k->mv_data)[i];
     int rc = decode_txn_(v->mv_data, v->mv_size, &t);
     if (rc == CG_OK)
-        *stop = cbs->txn(t, cbs->arg);
+        *stop = cbs->txn_key != NULL ? cbs->txn_key(t, key, cbs->arg) : cbs->txn(t, cbs->arg);
     cg_txn_rec_free(t);
     return rc;
 }
 
 int cg_store_list_entities(struct cg_store *s, cg_store_entity_cb cb, void *arg)
 {
-    struct walk_cbs cbs = {cb, NULL, arg};
-    return walk_db(s, s->dbi_entities, visit_entity, &cbs);
+    struct walk_cbs cbs = {cb, NULL, NULL, arg};
+    return walk_db(s, s->dbi_entities, NULL, visit_entity, &cbs);
 }
 
 int cg_store_list_txns(struct cg_store *s, cg_store_txn_cb cb, void *arg)
 {
-    struct walk_cbs cbs = {NULL, cb, arg};
-    return walk_db(s, s->dbi_txn_log, visit_txn, &cbs);
+    struct walk_cbs cbs = {NULL, cb, NULL, arg};
+    return walk_db(s, s->dbi_txn_log, NULL, visit_txn, &cbs);
 }
 
 int cg_store_walk_txns(struct cg_store *s, uint64_t from, cg_store_txn_key_cb cb, void *arg)
 {
-    int rc = CG_EINTERNAL;
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
+    struct walk_cbs cbs = {NULL, NULL, cb, arg};
     uint8_t start[CG_STORE_SEQ_LEN];
-    MDB_val k = {sizeof(start), start}, v;
-    int mrc = 0;
-    if (cb == NULL) {
-        rc = CG_EINVAL;
-        goto out;
-    }
+    MDB_val k = {sizeof(start), start};
     for (int i = CG_STORE_SEQ_LEN - 1; i >= 0; i--, from >>= 8)
         start[i] = (uint8_t)from;
-    if ((rc = begin_read(s, &txn)) != CG_OK)
-        goto out;
-    rc = CG_ESTORE;
-    if (mdb_cursor_open(txn, s->dbi_txn_log, &cur) != 0) {
-        cur = NULL;
-        goto out;
-    }
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        struct cg_txn_rec *t = NULL;
-        uint64_t key = 0;
-        if (k.mv_size != CG_STORE_SEQ_LEN)
-            goto out;
-        for (size_t i = 0; i < CG_STORE_SEQ_LEN; i++)
-            key = key << 8 | ((const uint8_t *)k.mv_data)[i];
-        if ((rc = decode_txn_(v.mv_data, v.mv_size, &t)) != CG_OK)
-            goto out;
-        int stop = cb(t, key, arg);
-        cg_txn_rec_free(t);
-        rc = CG_ESTORE;
-        if (stop)
-            break;
-    }
-    rc = (mrc == 0 || mrc == MDB_NOTFOUND) ? CG_OK : CG_ESTORE;
-out:
-    if (cur != NULL)
-        mdb_cursor_close(cur);
-    end_read(txn);
-    return rc;
+    return walk_db(s, s->dbi_txn_log, &k, visit_txn, &cbs);
 }
 
 /* Decode one certificate, hand it to cb. @return CG_OK or the decode error; *stop from cb. */

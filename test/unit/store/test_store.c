@@ -919,6 +919,17 @@ static void raw_put(MDB_txn *txn, const char *db, const void *key, size_t klen, 
     TEST_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
 }
 
+/* The schema version the raw environment's meta records. */
+static void expect_schema(MDB_txn *txn, uint8_t version)
+{
+    MDB_dbi dbi;
+    MDB_val k = {6, "schema"}, v;
+    TEST_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    TEST_EQ(mdb_get(txn, dbi, &k, &v), 0);
+    TEST_EQ(v.mv_size, 4);
+    TEST_EQ(((const uint8_t *)v.mv_data)[3], version);
+}
+
 /* A schema-1 store (with the certs_by_fp index): opening drops the index, keeps every
  * certificate (found by issuer, serial and fingerprint) and records schema 3; a schema this
  * version does not know is refused. */
@@ -946,13 +957,7 @@ static void test_old_fp_index_dropped(void)
     g_store = NULL;
     raw_open(&env, &txn);
     TEST_EQ(mdb_dbi_open(txn, "certs_by_fp", 0, &dbi), MDB_NOTFOUND);
-    {
-        MDB_val k = {6, "schema"}, v;
-        TEST_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-        TEST_EQ(mdb_get(txn, dbi, &k, &v), 0);
-        TEST_EQ(v.mv_size, 4);
-        TEST_EQ(((const uint8_t *)v.mv_data)[3], 3);
-    }
+    expect_schema(txn, 3);
     raw_put(txn, "meta", "schema", 6, "\0\0\0\4", 4);
     TEST_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
@@ -1054,12 +1059,7 @@ static void test_txns_migrated(void)
     g_store = NULL;
     raw_open(&env, &txn);
     TEST_EQ(mdb_dbi_open(txn, "txns", 0, &dbi), MDB_NOTFOUND);
-    {
-        MDB_val k = {6, "schema"}, v;
-        TEST_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-        TEST_EQ(mdb_get(txn, dbi, &k, &v), 0);
-        TEST_EQ(((const uint8_t *)v.mv_data)[3], 3);
-    }
+    expect_schema(txn, 3);
     mdb_txn_abort(txn);
     mdb_env_close(env);
     TEST_OK(open_store(0));
