@@ -4,7 +4,9 @@
  *
  * DESIGN: pure functions. The text form is the one the admin commands store: ATTR=value
  * pairs separated by commas, a backslash escaping the next character; attribute names are
- * anything OpenSSL knows (CN, O, OU, C, UID, serialNumber, emailAddress, ...).
+ * anything OpenSSL knows (CN, O, OU, C, UID, serialNumber, emailAddress, ...). A '+' followed
+ * by such a name and '=' joins the next pair to the same RDN (a multi-valued RDN, as RFC 4514
+ * writes it); any other '+' is part of the value, as before.
  */
 #include "core_local.h"
 
@@ -21,6 +23,20 @@ static char *trim(char *s)
     return s;
 }
 
+/* 1 when p starts "ATTR=" with an attribute name OpenSSL knows (spaces around it allowed). */
+static int starts_pair(const char *p)
+{
+    char attr[64];
+    size_t n = 0;
+    for (; *p != '\0' && *p != '='; p++) {
+        if (*p == ',' || *p == '+' || *p == '\\' || n + 1 >= sizeof(attr))
+            return 0;
+        attr[n++] = *p;
+    }
+    attr[n] = '\0';
+    return *p == '=' && OBJ_txt2nid(trim(attr)) != NID_undef;
+}
+
 X509_NAME *dn_parse_(const char *text)
 {
     size_t n = strlen(text);
@@ -29,6 +45,7 @@ X509_NAME *dn_parse_(const char *text)
     if (buf == NULL || name == NULL)
         goto fail;
     const char *p = text;
+    int join = 0; /* this pair follows a '+': it joins the RDN before */
     while (*p != '\0') {
         size_t k = 0;
         char *eq = NULL;
@@ -40,11 +57,13 @@ X509_NAME *dn_parse_(const char *text)
                 buf[k++] = '\0';
                 eq = buf + k;
                 continue;
-            }
+            } else if (*p == '+' && eq != NULL && starts_pair(p + 1))
+                break;
             buf[k++] = *p;
         }
         buf[k] = '\0';
-        if (*p == ',')
+        int next_joins = *p == '+';
+        if (*p == ',' || *p == '+')
             p++;
         if (eq == NULL)
             goto fail;
@@ -52,8 +71,9 @@ X509_NAME *dn_parse_(const char *text)
         if (*attr == '\0' || *value == '\0' || OBJ_txt2nid(attr) == NID_undef)
             goto fail;
         if (X509_NAME_add_entry_by_txt(name, attr, MBSTRING_UTF8, (unsigned char *)value, -1, -1,
-                                       0) != 1)
+                                       join ? -1 : 0) != 1)
             goto fail;
+        join = next_joins;
     }
     if (X509_NAME_entry_count(name) == 0)
         goto fail;

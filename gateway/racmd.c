@@ -146,9 +146,29 @@ static int hexval(char c)
     return -1;
 }
 
+/* 1 when p starts "ATTR=" with an attribute name attr_nid() knows (blanks around it allowed):
+ * a '+' before it joins that pair to the RDN before (a multi-valued RDN, RFC 4514). */
+static int starts_pair(const char *p)
+{
+    char attr[64];
+    size_t n = 0;
+    while (isspace((unsigned char)*p))
+        p++;
+    for (; *p != '\0' && *p != '='; p++) {
+        if (*p == ',' || *p == '+' || *p == '\\' || n + 1 >= sizeof(attr))
+            return 0;
+        attr[n++] = *p;
+    }
+    while (n > 0 && isspace((unsigned char)attr[n - 1]))
+        n--;
+    attr[n] = '\0';
+    return *p == '=' && n > 0 && attr_nid(attr) != NID_undef;
+}
+
 /**
  * @brief Parse "ATTR=value,ATTR=value" (RFC 4514 style: backslash escapes "\," and "\XX",
- * whitespace around ATTR and "=" trimmed) into an X509_NAME in the given order.
+ * whitespace around ATTR and "=" trimmed; "+ATTR=value" adds to the RDN before, while any other
+ * '+' is part of the value) into an X509_NAME in the given order.
  * @param[out] why reason on failure.
  * @return new name or NULL.
  */
@@ -168,7 +188,7 @@ static X509_NAME *parse_dn(const char *dn, char *why, size_t whylen)
         snprintf(why, whylen, "the DN is empty");
         goto fail;
     }
-    for (;;) {
+    for (int join = 0;;) {
         /* attribute type */
         size_t an = 0;
         while (isspace((unsigned char)*p))
@@ -192,11 +212,11 @@ static X509_NAME *parse_dn(const char *dn, char *why, size_t whylen)
             snprintf(why, whylen, "unknown attribute %s", attr);
             goto fail;
         }
-        /* value: up to the next unescaped comma */
+        /* value: up to the next unescaped comma, or '+' and another pair */
         size_t vn = 0, keep = 0; /* keep: length that must survive trailing-space trimming */
         while (isspace((unsigned char)*p))
             p++;
-        while (*p != '\0' && *p != ',') {
+        while (*p != '\0' && *p != ',' && !(*p == '+' && starts_pair(p + 1))) {
             if (*p == '\\') {
                 int h1 = p[1] ? hexval(p[1]) : -1, h2 = h1 >= 0 && p[2] ? hexval(p[2]) : -1;
                 if (p[1] == '\0') {
@@ -234,7 +254,7 @@ static X509_NAME *parse_dn(const char *dn, char *why, size_t whylen)
             goto fail;
         }
         if (!X509_NAME_add_entry_by_NID(name, nid, MBSTRING_UTF8, (const unsigned char *)val,
-                                        (int)vn, -1, 0)) {
+                                        (int)vn, -1, join ? -1 : 0)) {
             ERR_clear_error();
             snprintf(why, whylen, "invalid value for %s (wrong length or characters)",
                      OBJ_nid2sn(nid));
@@ -242,7 +262,8 @@ static X509_NAME *parse_dn(const char *dn, char *why, size_t whylen)
         }
         if (*p == '\0')
             break;
-        p++; /* the comma */
+        join = *p == '+';
+        p++; /* the comma or plus */
         const char *q = p;
         while (isspace((unsigned char)*q))
             q++;

@@ -130,6 +130,13 @@ shows cmp_alias_three_certs cmptest '.status == "GENERATED" and (.certificates |
 ra addendentity order1 --dn CN=order1 --password right >/dev/null
 refused cmp_alias_wrong_code_notAuthorized notAuthorized -cmd ir -path ejbca/publicweb/cmp \
     -srvcert "$CA" -ref order1 -secret pass:wrong -newkey key1.pem -certout x.pem -subject "/CN=order1"
+# A multi-valued RDN registered as RFC 4514 writes it: the subject with that RDN enrolls, and
+# the certificate carries it.
+ra addendentity mv1 --dn 'CN=mv1+UID=7,O=Operator' --password Mv1-code >/dev/null
+check client_multivalued_rdn cmp -cmd ir -path ejbca/publicweb/cmp -srvcert "$CA" -ref mv1 \
+    -secret pass:Mv1-code -newkey key1.pem -certout mv1.pem -subject "/CN=mv1+UID=7/O=Operator"
+check_out client_multivalued_rdn_subject 'subject=CN = mv1 \+ UID = 7, O = Operator$' \
+    openssl x509 -in mv1.pem -noout -subject
 
 # --- DnPartPwd, unprotected requests ------------------------------------------------------
 check dnpart_addendentity ra addendentity dev1 --dn CN=dev1 --password Dev1-code

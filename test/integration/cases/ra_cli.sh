@@ -75,6 +75,9 @@ shows eeprofile_default_certprofile dev2 '.certprofile == "OTHER" and .ca == "Ma
 ok strict_profile_ok 'added end entity dev3' ra addendentity dev3 --dn 'CN=dev3,O=Org,C=DE' --eeprofile STRICT
 ok hex_escape 'added end entity dev4' ra addendentity dev4 --dn 'CN=\41bc,O=a\+b'
 shows hex_escape_dn dev4 '.dn == "CN=Abc,O=a\\+b"'
+# a '+' before another ATTR= starts a multi-valued RDN (RFC 4514); any other stays in the value
+ok multivalued_rdn 'added end entity dev5' ra addendentity dev5 --dn 'CN=dev5 + UID=7,O=a+b'
+shows multivalued_rdn_dn dev5 '.dn == "CN=dev5+UID=7,O=a\\+b"'
 
 # --- status names and numbers ------------------------------------------------------------
 for pair in NEW:10 FAILED:11 INITIALIZED:20 INPROCESS:30 GENERATED:40 REVOKED:50 HISTORICAL:60 KEYRECOVERY:70; do
@@ -94,8 +97,8 @@ shows setclearpwd_sets_password user2 '.has_password == true and .version == 2'
 
 # --- list --------------------------------------------------------------------------------
 ra list >list.txt 2>err.txt
-[ $? -eq 0 ] && [ "$(wc -l <list.txt)" -eq 9 ] && [ ! -s err.txt ] &&
-    [ "$(jq -sc 'map(.username)' list.txt)" = '["dev1","dev2","dev3","dev4","user1","user2","user3","user4","user5"]' ] &&
+[ $? -eq 0 ] && [ "$(wc -l <list.txt)" -eq 10 ] && [ ! -s err.txt ] &&
+    [ "$(jq -sc 'map(.username)' list.txt)" = '["dev1","dev2","dev3","dev4","dev5","user1","user2","user3","user4","user5"]' ] &&
     pass list_one_line_per_entity || fail list_one_line_per_entity "$(cat list.txt err.txt)"
 [ "$(grep '"user1"' list.txt)" = '{"username":"user1","dn":"CN=user1,O=My Organization,C=SE","ca":"ManagementCA","status":"GENERATED","status_code":40}' ] &&
     pass list_line_exact || fail list_line_exact "$(grep user1 list.txt)"

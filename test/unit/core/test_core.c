@@ -4031,15 +4031,13 @@ static void use_client_aliases(void)
     g_core = gc(core, restore_core); /* registered after c: freed before it */
 }
 
-/* Registers end entity user (DN CN=user,O=EJBCA Sample,C=SE, status NEW) with code. */
-static void add_entity(const char *user, const char *code)
+/* Registers end entity user with the DN dn (status NEW) and code. */
+static void add_entity_dn(const char *user, const char *code, const char *dn)
 {
-    char dn[256];
     struct cg_entity *e = gc(cg_entity_new(), gc_cg_entity_free);
     struct cg_store_batch *b = cg_store_batch_new();
     TEST_NOTNULL(e);
     TEST_NOTNULL(b);
-    snprintf(dn, sizeof(dn), "CN=%s,O=EJBCA Sample,C=SE", user);
     e->username = strdup(user);
     e->subject_dn = strdup(dn);
     e->ca = strdup("ManagementCA");
@@ -4054,6 +4052,86 @@ static void add_entity(const char *user, const char *code)
         rc = cg_store_commit(g_store, b);
     cg_store_batch_free(b);
     TEST_OK(rc);
+}
+
+/* Registers end entity user (DN CN=user,O=EJBCA Sample,C=SE, status NEW) with code. */
+static void add_entity(const char *user, const char *code)
+{
+    char dn[256];
+    snprintf(dn, sizeof(dn), "CN=%s,O=EJBCA Sample,C=SE", user);
+    add_entity_dn(user, code, dn);
+}
+
+/* The value of name's entry i, as text (a gc'd copy). */
+static const char *entry_text(const X509_NAME *name, int i)
+{
+    unsigned char *utf8 = NULL;
+    const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
+    int len = e != NULL ? ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e)) : -1;
+    char *s = len >= 0 ? OPENSSL_strndup((const char *)utf8, (size_t)len) : NULL;
+    OPENSSL_free(utf8);
+    return s != NULL ? gc(s, gc_openssl_free) : "";
+}
+
+static int same_rdn(const X509_NAME *name, int i, int j)
+{
+    return X509_NAME_ENTRY_set(X509_NAME_get_entry(name, i)) ==
+           X509_NAME_ENTRY_set(X509_NAME_get_entry(name, j));
+}
+
+/* A registered DN may hold a multi-valued RDN, written as RFC 4514 does ("CN=a+UID=b"): a '+'
+ * followed by a known attribute name and '=' joins the next pair to the RDN; any other '+'
+ * stays in the value. In client mode a request whose subject has that RDN enrolls, and its
+ * certificate carries it. */
+static void test_dn_multi_valued(void)
+{
+    X509_NAME *n = gc(dn_parse_("CN=dev4+UID=7,O=Example"), gc_X509_NAME_free);
+    TEST_NOTNULL(n);
+    TEST_EQ(X509_NAME_entry_count(n), 3);
+    TEST_TRUE(same_rdn(n, 0, 1) && !same_rdn(n, 1, 2));
+    TEST_STREQ(entry_text(n, 1), "7");
+    n = gc(dn_parse_("CN=a + UID = b"), gc_X509_NAME_free);
+    TEST_NOTNULL(n);
+    TEST_EQ(X509_NAME_entry_count(n), 2);
+    TEST_TRUE(same_rdn(n, 0, 1));
+    TEST_STREQ(entry_text(n, 0), "a");
+    TEST_STREQ(entry_text(n, 1), "b");
+    static const char *const literal[][2] = {
+        {"CN=a+b,O=x", "a+b"},
+        {"CN=1+1=2", "1+1=2"},
+        {"CN=plus\\+UID=x", "plus+UID=x"},
+        {"CN=x+,O=y", "x+"},
+        {"CN=p+nosuchattr=q", "p+nosuchattr=q"},
+    };
+    for (size_t i = 0; i < sizeof(literal) / sizeof(literal[0]); i++) {
+        n = gc(dn_parse_(literal[i][0]), gc_X509_NAME_free);
+        TEST_NOTNULL(n);
+        TEST_STREQ(entry_text(n, 0), literal[i][1]);
+    }
+
+    use_client_aliases();
+    add_entity_dn("mv1", "Mv1-code", "CN=mv1+UID=7,O=EJBCA Sample,C=SE");
+    X509_NAME *want = gc(X509_NAME_new(), gc_X509_NAME_free);
+    TEST_EQ(X509_NAME_add_entry_by_txt(want, "CN", MBSTRING_ASC, (const unsigned char *)"mv1", -1,
+                                       -1, 0),
+            1);
+    TEST_EQ(X509_NAME_add_entry_by_txt(want, "UID", MBSTRING_ASC, (const unsigned char *)"7", -1,
+                                       -1, -1),
+            1);
+    TEST_EQ(X509_NAME_add_entry_by_txt(want, "O", MBSTRING_ASC,
+                                       (const unsigned char *)"EJBCA Sample", -1, -1, 0),
+            1);
+    TEST_EQ(
+        X509_NAME_add_entry_by_txt(want, "C", MBSTRING_ASC, (const unsigned char *)"SE", -1, -1, 0),
+        1);
+    struct client *cl = client_new("hmaceecku", "mv1", "Mv1-code", want, ec_key());
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    if (cert == NULL)
+        fprintf(stderr, "  %s: %s\n", cl->outcome, cl->detail);
+    TEST_NOTNULL(cert);
+    X509_NAME *got = X509_get_subject_name(cert);
+    TEST_EQ(X509_NAME_entry_count(got), 4);
+    TEST_TRUE(same_rdn(got, 0, 1) && !same_rdn(got, 1, 2));
 }
 
 /* The allocation-failure sweep (oom_sweep) over a key update request signed with the
@@ -5102,6 +5180,7 @@ CG_TESTS = {
     CG_TEST("core/nonce_replay", test_nonce_replay),
     CG_TEST("core/txn_expiry", test_txn_expiry),
     CG_TEST("core/sweep_incremental", test_sweep_incremental),
+    CG_TEST("core/dn_multi_valued", test_dn_multi_valued),
     CG_TEST("core/unconfirmed_closes", test_unconfirmed_closes),
     CG_TEST("core/keyid_unknown_profile", test_keyid_unknown_profile),
     CG_TEST("core/key_usage_override", test_key_usage_override),
