@@ -729,6 +729,7 @@ int cg_store_get_txn(struct cg_store *s, const uint8_t *txid, size_t txid_len,
     int rc = CG_EINTERNAL;
     MDB_txn *txn = NULL;
     MDB_val v;
+    uint8_t seq[CG_STORE_SEQ_LEN];
     *out = NULL;
     if (txid == NULL || txid_len < 1 || txid_len > 64) {
         rc = CG_EINVAL;
@@ -737,13 +738,7 @@ int cg_store_get_txn(struct cg_store *s, const uint8_t *txid, size_t txid_len,
     rc = begin_read(s, &txn);
     if (rc != CG_OK)
         goto out;
-    rc = get_raw(txn, s->dbi_txn_ids, txid, txid_len, &v);
-    if (rc != CG_OK)
-        goto out;
-    rc = v.mv_size == CG_STORE_SEQ_LEN ? get_raw(txn, s->dbi_txn_log, v.mv_data, v.mv_size, &v)
-                                       : CG_ESTORE;
-    if (rc == CG_ENOTFOUND) /* an index entry without its record */
-        rc = CG_ESTORE;
+    rc = txn_record_(s, txn, txid, txid_len, seq, &v);
     if (rc != CG_OK)
         goto out;
     rc = decode_txn_(v.mv_data, v.mv_size, out);
@@ -815,14 +810,12 @@ static int visit_entity(const MDB_val *k, const MDB_val *v, const struct walk_cb
 static int visit_txn(const MDB_val *k, const MDB_val *v, const struct walk_cbs *cbs, int *stop)
 {
     struct cg_txn_rec *t = NULL;
-    uint64_t key = 0;
     if (k->mv_size != CG_STORE_SEQ_LEN)
         return CG_ESTORE;
-    for (size_t i = 0; i < CG_STORE_SEQ_LEN; i++)
-        key = key << 8 | ((const uint8_t *)k->mv_data)[i];
     int rc = decode_txn_(v->mv_data, v->mv_size, &t);
     if (rc == CG_OK)
-        *stop = cbs->txn_key != NULL ? cbs->txn_key(t, key, cbs->arg) : cbs->txn(t, cbs->arg);
+        *stop = cbs->txn_key != NULL ? cbs->txn_key(t, get_u64_be_(k->mv_data), cbs->arg)
+                                     : cbs->txn(t, cbs->arg);
     cg_txn_rec_free(t);
     return rc;
 }
@@ -844,8 +837,7 @@ int cg_store_walk_txns(struct cg_store *s, uint64_t from, cg_store_txn_key_cb cb
     struct walk_cbs cbs = {NULL, NULL, cb, arg};
     uint8_t start[CG_STORE_SEQ_LEN];
     MDB_val k = {sizeof(start), start};
-    for (int i = CG_STORE_SEQ_LEN - 1; i >= 0; i--, from >>= 8)
-        start[i] = (uint8_t)from;
+    set_u64_be_(start, from);
     return walk_db(s, s->dbi_txn_log, &k, visit_txn, &cbs);
 }
 

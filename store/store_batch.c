@@ -307,20 +307,6 @@ static int map_write_err(int mrc)
     return rc;
 }
 
-static void set_u64_be(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_u64_be(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* Encode with fn and put at key in dbi. */
 static int put_encoded(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t key_len,
                        struct cg_buf *buf, unsigned flags)
@@ -344,13 +330,13 @@ static int next_seq(struct cg_store *s, MDB_txn *txn, const char *name, uint64_t
             rc = CG_ESTORE;
             goto out;
         }
-        cur = get_u64_be(v.mv_data);
+        cur = get_u64_be_(v.mv_data);
     } else if (mrc != MDB_NOTFOUND) {
         rc = map_write_err(mrc);
         goto out;
     }
     cur++;
-    set_u64_be(raw, cur);
+    set_u64_be_(raw, cur);
     v.mv_size = sizeof(raw);
     v.mv_data = raw;
     rc = map_write_err(mdb_put(txn, s->dbi_meta, &k, &v, 0));
@@ -423,7 +409,7 @@ static int apply_add_cert(struct cg_store *s, MDB_txn *txn, const struct op *o, 
     rc = next_seq(s, txn, KEY_CERT_SEQ, &seq);
     if (rc != CG_OK)
         goto out;
-    set_u64_be(dup, seq);
+    set_u64_be_(dup, seq);
     memcpy(dup + CG_STORE_SEQ_LEN, key, key_len);
     k.mv_size = strlen(c->username);
     k.mv_data = c->username;
@@ -491,7 +477,7 @@ static int apply_put_txn(struct cg_store *s, MDB_txn *txn, const struct op *o, s
         uint64_t n = 0;
         if ((rc = next_seq(s, txn, KEY_TXN_SEQ, &n)) != CG_OK)
             goto out;
-        set_u64_be(seq, n);
+        set_u64_be_(seq, n);
         MDB_val k = {t->txid_len, (void *)t->txid};
         MDB_val v = {sizeof(seq), seq};
         if ((rc = map_write_err(mdb_put(txn, s->dbi_txn_ids, &k, &v, MDB_NOOVERWRITE))) != CG_OK)
@@ -509,16 +495,23 @@ out:
     return rc;
 }
 
+int txn_record_(struct cg_store *s, MDB_txn *txn, const uint8_t *txid, size_t txid_len,
+                uint8_t seq[CG_STORE_SEQ_LEN], MDB_val *rec)
+{
+    MDB_val k = {CG_STORE_SEQ_LEN, seq};
+    int rc = txn_seq_of(s, txn, txid, txid_len, seq);
+    if (rc == CG_OK && (rc = map_write_err(mdb_get(txn, s->dbi_txn_log, &k, rec))) == CG_ENOTFOUND)
+        rc = CG_ESTORE; /* an index entry without its record */
+    return rc;
+}
+
 /* The transaction of op o's key, decoded (new), and its log key: CG_ENOTFOUND, CG_ESTORE. */
 static int load_txn(struct cg_store *s, MDB_txn *txn, const struct op *o, struct cg_txn_rec **t,
                     uint8_t seq[CG_STORE_SEQ_LEN])
 {
-    MDB_val k = {CG_STORE_SEQ_LEN, seq};
     MDB_val v;
     *t = NULL;
-    int rc = txn_seq_of(s, txn, o->key, o->key_len, seq);
-    if (rc == CG_OK && (rc = map_write_err(mdb_get(txn, s->dbi_txn_log, &k, &v))) == CG_ENOTFOUND)
-        rc = CG_ESTORE; /* an index entry without its record */
+    int rc = txn_record_(s, txn, o->key, o->key_len, seq, &v);
     return rc == CG_OK ? decode_txn_(v.mv_data, v.mv_size, t) : rc;
 }
 
@@ -577,7 +570,7 @@ static int apply_touch(struct cg_store *s, MDB_txn *txn, const struct op *o)
     uint8_t raw[8];
     MDB_val k = {sizeof(KEY_HEALTH) - 1, (void *)KEY_HEALTH};
     MDB_val v = {sizeof(raw), raw};
-    set_u64_be(raw, (uint64_t)o->when);
+    set_u64_be_(raw, (uint64_t)o->when);
     return map_write_err(mdb_put(txn, s->dbi_meta, &k, &v, 0));
 }
 
@@ -599,7 +592,7 @@ int migrate_txns_(struct cg_store *s, MDB_txn *txn)
         MDB_val sv = {sizeof(seq), seq};
         if ((rc = next_seq(s, txn, KEY_TXN_SEQ, &n)) != CG_OK)
             goto out;
-        set_u64_be(seq, n);
+        set_u64_be_(seq, n);
         rc = CG_ESTORE;
         if (mdb_put(txn, s->dbi_txn_ids, &k, &sv, MDB_NOOVERWRITE) != 0 ||
             mdb_put(txn, s->dbi_txn_log, &sv, &v, MDB_APPEND) != 0)

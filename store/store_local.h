@@ -99,6 +99,21 @@ struct cg_txn_rec *txn_rec_dup_(const struct cg_txn_rec *t);
 size_t make_cert_key_(const uint8_t issuer_key[32], const uint8_t *serial, size_t serial_len,
                       uint8_t *key);
 
+/* The big-endian 8-byte form of counters and log keys. */
+static inline void set_u64_be_(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static inline uint64_t get_u64_be_(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
 /* --- store_batch.c --- */
 /** @brief Apply every operation of b, in order, inside txn. @return CG_OK or the first
  *  failing operation's code; on failure the caller aborts txn. */
@@ -107,6 +122,11 @@ int apply_batch_(struct cg_store *s, MDB_txn *txn, const struct cg_store_batch *
  *  into the transaction log and its index, in txid order, then drop "txns". CG_OK when there is
  *  none; CG_ESTORE (the caller aborts txn). */
 int migrate_txns_(struct cg_store *s, MDB_txn *txn);
+/** @brief The record of transaction txid, read in txn (read or write): its log key into seq and
+ *  its encoding into *rec (valid while txn lives). @return CG_OK, CG_ENOTFOUND, CG_ESTORE (an
+ *  index entry that is not a log key, or has no record). */
+int txn_record_(struct cg_store *s, MDB_txn *txn, const uint8_t *txid, size_t txid_len,
+                uint8_t seq[CG_STORE_SEQ_LEN], MDB_val *rec);
 /** @brief Append an internal "touch the health key" operation (cg_store_check_writable). */
 int batch_add_touch_(struct cg_store_batch *b, int64_t when);
 
