@@ -2271,16 +2271,11 @@ int cg_core_process_ex(struct cg_core *core, const char *alias, const char *op, 
  * handled keeps the key at or before it. (Seconds on the clock at each start, so a record may
  * be a little older than the one before it: it is then handled by the next sweep.) */
 
-struct sweep_due {
-    struct cg_txn_rec *t; /* a copy without username and secret */
-    uint64_t key;
-};
-
 struct sweep {
     const struct cg_config *cfg;
     int64_t now;
-    int64_t min_timeout; /* the shortest confirm timeout: younger records are not looked at */
-    struct sweep_due *due;
+    int64_t min_timeout;     /* the shortest confirm timeout: younger records are not looked at */
+    struct cg_txn_rec **due; /* copies without username and secret */
     size_t n, cap;
     int rc;              /* CG_ENOMEM when a due record could not be kept */
     uint64_t first_open; /* key of the first record left OPEN (UINT64_MAX: none) */
@@ -2289,12 +2284,12 @@ struct sweep {
 };
 
 /* Keep a copy of t for after the walk. @return 0 (walk on), or 1 with sw->rc set. */
-static int keep_due(struct sweep *sw, const struct cg_txn_rec *t, uint64_t key)
+static int keep_due(struct sweep *sw, const struct cg_txn_rec *t)
 {
     struct cg_txn_rec *copy = NULL;
     if (sw->n == sw->cap) {
         size_t cap = sw->cap ? sw->cap * 2 : 16;
-        struct sweep_due *p = realloc(sw->due, cap * sizeof(*p));
+        struct cg_txn_rec **p = realloc(sw->due, cap * sizeof(*p));
         if (p == NULL)
             goto fail;
         sw->due = p;
@@ -2307,8 +2302,7 @@ static int keep_due(struct sweep *sw, const struct cg_txn_rec *t, uint64_t key)
     copy->alias = NULL;
     if (t->alias != NULL && (copy->alias = strdup(t->alias)) == NULL)
         goto fail;
-    sw->due[sw->n].t = copy;
-    sw->due[sw->n++].key = key;
+    sw->due[sw->n++] = copy;
     return 0;
 fail:
     cg_txn_rec_free(copy);
@@ -2319,12 +2313,13 @@ fail:
 static int expired_cb(const struct cg_txn_rec *t, uint64_t key, void *arg)
 {
     struct sweep *sw = arg;
+    (void)key;
     sw->examined++;
     if (sw->now - t->created < sw->cfg->transaction_ttl_s)
         return 1; /* so is every later one (updated is never before created) */
     if (t->state == CG_TXN_OPEN || sw->now - t->updated < sw->cfg->transaction_ttl_s)
         return 0;
-    return keep_due(sw, t, key);
+    return keep_due(sw, t);
 }
 
 static int unconfirmed_cb(const struct cg_txn_rec *t, uint64_t key, void *arg)
@@ -2342,7 +2337,7 @@ static int unconfirmed_cb(const struct cg_txn_rec *t, uint64_t key, void *arg)
     int timeout = a != NULL ? a->confirm_timeout_s : 300;
     /* whole seconds on both sides: "more than timeout" makes sure the full timeout has
      * passed (created 10.9 and now 12.0 differ by 2 but only 1.1 s apart) */
-    if (sw->now - t->created > timeout && keep_due(sw, t, key) == 0)
+    if (sw->now - t->created > timeout && keep_due(sw, t) == 0)
         return 0;
     if (key < sw->first_open)
         sw->first_open = key;
@@ -2401,7 +2396,7 @@ int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked)
     if (rc == CG_OK)
         rc = sw.rc;
     for (size_t i = 0; rc == CG_OK && i < sw.n; i++, n_expired++)
-        rc = cg_store_batch_del_txn(expired, sw.due[i].t->txid, sw.due[i].t->txid_len);
+        rc = cg_store_batch_del_txn(expired, sw.due[i]->txid, sw.due[i]->txid_len);
     size_t first_due = sw.n;
     sw.next = from;
     if (rc == CG_OK)
@@ -2409,7 +2404,7 @@ int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked)
     if (rc == CG_OK)
         rc = sw.rc;
     for (size_t i = first_due; rc == CG_OK && i < sw.n; i++) {
-        const struct cg_txn_rec *t = sw.due[i].t;
+        const struct cg_txn_rec *t = sw.due[i];
         const struct cg_alias *a = sw_alias(core->cfg, t);
         int revoke = a != NULL && a->revoke_unconfirmed && t->serial_len > 0;
         int r = revoke ? revoke_unconfirmed(core, t, now) : close_unconfirmed(core, t, now);
@@ -2429,7 +2424,7 @@ int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked)
     if (rc == CG_OK && n_expired > 0 && (rc = cg_store_commit(core->store, expired)) == CG_OK)
         cg_log(CG_LOG_INFO, "event=expired transactions=%zu", n_expired);
     for (size_t i = 0; i < sw.n; i++)
-        cg_txn_rec_free(sw.due[i].t);
+        cg_txn_rec_free(sw.due[i]);
     free(sw.due);
     cg_store_batch_free(expired);
     return rc;
