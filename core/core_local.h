@@ -159,6 +159,9 @@ const EVP_MD *core_md_(int nid);
  *  key has room for EVP_MAX_MD_SIZE bytes. @return CG_OK or CG_ECMP_BADALG. */
 int pbm_derive_(int owf_nid, const char *secret, const uint8_t *salt, size_t saltlen, int64_t iter,
                 uint8_t *key, unsigned *keylen);
+/** @brief Whether the SHA-256 derivation uses the CPU's SHA extensions: enable 0 turns them
+ *  off (the tests of the generic loop), 1 on where the CPU has them. @return 1 if in use. */
+int pbm_shani_(int enable);
 /** @brief pbm_derive_ through the process-wide cache of derived keys. */
 int pbm_key_(int owf_nid, const char *secret, const uint8_t *salt, size_t saltlen, int64_t iter,
              uint8_t *key, unsigned *keylen);

@@ -7,7 +7,8 @@
  * compression itself on a 32-byte input, so the loop uses the low-level SHA functions
  * (deprecated in 3.0, still built by every 3.x): 38 µs instead of 74 µs for 500 iterations
  * of SHA-256 on the reference machine, and for SHA-256 the compression alone
- * (sha256_iterate). Only this file and ecfast.c use deprecated APIs.
+ * (sha256_iterate), on the CPU's SHA extensions where it has them (20 µs). Only this file and
+ * ecfast.c use deprecated APIs.
  * HMAC is RFC 2104 written over the same low-level functions: EVP_Q_mac fetches the MAC and
  * the digest by name on every call, and even over fetched EVP digests each of the four MACs
  * of a transaction allocated a context and went through the provider three times.
@@ -113,23 +114,24 @@ static unsigned hash2(int i, const void *a, size_t alen, const void *b, size_t b
     }
 }
 
+static const uint32_t sha256_iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                      0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
 /* SHA-256 applied n more times to key (32 bytes, in place). A 32-byte message is one padded
  * block, so each hash is one compression (SHA256_Transform) from the initial value, without
  * Init/Update/Final, which buffer the input, pad it and clear their buffer on every call:
  * 23 µs instead of 26 µs for 500 iterations on the reference machine. The digest goes back
  * into the block as whole big-endian words (byte stores there made the next compression's
  * loads wait, and the loop slower than the generic one). */
-static void sha256_iterate(uint8_t key[SHA256_DIGEST_LENGTH], int64_t n)
+static void sha256_iterate_generic(uint8_t key[SHA256_DIGEST_LENGTH], int64_t n)
 {
-    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     SHA256_CTX c;
     uint8_t block[SHA256_CBLOCK] = {0};
     memcpy(block, key, SHA256_DIGEST_LENGTH);
     block[SHA256_DIGEST_LENGTH] = 0x80;
     block[SHA256_CBLOCK - 2] = 0x01; /* the message length in bits: 256 */
     for (int64_t k = 0; k < n; k++) {
-        memcpy(c.h, iv, sizeof(iv));
+        memcpy(c.h, sha256_iv, sizeof(sha256_iv));
         SHA256_Transform(&c, block);
         for (int j = 0; j < 8; j++) {
             uint32_t w = __builtin_bswap32(c.h[j]);
@@ -139,6 +141,131 @@ static void sha256_iterate(uint8_t key[SHA256_DIGEST_LENGTH], int64_t n)
     memcpy(key, block, SHA256_DIGEST_LENGTH);
     OPENSSL_cleanse(block, sizeof(block));
     OPENSSL_cleanse(&c, sizeof(c));
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The same iteration on the x86 SHA extensions, the state kept in registers from one hash to
+ * the next: 20 µs instead of 25 µs for 500 iterations on the reference machine (the generic
+ * loop stores the state, reloads it as the next block and pays OpenSSL's call each time).
+ * The rounds (SHA256RNDS2) take the state as the words ABEF and CDGH and the message schedule
+ * (SHA256MSG1/MSG2) four words at a time, as the Intel SHA extensions describe; the round
+ * constants are FIPS 180-4's. The next block's message words are the digest's words
+ * themselves (a digest is written big-endian and a block read big-endian), followed by the
+ * constant padding of a 256-bit message: 0x80000000, six zero words, and the length 256. */
+#include <cpuid.h>
+#include <immintrin.h>
+
+#define SHANI __attribute__((target("sha,sse4.1,ssse3")))
+
+static const uint32_t sha256_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+/* four rounds: message words w (word t in lane t % 4) plus their constants, quad i */
+#define SHANI_ROUNDS(s0, s1, w, i)                                                                 \
+    do {                                                                                           \
+        __m128i m_ = _mm_add_epi32((w), _mm_loadu_si128((const __m128i *)&sha256_k[4 * (i)]));     \
+        (s1) = _mm_sha256rnds2_epu32((s1), (s0), m_);                                              \
+        (s0) = _mm_sha256rnds2_epu32((s0), (s1), _mm_shuffle_epi32(m_, 0x0E));                     \
+    } while (0)
+/* the next four message words from the previous sixteen (a oldest, d newest) */
+#define SHANI_SCHEDULE(a, b, c, d)                                                                 \
+    _mm_sha256msg2_epu32(                                                                          \
+        _mm_add_epi32(_mm_sha256msg1_epu32((a), (b)), _mm_alignr_epi8((d), (c), 4)), (d))
+
+/* words H0..H3, H4..H7 (lane 0 first) to the rounds' ABEF, CDGH */
+SHANI static void shani_pack(__m128i h0, __m128i h1, __m128i *abef, __m128i *cdgh)
+{
+    __m128i badc = _mm_shuffle_epi32(h0, 0xB1), hgfe = _mm_shuffle_epi32(h1, 0x1B);
+    *abef = _mm_alignr_epi8(badc, hgfe, 8);
+    *cdgh = _mm_blend_epi16(hgfe, badc, 0xF0);
+}
+
+/* ABEF, CDGH back to words H0..H3, H4..H7 */
+SHANI static void shani_unpack(__m128i abef, __m128i cdgh, __m128i *h0, __m128i *h1)
+{
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1B), dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+    *h0 = _mm_blend_epi16(feba, dchg, 0xF0);
+    *h1 = _mm_alignr_epi8(dchg, feba, 8);
+}
+
+SHANI static void sha256_iterate_shani(uint8_t key[SHA256_DIGEST_LENGTH], int64_t n)
+{
+    const __m128i bswap = _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3);
+    const __m128i pad0 = _mm_set_epi32(0, 0, 0, (int)0x80000000),
+                  pad1 = _mm_set_epi32(256, 0, 0, 0);
+    __m128i iv0, iv1;
+    shani_pack(_mm_loadu_si128((const __m128i *)sha256_iv),
+               _mm_loadu_si128((const __m128i *)(sha256_iv + 4)), &iv0, &iv1);
+    __m128i w0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)key), bswap);
+    __m128i w1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(key + 16)), bswap);
+    for (int64_t k = 0; k < n; k++) {
+        __m128i s0 = iv0, s1 = iv1, a = w0, b = w1, c = pad0, d = pad1;
+        SHANI_ROUNDS(s0, s1, a, 0);
+        SHANI_ROUNDS(s0, s1, b, 1);
+        SHANI_ROUNDS(s0, s1, c, 2);
+        SHANI_ROUNDS(s0, s1, d, 3);
+        for (int i = 4; i < 16; i += 4) {
+            a = SHANI_SCHEDULE(a, b, c, d);
+            SHANI_ROUNDS(s0, s1, a, i);
+            b = SHANI_SCHEDULE(b, c, d, a);
+            SHANI_ROUNDS(s0, s1, b, i + 1);
+            c = SHANI_SCHEDULE(c, d, a, b);
+            SHANI_ROUNDS(s0, s1, c, i + 2);
+            d = SHANI_SCHEDULE(d, a, b, c);
+            SHANI_ROUNDS(s0, s1, d, i + 3);
+        }
+        shani_unpack(_mm_add_epi32(s0, iv0), _mm_add_epi32(s1, iv1), &w0, &w1);
+    }
+    _mm_storeu_si128((__m128i *)key, _mm_shuffle_epi8(w0, bswap));
+    _mm_storeu_si128((__m128i *)(key + 16), _mm_shuffle_epi8(w1, bswap));
+}
+
+static int cpu_has_shani(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSSE3) || !(c & bit_SSE4_1))
+        return 0;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA) != 0;
+}
+#else
+static void sha256_iterate_shani(uint8_t key[SHA256_DIGEST_LENGTH], int64_t n)
+{
+    sha256_iterate_generic(key, n);
+}
+
+static int cpu_has_shani(void)
+{
+    return 0;
+}
+#endif
+
+/* -1 until first asked; then whether the SHA extensions are used (pbm_shani_ can turn them
+ * off, for the tests of the generic loop) */
+static int shani_state = -1;
+
+int pbm_shani_(int enable)
+{
+    int on = enable && cpu_has_shani();
+    __atomic_store_n(&shani_state, on, __ATOMIC_RELAXED);
+    return on;
+}
+
+static void sha256_iterate(uint8_t key[SHA256_DIGEST_LENGTH], int64_t n)
+{
+    int on = __atomic_load_n(&shani_state, __ATOMIC_RELAXED);
+    if (on < 0)
+        on = pbm_shani_(1);
+    if (on)
+        sha256_iterate_shani(key, n);
+    else
+        sha256_iterate_generic(key, n);
 }
 
 int pbm_derive_(int owf_nid, const char *secret, const uint8_t *salt, size_t saltlen, int64_t iter,

@@ -2017,6 +2017,38 @@ static void test_kur(void)
 /* pbm.c against OpenSSL's own PBM (OSSL_CRMF_pbm_new): every one-way function and HMAC we
  * accept, the cache (same inputs: same key; another secret or salt: not found), and HMAC with
  * a key longer than the digest's block. */
+/* The SHA-256 derivation on the CPU's SHA extensions (where it has them) and on the generic
+ * loop: both against the definition over EVP_Digest, for iteration counts around the loop's
+ * edges and the usual 500, with secrets and salts that change every word of the first block. */
+static void test_pbm_sha256_paths(void)
+{
+    static const int64_t iters[] = {1, 2, 3, 17, 500, 1000};
+    int have = pbm_shani_(1);
+    for (int path = have ? 1 : 0; path >= 0; path--) {
+        TEST_EQ(pbm_shani_(path), path);
+        for (size_t k = 0; k < sizeof(iters) / sizeof(iters[0]); k++)
+            for (int v = 0; v < 4; v++) {
+                uint8_t salt[16], in[64], ref[SHA256_DIGEST_LENGTH], key[EVP_MAX_MD_SIZE];
+                unsigned reflen = 0, keylen = 0;
+                char secret[8];
+                snprintf(secret, sizeof(secret), "pw%d", v);
+                for (size_t i = 0; i < sizeof(salt); i++)
+                    salt[i] = (uint8_t)(v * 37 + i * 11 + k);
+                size_t sl = strlen(secret);
+                memcpy(in, secret, sl);
+                memcpy(in + sl, salt, sizeof(salt));
+                TEST_TRUE(EVP_Digest(in, sl + sizeof(salt), ref, &reflen, EVP_sha256(), NULL) == 1);
+                for (int64_t j = 1; j < iters[k]; j++)
+                    TEST_TRUE(EVP_Digest(ref, reflen, ref, &reflen, EVP_sha256(), NULL) == 1);
+                TEST_OK(
+                    pbm_derive_(NID_sha256, secret, salt, sizeof(salt), iters[k], key, &keylen));
+                TEST_EQ(keylen, SHA256_DIGEST_LENGTH);
+                TEST_MEMEQ(key, ref, reflen);
+            }
+    }
+    pbm_shani_(1);
+}
+
 static void test_pbm_primitives(void)
 {
     static const int owfs[] = {NID_sha1, NID_sha224, NID_sha256, NID_sha384, NID_sha512};
@@ -5201,6 +5233,7 @@ CG_TESTS = {
     CG_TEST("core/regtoken_missing_or_unknown", test_regtoken_missing_or_unknown),
     CG_TEST("core/module_order_wrong_code", test_module_order_wrong_code),
     CG_TEST("core/pbm_primitives", test_pbm_primitives),
+    CG_TEST("core/pbm_sha256_paths", test_pbm_sha256_paths),
     CG_TEST("core/verify_item", test_verify_item),
     CG_TEST("core/ecfast_verify", test_ecfast_verify),
     CG_TEST("core/gennname_raw", test_gennname_raw),
