@@ -69,8 +69,9 @@ struct conn {
     struct evbuffer *chunks; /* chunked body so far (NULL otherwise) */
     char *method;            /* of the request being read */
     char *target;
-    size_t head_bytes; /* request line + headers (+ trailers) consumed */
-    size_t body_len;   /* Content-Length, or chunked bytes so far */
+    char *path, *alias, *op; /* its route (finish_head), handed to the request */
+    size_t head_bytes;       /* request line + headers (+ trailers) consumed */
+    size_t body_len;         /* Content-Length, or chunked bytes so far */
     size_t chunk_left;
     enum conn_state state;
     unsigned minor : 1;    /* HTTP/1.minor */
@@ -320,8 +321,10 @@ static void reset_request(struct conn *c)
 {
     free(c->method);
     free(c->target);
-    c->method = NULL;
-    c->target = NULL;
+    free(c->path);
+    free(c->alias);
+    free(c->op);
+    c->method = c->target = c->path = c->alias = c->op = NULL;
     if (c->chunks != NULL)
         evbuffer_free(c->chunks);
     c->chunks = NULL;
@@ -483,29 +486,21 @@ static void reply_conn(void *conn, struct cg_request *req, int status, const cha
     resume_reading(c);
 }
 
-/* Hand the complete request to the gateway; body (malloc'd) is stolen. */
+/* Hand the complete request (routed by finish_head) to the gateway; body (malloc'd) is
+ * stolen. */
 static int dispatch_request(struct conn *c, uint8_t *body, size_t len)
 {
     int rc = 500;
     struct cg_http *h = c->h;
-    char *path = NULL, *alias = NULL, *op = NULL;
-    struct cg_request *req = NULL;
+    struct cg_request *req = cg_request_new_(h->kind, c->method, c->path, c->alias, c->op,
+                                             c->io.peer, body, len, &http_ops, c);
 
-    if (normalize_path(c->target, &path) != CG_OK ||
-        route_path(path, h->root_alias, &alias, &op) < 0)
-        goto out;
-    req = cg_request_new_(h->kind, c->method, path, alias, op, c->io.peer, body, len, &http_ops, c);
-    body = NULL;
     if (req == NULL)
         goto out;
     c->state = ST_WAIT;
     rc = STEP_MORE;
     transport_hand_over_(&c->io, req, h->cb, h->arg); /* may reply at once */
 out:
-    free(body);
-    free(path);
-    free(alias);
-    free(op);
     return rc;
 }
 
@@ -628,12 +623,11 @@ static int finish_head(struct conn *c)
 {
     int rc = 400;
     struct cg_http *h = c->h;
-    char *path = NULL, *alias = NULL, *op = NULL;
     int cmp;
 
-    if (normalize_path(c->target, &path) != CG_OK)
+    if (normalize_path(c->target, &c->path) != CG_OK)
         goto out;
-    cmp = route_path(path, h->root_alias, &alias, &op);
+    cmp = route_path(c->path, h->root_alias, &c->alias, &c->op);
     if (cmp < 0) {
         rc = 500;
         goto out;
@@ -672,39 +666,56 @@ static int finish_head(struct conn *c)
     }
     rc = STEP_NEXT;
 out:
-    free(path);
-    free(alias);
-    free(op);
     return rc;
 }
 
-/* Read the next complete line within the header budget. *line is new (NULL: need more).
+/* A line read by read_line: in small when it fits (most header lines do), else on the heap. */
+struct line {
+    char *s;
+    char small[256];
+};
+
+static void line_free(struct line *l)
+{
+    if (l->s != l->small)
+        free(l->s);
+    l->s = NULL;
+}
+
+/* Read the next complete line within the header budget into l (l->s NULL: need more).
  * @return STEP_NEXT, STEP_MORE, 400 or 431 */
-static int read_line(struct conn *c, struct evbuffer *in, size_t budget, int too_big, char **line)
+static int read_line(struct conn *c, struct evbuffer *in, size_t budget, int too_big,
+                     struct line *l)
 {
     int rc = too_big;
-    size_t eol_len = 0, n = 0;
+    size_t eol_len = 0, n;
     struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
 
-    *line = NULL;
+    l->s = NULL;
     if (p.pos < 0) {
         if (c->head_bytes + evbuffer_get_length(in) > budget)
             goto out;
         rc = STEP_MORE;
         goto out;
     }
-    if (c->head_bytes + (size_t)p.pos + eol_len > budget)
+    n = (size_t)p.pos;
+    if (c->head_bytes + n + eol_len > budget)
         goto out;
-    *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-    if (*line == NULL) {
+    l->s = n < sizeof(l->small) ? l->small : malloc(n + 1);
+    if (l->s == NULL) {
         rc = 500;
         goto out;
     }
-    c->head_bytes += (size_t)p.pos + eol_len;
+    if (evbuffer_remove(in, l->s, n) != (int)n || evbuffer_drain(in, eol_len) != 0) {
+        line_free(l);
+        rc = 500;
+        goto out;
+    }
+    l->s[n] = '\0';
+    c->head_bytes += n + eol_len;
     rc = STEP_NEXT;
-    if (strlen(*line) != n) {
-        free(*line);
-        *line = NULL;
+    if (memchr(l->s, '\0', n) != NULL) {
+        line_free(l);
         rc = 400;
     }
 out:
@@ -714,11 +725,13 @@ out:
 static int step_head(struct conn *c, struct evbuffer *in)
 {
     int rc;
-    char *line = NULL;
+    struct line l;
+    char *line;
 
-    rc = read_line(c, in, c->h->srv.lim.max_header_bytes, 431, &line);
+    rc = read_line(c, in, c->h->srv.lim.max_header_bytes, 431, &l);
     if (rc != STEP_NEXT)
         goto out;
+    line = l.s;
     if (!c->has_line) {
         if (line[0] == '\0') {
             /* empty lines before a request line are tolerated (RFC 9112 2.2) */
@@ -737,7 +750,7 @@ static int step_head(struct conn *c, struct evbuffer *in)
         rc = parse_header(c, line);
     }
 out:
-    free(line);
+    line_free(&l);
     return rc;
 }
 
@@ -764,18 +777,19 @@ out:
 static int step_chunk_size(struct conn *c, struct evbuffer *in)
 {
     int rc;
-    char *line = NULL, *p;
+    struct line l;
+    char *p;
     size_t size = 0;
     size_t saved = c->head_bytes;
 
     /* the chunk-size line has its own small budget */
     c->head_bytes = 0;
-    rc = read_line(c, in, MAX_CHUNK_LINE, 400, &line);
+    rc = read_line(c, in, MAX_CHUNK_LINE, 400, &l);
     c->head_bytes = saved;
     if (rc != STEP_NEXT)
         goto out;
     rc = 400;
-    p = line;
+    p = l.s;
     if (!isxdigit((unsigned char)*p))
         goto out;
     for (; isxdigit((unsigned char)*p); p++) {
@@ -807,7 +821,7 @@ static int step_chunk_size(struct conn *c, struct evbuffer *in)
     }
     rc = STEP_NEXT;
 out:
-    free(line);
+    line_free(&l);
     return rc;
 }
 
@@ -863,12 +877,12 @@ out:
 static int step_trailer(struct conn *c, struct evbuffer *in)
 {
     int rc;
-    char *line = NULL;
+    struct line l;
     uint8_t *body = NULL;
     size_t len = c->body_len;
 
-    rc = read_line(c, in, c->h->srv.lim.max_header_bytes, 431, &line);
-    if (rc != STEP_NEXT || line[0] != '\0')
+    rc = read_line(c, in, c->h->srv.lim.max_header_bytes, 431, &l);
+    if (rc != STEP_NEXT || l.s[0] != '\0')
         goto out; /* trailer fields are read and ignored */
     if (len > 0) {
         body = malloc(len);
@@ -883,7 +897,7 @@ static int step_trailer(struct conn *c, struct evbuffer *in)
     c->chunks = NULL;
     rc = dispatch_request(c, body, len);
 out:
-    free(line);
+    line_free(&l);
     return rc;
 }
 

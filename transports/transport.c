@@ -55,38 +55,38 @@ struct cg_request {
     void *conn; /* NULL once orphaned */
 };
 
-static int dup_string(const char *s, char **out)
-{
-    *out = NULL;
-    if (s == NULL)
-        return 0;
-    *out = strdup(s);
-    return *out == NULL ? -1 : 0;
-}
-
+/* The request and its five strings in one allocation: the strings follow the struct. */
 struct cg_request *cg_request_new_(int kind, const char *method, const char *path,
                                    const char *alias, const char *op, const char *peer,
                                    uint8_t *body, size_t len, const struct cg_conn_ops *ops,
                                    void *conn)
 {
-    struct cg_request *req = calloc(1, sizeof(*req));
-
+    const char *src[5] = {method ? method : "", path ? path : "", alias, op, peer ? peer : ""};
+    size_t n[5], total = sizeof(struct cg_request);
+    for (int i = 0; i < 5; i++) {
+        n[i] = src[i] != NULL ? strlen(src[i]) + 1 : 0;
+        total += n[i];
+    }
+    struct cg_request *req = calloc(1, total);
     if (req == NULL) {
         free(body);
-        goto out;
+        return NULL;
+    }
+    char *dst[5], *p = (char *)(req + 1);
+    for (int i = 0; i < 5; i++) {
+        dst[i] = src[i] != NULL ? memcpy(p, src[i], n[i]) : NULL;
+        p += n[i];
     }
     req->kind = kind;
+    req->method = dst[0];
+    req->path = dst[1];
+    req->alias = dst[2];
+    req->op = dst[3];
+    req->peer = dst[4];
     req->body = body;
     req->len = len;
     req->ops = ops;
     req->conn = conn;
-    if (dup_string(method ? method : "", &req->method) != 0 ||
-        dup_string(path ? path : "", &req->path) != 0 || dup_string(alias, &req->alias) != 0 ||
-        dup_string(op, &req->op) != 0 || dup_string(peer ? peer : "", &req->peer) != 0) {
-        cg_request_free_(req);
-        req = NULL;
-    }
-out:
     return req;
 }
 
@@ -100,13 +100,8 @@ void cg_request_free_(struct cg_request *req)
 {
     if (req == NULL)
         return;
-    free(req->method);
-    free(req->path);
-    free(req->alias);
-    free(req->op);
-    free(req->peer);
     free(req->body);
-    free(req);
+    free(req); /* and its strings */
 }
 
 int cg_request_kind(const struct cg_request *req)
