@@ -216,12 +216,12 @@ int ca_check_key_(const struct cg_cert_profile *cp, EVP_PKEY *key, char *detail,
             nid = OBJ_txt2nid(group);
             if (nid == NID_undef)
                 nid = EC_curve_nist2nid(group);
-        } else {
-            snprintf(group, sizeof(group), "%s", OBJ_nid2sn(nid));
         }
         for (size_t i = 0; i < cp->n_ec_curves; i++)
             if (cp->ec_curve_nids[i] == nid)
                 return CG_OK;
+        if (group[0] == '\0' && nid != NID_undef) /* the name only for the refusal */
+            snprintf(group, sizeof(group), "%s", OBJ_nid2sn(nid));
         snprintf(detail, dlen, "EC curve %s not allowed by certificate profile %s",
                  group[0] ? group : "(unnamed)", cp->name);
         return CG_ECMP_BADCERTTEMPLATE;

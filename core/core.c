@@ -454,7 +454,10 @@ static int name_has_only_allowed(struct msgctx *ctx, const struct cg_ee_profile 
         }
     }
     for (size_t j = 0; j < ep->n_required_dn; j++) {
-        int nid = OBJ_txt2nid(ep->required_dn[j]);
+        /* a short name ("CN") is found without OBJ_txt2nid's allocation of an object */
+        int nid = OBJ_sn2nid(ep->required_dn[j]);
+        if (nid == NID_undef)
+            nid = OBJ_txt2nid(ep->required_dn[j]);
         if (nid == NID_undef || X509_NAME_get_index_by_NID(subject, nid, -1) < 0) {
             snprintf(ctx->detail, sizeof(ctx->detail),
                      "DN attribute %s is required by end entity profile %s", ep->required_dn[j],
