@@ -96,6 +96,28 @@ int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked);
 /** @brief How many transaction records the last sweep looked at (the sweep reads what began
  *  since the oldest transaction still open, and the expired ones). */
 size_t cg_core_sweep_examined(const struct cg_core *core);
+/** @brief What deriving a request's PBM key needs, read from its DER without processing it
+ *  (cg_core_pbm_hint); a copy, valid after the request is gone. */
+struct cg_pbm_hint {
+    int owf_nid;
+    int64_t iter;
+    size_t saltlen;
+    uint8_t salt[64];
+    char secret[256];
+};
+/** @brief For a request to an RA-mode alias that authenticates with HMAC: its PBM parameters
+ *  and the shared secret its check will use, when the request opens a transaction (not a
+ *  certConf or pollReq, which reuse the key of the message before). Cheap: the DER is walked,
+ *  not decoded. @return 1 and *h filled, or 0. Thread-safe. */
+int cg_core_pbm_hint(const struct cg_core *core, const char *alias, const uint8_t *der, size_t len,
+                     struct cg_pbm_hint *h);
+/** @brief Derive the keys of two hints side by side into the process-wide key cache, where
+ *  their requests' checks find them (two keys on the CPU's SHA extensions cost about 1.35
+ *  one). Nothing happens unless both keys are missing and SHA-256. @return keys derived (0 or 2).
+ */
+int cg_core_pbm_prefetch(const struct cg_pbm_hint *a, const struct cg_pbm_hint *b);
+/** @brief Keys derived in pairs by cg_core_pbm_prefetch since the start (process-wide). */
+unsigned long cg_core_pbm_paired(void);
 /** @brief Seconds between sweeps (always > 0). */
 int cg_core_sweep_interval(const struct cg_core *core);
 

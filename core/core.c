@@ -2433,6 +2433,55 @@ int cg_core_sweep(struct cg_core *core, int64_t now, int *revoked)
     return rc;
 }
 
+int cg_core_pbm_hint(const struct cg_core *core, const char *alias, const uint8_t *der, size_t len,
+                     struct cg_pbm_hint *h)
+{
+    const struct cg_config *cfg = core->cfg;
+    const struct cg_alias *a = alias != NULL ? cg_config_alias(cfg, alias) : NULL;
+    const char *secret = NULL;
+    const uint8_t *salt = NULL;
+    int body = -1, hmac = 0;
+    if (a == NULL || a->mode != CG_MODE_RA)
+        return 0; /* client mode: the secret is the entity's, read from the store */
+    for (size_t i = 0; i < a->n_auth && !hmac; i++)
+        if (a->auth_modules[i] == CG_AUTH_HMAC) {
+            hmac = 1;
+            secret = a->auth_params[i];
+        }
+    if (!hmac)
+        return 0;
+    if (secret == NULL) { /* verify_hmac's rule: the CA's cmp_ra_secret (dispatch's CA) */
+        const struct cg_ca *ca = NULL;
+        if (a->ra_ca_name != NULL && strcmp(a->ra_ca_name, CG_KEYID) == 0)
+            return 0; /* the CA named by senderKID: left to the check itself */
+        if (a->ra_ca_name != NULL)
+            ca = cg_config_ca(cfg, a->ra_ca_name);
+        if (ca == NULL)
+            ca = cfg->n_cas ? &cfg->cas[0] : NULL;
+        secret = ca != NULL ? ca->cmp_ra_secret : NULL;
+    }
+    if (secret == NULL || strlen(secret) >= sizeof(h->secret) ||
+        !protect_pbm_peek_(der, len, &body, &h->owf_nid, &salt, &h->saltlen, &h->iter) ||
+        body == CG_BODY_CERTCONF || body == CG_BODY_POLLREQ || h->saltlen > sizeof(h->salt) ||
+        h->iter < 1 || h->iter > cfg->max_pbm_iterations)
+        return 0;
+    memcpy(h->salt, salt, h->saltlen);
+    snprintf(h->secret, sizeof(h->secret), "%s", secret);
+    return 1;
+}
+
+int cg_core_pbm_prefetch(const struct cg_pbm_hint *a, const struct cg_pbm_hint *b)
+{
+    struct pbm_params pa = {a->owf_nid, a->secret, a->salt, a->saltlen, a->iter};
+    struct pbm_params pb = {b->owf_nid, b->secret, b->salt, b->saltlen, b->iter};
+    return pbm_prefetch2_(&pa, &pb);
+}
+
+unsigned long cg_core_pbm_paired(void)
+{
+    return pbm_paired_keys_();
+}
+
 size_t cg_core_sweep_examined(const struct cg_core *core)
 {
     return __atomic_load_n(&core->sweep_examined, __ATOMIC_RELAXED);

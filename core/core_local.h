@@ -165,6 +165,22 @@ int pbm_shani_(int enable);
 /** @brief pbm_derive_ through the process-wide cache of derived keys. */
 int pbm_key_(int owf_nid, const char *secret, const uint8_t *salt, size_t saltlen, int64_t iter,
              uint8_t *key, unsigned *keylen);
+/** @brief The inputs of a PBM key derivation (secret NUL-terminated). */
+struct pbm_params {
+    int owf_nid;
+    const char *secret;
+    const uint8_t *salt;
+    size_t saltlen;
+    int64_t iter;
+};
+/** Iteration counts above this are not derived ahead (a client may ask for 100,000). */
+#define PBM_PREFETCH_MAX_ITER 10000
+/** @brief Derive two SHA-256 keys that the cache lacks side by side into the cache, so that
+ *  their messages find them (pbm_key_). Only a pair of misses on a CPU with the SHA
+ *  extensions gains; anything else is left to pbm_key_. @return the keys derived (0 or 2). */
+int pbm_prefetch2_(const struct pbm_params *a, const struct pbm_params *b);
+/** @brief Keys derived by pbm_prefetch2_ since the start. */
+unsigned long pbm_paired_keys_(void);
 /** @brief Forget (and wipe) every cached key. */
 void pbm_cache_clear_(void);
 /** @brief HMAC (RFC 2104) with the digest of mac_nid (an HMAC or digest NID) into out
@@ -194,6 +210,11 @@ int protect_part_der_(const CG_PKIMESSAGE *msg, unsigned char **der, int *len);
  *  re-encoding: the protection is checked over exactly what was sent). @param[out] out new
  *  (free()). @return CG_OK, CG_EPARSE, CG_ENOMEM. */
 int protect_part_from_der_(const uint8_t *der, size_t len, uint8_t **out, size_t *outlen);
+/** @brief Read a PKIMessage's DER in place, without decoding it: the body's CHOICE tag number
+ *  and, when its header's protectionAlg is a PBM in the common DER form, the one-way function,
+ *  salt (pointing into der) and iteration count. @return 1 for a PBM, else 0. */
+int protect_pbm_peek_(const uint8_t *der, size_t len, int *body_tag, int *owf, const uint8_t **salt,
+                      size_t *saltlen, int64_t *iter);
 /** @brief protect_verify_pbm_cached_ over given ProtectedPart bytes (NULL: re-encode msg). */
 int protect_verify_pbm_part_(const CG_PKIMESSAGE *msg, const uint8_t *part, size_t partlen,
                              const char *secret, long max_iter, struct pbm_cache *cache);

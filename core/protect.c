@@ -220,20 +220,12 @@ static int known_alg(const uint8_t *c, size_t n)
     return NID_undef;
 }
 
-/* The parameters of a PBM AlgorithmIdentifier in their common DER form, read in place
- * (decoding them through the template cost 8k instructions per message). @return 1, or 0 for
- * anything else, which pbm_mac then decodes. */
-static int pbm_fields_fast(const X509_ALGOR *alg, struct pbm_fields *f)
+/* The contents of a PBMParameter SEQUENCE TLV (p, n: the whole TLV) in its common DER form.
+ * @return 1, or 0 for anything else. */
+static int pbm_fields_der(const uint8_t *p, size_t vlen, struct pbm_fields *f)
 {
-    int ptype = 0;
-    const void *pval = NULL;
-    const uint8_t *p, *c, *v;
-    size_t n, vlen;
-    X509_ALGOR_get0(NULL, &ptype, &pval, alg);
-    if (ptype != V_ASN1_SEQUENCE || pval == NULL)
-        return 0;
-    p = ASN1_STRING_get0_data(pval);
-    vlen = (size_t)ASN1_STRING_length(pval);
+    const uint8_t *c, *v;
+    size_t n;
     if (!der_take(&p, &vlen, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, &c, &n) || vlen != 0)
         return 0; /* c, n: the SEQUENCE's contents */
     if (!der_take(&c, &n, V_ASN1_OCTET_STRING, &f->salt, &f->saltlen) ||
@@ -248,6 +240,68 @@ static int pbm_fields_fast(const X509_ALGOR *alg, struct pbm_fields *f)
     if (!der_take(&c, &n, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, &v, &vlen) ||
         (f->mac = known_alg(v, vlen)) == NID_undef || n != 0)
         return 0;
+    return 1;
+}
+
+/* The parameters of a PBM AlgorithmIdentifier in their common DER form, read in place
+ * (decoding them through the template cost 8k instructions per message). @return 1, or 0 for
+ * anything else, which pbm_mac then decodes. */
+static int pbm_fields_fast(const X509_ALGOR *alg, struct pbm_fields *f)
+{
+    int ptype = 0;
+    const void *pval = NULL;
+    X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+    if (ptype != V_ASN1_SEQUENCE || pval == NULL)
+        return 0;
+    return pbm_fields_der(ASN1_STRING_get0_data(pval), (size_t)ASN1_STRING_length(pval), f);
+}
+
+/* The TLV at *p (n bytes left), any tag and length: its tag in *tag, contents in *c, *clen;
+ * *p moves past it. @return 1, or 0 if it overruns. */
+static int der_next(const uint8_t **p, size_t *n, uint8_t *tag, const uint8_t **c, size_t *clen)
+{
+    size_t hdr = 0, total = tlv_len(*p, *n, &hdr);
+    if (total == 0)
+        return 0;
+    *tag = (*p)[0];
+    *c = *p + hdr;
+    *clen = total - hdr;
+    *p += total;
+    *n -= total;
+    return 1;
+}
+
+int protect_pbm_peek_(const uint8_t *der, size_t len, int *body_tag, int *owf, const uint8_t **salt,
+                      size_t *saltlen, int64_t *iter)
+{
+    /* id-PasswordBasedMAC, 1.2.840.113533.7.66.13 */
+    static const uint8_t pbm_oid[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                      0xf6, 0x7d, 0x07, 0x42, 0x0d};
+    const uint8_t *msg, *hdr, *c, *alg;
+    size_t mlen, hlen, clen, alen;
+    uint8_t tag;
+    struct pbm_fields f;
+    /* PKIMessage { header PKIHeader { pvno, sender, recipient, [0] messageTime OPTIONAL,
+     * [1] protectionAlg OPTIONAL, ... }, body [n] ... } */
+    if (!der_next(&der, &len, &tag, &msg, &mlen) || tag != 0x30 ||
+        !der_next(&msg, &mlen, &tag, &hdr, &hlen) || tag != 0x30 ||
+        !der_next(&msg, &mlen, &tag, &c, &clen) || (tag & 0xe0) != 0xa0 || (tag & 0x1f) == 0x1f)
+        return 0;
+    *body_tag = tag & 0x1f;
+    for (int i = 0; i < 3; i++) /* pvno, sender, recipient */
+        if (!der_next(&hdr, &hlen, &tag, &c, &clen))
+            return 0;
+    if (hlen > 0 && hdr[0] == 0xa0 && !der_next(&hdr, &hlen, &tag, &c, &clen))
+        return 0;
+    if (!der_next(&hdr, &hlen, &tag, &alg, &alen) || tag != 0xa1 ||
+        !der_next(&alg, &alen, &tag, &c, &clen) || tag != 0x30 || alen != 0 ||
+        clen < sizeof(pbm_oid) || memcmp(c, pbm_oid, sizeof(pbm_oid)) != 0 ||
+        !pbm_fields_der(c + sizeof(pbm_oid), clen - sizeof(pbm_oid), &f))
+        return 0;
+    *owf = f.owf;
+    *salt = f.salt;
+    *saltlen = f.saltlen;
+    *iter = f.iter;
     return 1;
 }
 

@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -187,6 +188,34 @@ static void job_process(struct cmp_job *job, unsigned flags)
                                  cg_request_op(job->req), body, len, flags, &job->res);
 }
 
+/* cg_workq_peek: a queued request whose PBM key can be derived now, beside this worker's */
+static int pair_peek(struct cg_job *j, void *arg)
+{
+    struct cmp_job *job = (struct cmp_job *)j;
+    size_t len = 0;
+    if (job->kind != JOB_CMP || job->redo || job->waited)
+        return 0;
+    const uint8_t *body = cg_request_body(job->req, &len);
+    return cg_core_pbm_hint(job->gen->core, cg_request_alias(job->req), body, len, arg);
+}
+
+/* A first run of a request that opens a transaction under a PBM shared secret: when a request
+ * further back in the queue needs a key too, derive both side by side (the other worker
+ * takes the next queued job, so the one after it is paired). */
+static void pbm_pair(struct cmp_job *job)
+{
+    struct cg_pbm_hint own, other;
+    size_t len = 0;
+    const uint8_t *body = cg_request_body(job->req, &len);
+    if (job->redo || job->waited ||
+        !cg_core_pbm_hint(job->gen->core, cg_request_alias(job->req), body, len, &own))
+        return;
+    if (cg_workq_peek(job->srv->wq, 1, 4, pair_peek, &other))
+        cg_core_pbm_prefetch(&own, &other);
+    OPENSSL_cleanse(&own, sizeof(own));
+    OPENSSL_cleanse(&other, sizeof(other));
+}
+
 /* Worker thread: the only place requests touch core and the store. */
 static int job_work(struct cg_job *j, void *arg)
 {
@@ -207,6 +236,7 @@ static int job_work(struct cg_job *j, void *arg)
             cg_log(CG_LOG_ERROR, "unconfirmed-certificate sweep failed: %s", cg_strerror(job->rc));
         return CG_WORK_DONE;
     }
+    pbm_pair(job);
     /* a first run leaves its write to the committer and frees this worker for the next
      * request; the answer goes out from job_written() once the write is durable. A run that
      * meets a busy entity lock waits for it without holding the worker. */
@@ -306,12 +336,13 @@ static void metrics_reply(struct server *srv, struct cg_request *req)
              "# TYPE cmpgate_redone_total counter\ncmpgate_redone_total %lu\n"
              "# TYPE cmpgate_inflight gauge\ncmpgate_inflight %d\n"
              "# TYPE cmpgate_connections gauge\ncmpgate_connections %d\n"
-             "# TYPE cmpgate_sweep_examined gauge\ncmpgate_sweep_examined %zu\n",
+             "# TYPE cmpgate_sweep_examined gauge\ncmpgate_sweep_examined %zu\n"
+             "# TYPE cmpgate_pbm_paired_total counter\ncmpgate_pbm_paired_total %lu\n",
              atomic_load(&srv->m_requests), atomic_load(&srv->m_accepted),
              atomic_load(&srv->m_rejected), atomic_load(&srv->m_busy),
              atomic_load(&srv->m_http_errors), atomic_load(&srv->m_ms_total),
              atomic_load(&srv->m_redone), cg_workq_inflight(srv->wq), conns,
-             cg_core_sweep_examined(srv->gen->core));
+             cg_core_sweep_examined(srv->gen->core), cg_core_pbm_paired());
     cg_request_reply(req, 200, "text/plain; version=0.0.4", (const uint8_t *)buf, strlen(buf));
 }
 

@@ -204,6 +204,18 @@ void cg_workq_set_drained(struct cg_workq *q, void (*fn)(void *arg), void *arg)
     pthread_mutex_unlock(&q->mu);
 }
 
+int cg_workq_peek(struct cg_workq *q, int skip, int max, int (*fn)(struct cg_job *job, void *arg),
+                  void *arg)
+{
+    int rc = 0, i = 0;
+    pthread_mutex_lock(&q->mu);
+    for (struct cg_job *j = q->head; j != NULL && i < skip + max && rc == 0; j = j->next, i++)
+        if (i >= skip)
+            rc = fn(j, arg);
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 void cg_workq_free(struct cg_workq *q)
 {
     if (q == NULL)

@@ -48,6 +48,12 @@ int cg_workq_backlog(void *q);
 /** @brief Have fn(arg) called (on a worker, without the queue's lock) whenever a worker takes
  *  the last queued job. */
 void cg_workq_set_drained(struct cg_workq *q, void (*fn)(void *arg), void *arg);
+/** @brief Worker thread, with the queue locked: fn(job, arg) for the queued jobs from the
+ *  skip-th (0: the next to be taken) to the (skip + max - 1)-th, until it returns nonzero.
+ *  fn only reads the job and must be quick: the loop waits for the lock to queue.
+ *  @return fn's nonzero result, or 0. */
+int cg_workq_peek(struct cg_workq *q, int skip, int max, int (*fn)(struct cg_job *job, void *arg),
+                  void *arg);
 /** @brief Stop the workers after the queue is empty and no job is out (CG_WORK_LATER), join them,
  * run the done functions of finished jobs, free. NULL is a no-op. Loop thread, with the loop no
  * longer running. */

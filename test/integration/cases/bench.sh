@@ -86,6 +86,19 @@ n=$(grep -c 'body=certConf .*username=bb-ic-' "$D/serve.err")
 n=$(grep -c 'body=certConf .*username=bb-ir-' "$D/serve.err")
 [ "$n" = "$(ok_of pbm_ir)" ] && pass ir_one_certconf_each || fail ir_one_certconf_each "$n certConf for $(ok_of pbm_ir) ir"
 
+# Many connections keep the work queue full: a worker that takes an ir derives the PBM key of
+# an ir queued behind it together with its own (cmpgate_pbm_paired_total), on a CPU with the
+# SHA extensions; elsewhere nothing is paired. Either way every transaction succeeds.
+before=$(curl -sf "http://$ADMIN/metrics" | sed -n 's/^cmpgate_pbm_paired_total //p')
+N=200 C=32 bench_ok pbm_ir_paired "${RA[@]}" --cmd ir --subject-prefix /CN=bb-pair
+after=$(curl -sf "http://$ADMIN/metrics" | sed -n 's/^cmpgate_pbm_paired_total //p')
+if grep -qw sha_ni /proc/cpuinfo; then
+    [ -n "$after" ] && [ $((after - ${before:-0})) -gt 0 ] && pass pbm_keys_paired ||
+        fail pbm_keys_paired "cmpgate_pbm_paired_total ${before:-?} -> ${after:-?}"
+else
+    [ "$after" = 0 ] && pass pbm_keys_not_paired || fail pbm_keys_not_paired "no SHA extensions, yet $after paired"
+fi
+
 # --- 2. ir over the TCP listener ---------------------------------------------------------------
 bench_ok tcp_ir --server "$TCPSERVER" --tcp "${PBM[@]}" --cmd ir --subject-prefix /CN=bb-tcp
 n=$(grep -c 'alias=tcp transport=tcp .*body=ir .*outcome=accepted username=bb-tcp-' "$D/serve.err")

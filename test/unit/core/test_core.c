@@ -1889,6 +1889,73 @@ static void test_popo_tampered(void)
     TEST_RC(cg_store_get_entity(g_store, "BadPop", &e), CG_ENOTFOUND);
 }
 
+/* cg_core_pbm_hint reads a request's PBM parameters and the secret its check will use
+ * without decoding it: the alias's HMAC parameter or the CA's cmp_ra_secret; nothing for a
+ * certConf (it reuses the ir's key), an unknown alias, a truncated message or another
+ * protection. A pair of hints derives both keys. */
+static void test_pbm_hint(void)
+{
+    struct client *cl = std_client("opensslra", "password", "HintUser");
+    struct client *cl2 = std_client("opensslra", "password", "HintUser2");
+    TEST_NOTNULL(gc(run_ir(cl), gc_X509_free));
+    TEST_NOTNULL(gc(run_ir(cl2), gc_X509_free));
+    TEST_EQ(cl->last_req_type, CG_BODY_CERTCONF);
+    struct cg_pbm_hint h, h2;
+    TEST_EQ(cg_core_pbm_hint(g_core, "opensslra", cl->first_req, cl->first_req_len, &h), 1);
+    TEST_STREQ(h.secret, "password");
+    const unsigned char *p = cl->first_req;
+    CG_PKIMESSAGE *m = gc(d2i_CG_PKIMESSAGE(NULL, &p, (long)cl->first_req_len),
+                          (void (*)(void *))CG_PKIMESSAGE_free);
+    TEST_NOTNULL(m);
+    const void *pval = NULL;
+    int ptype = 0;
+    X509_ALGOR_get0(NULL, &ptype, &pval, m->header->protectionAlg);
+    TEST_EQ(ptype, V_ASN1_SEQUENCE);
+    p = ASN1_STRING_get0_data(pval);
+    CG_PBMPARAMETER *pbm = d2i_CG_PBMPARAMETER(NULL, &p, ASN1_STRING_length(pval));
+    TEST_NOTNULL(pbm);
+    int64_t iter = 0;
+    TEST_EQ(ASN1_INTEGER_get_int64(&iter, pbm->iterationCount), 1);
+    TEST_EQ(h.iter, iter);
+    TEST_EQ(h.owf_nid, OBJ_obj2nid(pbm->owf->algorithm));
+    TEST_EQ(h.saltlen, (size_t)ASN1_STRING_length(pbm->salt));
+    TEST_MEMEQ(h.salt, ASN1_STRING_get0_data(pbm->salt), h.saltlen);
+    CG_PBMPARAMETER_free(pbm);
+    TEST_EQ(cg_core_pbm_hint(g_core, "opensslra", cl->last_req, cl->last_req_len, &h2), 0);
+    TEST_EQ(cg_core_pbm_hint(g_core, "carsecret", cl->first_req, cl->first_req_len, &h2), 1);
+    TEST_STREQ(h2.secret, "casecret");
+    /* an alias parameter is the secret whichever CA senderKID names */
+    TEST_EQ(cg_core_pbm_hint(g_core, "cakeyid", cl->first_req, cl->first_req_len, &h2), 1);
+    TEST_STREQ(h2.secret, "password");
+    TEST_EQ(cg_core_pbm_hint(g_core, "nosuchalias", cl->first_req, cl->first_req_len, &h2), 0);
+    TEST_EQ(cg_core_pbm_hint(g_core, "opensslra", cl->first_req, cl->first_req_len - 1, &h2), 0);
+    /* the PBM OID's last arc changed: another protection */
+    static const uint8_t oid[] = {0x2a, 0x86, 0x48, 0x86, 0xf6, 0x7d, 0x07, 0x42, 0x0d};
+    uint8_t *copy = gc(dup_bytes(cl->first_req, cl->first_req_len), gc_free);
+    uint8_t *at = memmem(copy, cl->first_req_len, oid, sizeof(oid));
+    TEST_NOTNULL(at);
+    at[sizeof(oid) - 1] ^= 0x01;
+    TEST_EQ(cg_core_pbm_hint(g_core, "opensslra", copy, cl->first_req_len, &h2), 0);
+    /* two hints, both keys missing: derived as a pair, and the cache answers each */
+    TEST_EQ(cg_core_pbm_hint(g_core, "opensslra", cl2->first_req, cl2->first_req_len, &h2), 1);
+    pbm_cache_clear_();
+    int have = pbm_shani_(1);
+    TEST_EQ(cg_core_pbm_prefetch(&h, &h2), have ? 2 : 0);
+    TEST_EQ(cg_core_pbm_prefetch(&h, &h2), 0);
+    const struct cg_pbm_hint *hs[2] = {&h, &h2};
+    for (int k = 0; k < 2; k++) {
+        uint8_t want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE];
+        unsigned wantlen = 0, gotlen = 0;
+        TEST_OK(pbm_derive_(hs[k]->owf_nid, hs[k]->secret, hs[k]->salt, hs[k]->saltlen, hs[k]->iter,
+                            want, &wantlen));
+        TEST_OK(pbm_key_(hs[k]->owf_nid, hs[k]->secret, hs[k]->salt, hs[k]->saltlen, hs[k]->iter,
+                         got, &gotlen));
+        TEST_EQ(gotlen, wantlen);
+        TEST_MEMEQ(got, want, wantlen);
+    }
+    pbm_cache_clear_();
+}
+
 /* --- replay and garbage -------------------------------------------------------------------- */
 
 static void test_replay(void)
@@ -2047,6 +2114,58 @@ static void test_pbm_sha256_paths(void)
             }
     }
     pbm_shani_(1);
+}
+
+/* Two keys derived side by side into the cache (pbm_prefetch2_) are the keys pbm_derive_
+ * gives, for equal and unequal iteration counts; nothing is derived for a pair that is not two
+ * SHA-256 misses, or without the SHA extensions. */
+static void test_pbm_prefetch_pairs(void)
+{
+    static const int64_t counts[][2] = {{500, 500}, {500, 37}, {1, 2}, {2, 1000}};
+    uint8_t salt_a[16], salt_b[16];
+    int have = pbm_shani_(1);
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        for (size_t j = 0; j < sizeof(salt_a); j++) {
+            salt_a[j] = (uint8_t)(i * 31 + j);
+            salt_b[j] = (uint8_t)(i * 57 + j * 3 + 1);
+        }
+        struct pbm_params a = {NID_sha256, "secret a", salt_a, sizeof(salt_a), counts[i][0]};
+        struct pbm_params b = {NID_sha256, "other secret", salt_b, sizeof(salt_b), counts[i][1]};
+        unsigned long before = pbm_paired_keys_();
+        pbm_cache_clear_();
+        TEST_EQ(pbm_prefetch2_(&a, &b), have ? 2 : 0);
+        TEST_EQ(pbm_paired_keys_() - before, have ? 2UL : 0UL);
+        const struct pbm_params *ps[2] = {&a, &b};
+        for (int k = 0; k < 2; k++) {
+            uint8_t want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE];
+            unsigned wantlen = 0, gotlen = 0;
+            TEST_OK(pbm_derive_(NID_sha256, ps[k]->secret, ps[k]->salt, ps[k]->saltlen, ps[k]->iter,
+                                want, &wantlen));
+            TEST_OK(pbm_key_(NID_sha256, ps[k]->secret, ps[k]->salt, ps[k]->saltlen, ps[k]->iter,
+                             got, &gotlen));
+            TEST_EQ(gotlen, wantlen);
+            TEST_MEMEQ(got, want, wantlen);
+        }
+        TEST_EQ(pbm_prefetch2_(&a, &b), 0); /* both cached now */
+    }
+    /* one of the two cached, the same inputs twice, another owf, a count over the limit */
+    struct pbm_params a = {NID_sha256, "x", salt_a, sizeof(salt_a), 500};
+    struct pbm_params b = {NID_sha256, "y", salt_b, sizeof(salt_b), 500};
+    uint8_t key[EVP_MAX_MD_SIZE];
+    unsigned keylen = 0;
+    pbm_cache_clear_();
+    TEST_OK(pbm_key_(NID_sha256, "x", salt_a, sizeof(salt_a), 500, key, &keylen));
+    TEST_EQ(pbm_prefetch2_(&a, &b), 0);
+    pbm_cache_clear_();
+    TEST_EQ(pbm_prefetch2_(&a, &a), 0);
+    struct pbm_params c = {NID_sha1, "y", salt_b, sizeof(salt_b), 500};
+    TEST_EQ(pbm_prefetch2_(&a, &c), 0);
+    struct pbm_params d = {NID_sha256, "y", salt_b, sizeof(salt_b), PBM_PREFETCH_MAX_ITER + 1};
+    TEST_EQ(pbm_prefetch2_(&a, &d), 0);
+    pbm_shani_(0);
+    TEST_EQ(pbm_prefetch2_(&a, &b), 0);
+    pbm_shani_(1);
+    pbm_cache_clear_();
 }
 
 static void test_pbm_primitives(void)
@@ -5234,6 +5353,8 @@ CG_TESTS = {
     CG_TEST("core/module_order_wrong_code", test_module_order_wrong_code),
     CG_TEST("core/pbm_primitives", test_pbm_primitives),
     CG_TEST("core/pbm_sha256_paths", test_pbm_sha256_paths),
+    CG_TEST("core/pbm_prefetch_pairs", test_pbm_prefetch_pairs),
+    CG_TEST("core/pbm_hint", test_pbm_hint),
     CG_TEST("core/verify_item", test_verify_item),
     CG_TEST("core/ecfast_verify", test_ecfast_verify),
     CG_TEST("core/gennname_raw", test_gennname_raw),
