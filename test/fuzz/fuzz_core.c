@@ -3,7 +3,8 @@
  *
  * DESIGN: LLVMFuzzerTestOneInput (1) decodes the input with d2i_CG_PKIMESSAGE and, when it
  * decodes, re-encodes it with i2d, decodes that again and checks that the second encoding is
- * byte-identical to the first (the templates round-trip); (2) asks cg_core_is_der; (3) hands
+ * byte-identical to the first (the templates round-trip); (2) asks cg_core_is_der and reads
+ * the input's PBM parameters in place (cg_core_pbm_hint: a hint within its bounds); (3) hands
  * the raw input to cg_core_process on each of a fixed set of aliases: "opensslra" (RA mode,
  * HMAC "password", nested messages trusted from the RA root), "opensslclient" (client mode,
  * HMAC with the end entity's code) and "openssleec" (client mode, EndEntityCertificate), and
@@ -267,6 +268,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         set_up();
     round_trip(data, size);
     (void)cg_core_is_der(data, size);
+    struct cg_pbm_hint h;
+    if (cg_core_pbm_hint(g_core, "opensslra", data, size, &h) &&
+        (h.saltlen > sizeof(h.salt) || h.iter < 1 || memchr(h.secret, 0, sizeof(h.secret)) == NULL))
+        abort();
     for (size_t i = 0; i < sizeof(g_aliases) / sizeof(g_aliases[0]); i++) {
         struct cg_core_result res;
         memset(&res, 0xa5, sizeof(res)); /* the engine must fill what it reports */
