@@ -570,19 +570,19 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X50
         if (sk->poposkInput != NULL) {
             EVP_PKEY *pk = ca_spki_key_(sk->poposkInput->publicKey);
             if (pk == NULL || (*key != NULL && EVP_PKEY_eq(pk, *key) != 1)) {
-                EVP_PKEY_free(pk);
+                ecfast_key_free_(pk);
                 set_detail_(ctx, "POPOSigningKeyInput public key differs from the template", NULL);
                 return CG_ECMP_BADPOP;
             }
             if (sk->poposkInput->authInfo->type != 0) {
-                EVP_PKEY_free(pk);
+                ecfast_key_free_(pk);
                 set_detail_(ctx, "publicKeyMAC in POPOSigningKeyInput is not supported", NULL);
                 return CG_ECMP_BADPOP;
             }
             GENERAL_NAME *snd = sk->poposkInput->authInfo->value.sender;
             if (t->subject != NULL && snd->type == GEN_DIRNAME &&
                 X509_NAME_cmp(snd->d.directoryName, t->subject) != 0) {
-                EVP_PKEY_free(pk);
+                ecfast_key_free_(pk);
                 set_detail_(ctx, "POPOSigningKeyInput sender differs from the template subject",
                             NULL);
                 return CG_ECMP_BADPOP;
@@ -592,7 +592,7 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X50
             if (ok && *key == NULL)
                 *key = pk; /* steals */
             else
-                EVP_PKEY_free(pk);
+                ecfast_key_free_(pk);
             /* the subject may be given only as the POPOSigningKeyInput sender */
             if (ok && t->subject == NULL && snd->type == GEN_DIRNAME)
                 *subject = snd->d.directoryName;
@@ -644,7 +644,7 @@ static void enroll_clear(struct enroll *en)
         sk_X509_EXTENSION_pop_free(en->exts, X509_EXTENSION_free);
     OPENSSL_free(en->subject_text);
     X509_NAME_free(en->own_subject);
-    EVP_PKEY_free(en->key);
+    ecfast_key_free_(en->key);
     CG_SPKI_free(en->own_spki);
 }
 

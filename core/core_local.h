@@ -332,8 +332,9 @@ int ca_certrep_der_(int rep_type, X509 *const *capubs, size_t n_capubs, int64_t 
  *  c->subject when the caller has it (NULL: computed here). */
 int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char *username,
                         const char *subject_text, struct cg_cert_rec *rec);
-/** @brief The public key of spki (new), loaded without the decoder for EC named curves and
- *  EdDSA. NULL if malformed. */
+/** @brief The public key of spki, loaded without the decoder for EC named curves and
+ *  EdDSA (free it with ecfast_key_free_: an EC key may be the thread's lent one). NULL if
+ *  malformed. */
 EVP_PKEY *ca_spki_key_(const CG_SPKI *spki);
 
 /* --- ecfast.c: requested EC keys on common named curves --- */
@@ -343,8 +344,15 @@ void ecfast_init_(void);
 /** @brief 1 when ecfast_key_ handles keys on the curve curve_nid. */
 int ecfast_curve_(int curve_nid);
 /** @brief The public key point (its X9.62 octet string) on curve curve_nid, as an
- *  EVP_PKEY holding an EC_KEY (new), or NULL: not a kept curve, not a point of the curve. */
+ *  EVP_PKEY holding an EC_KEY, or NULL: not a kept curve, not a point of the curve. Often the
+ *  thread's lent key (ecfast.c): give it back with ecfast_key_free_, keep it no longer than
+ *  the request, and hand it to no other thread. */
 EVP_PKEY *ecfast_key_(int curve_nid, const unsigned char *point, size_t len);
+/** @brief Free a key of ca_spki_key_ / ecfast_key_ (any EVP_PKEY; NULL is a no-op): a lent key
+ *  goes back to its thread. */
+void ecfast_key_free_(EVP_PKEY *key);
+/** @brief Keys lent again since the start (process-wide), for the tests. */
+unsigned long ecfast_lends_(void);
 /** @brief Check an ECDSA signature over data (digest md) with a key of ecfast_key_.
  *  @return 1 valid, 0 invalid, -1 key is not one of ecfast_key_'s (use EVP). */
 int ecfast_verify_(EVP_PKEY *key, const EVP_MD *md, const unsigned char *sig, size_t siglen,

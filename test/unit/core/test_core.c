@@ -2287,6 +2287,131 @@ static void test_verify_item(void)
     EVP_PKEY_free(rsa);
 }
 
+/* The point of a new P-256 key in X9.62 form, and a signature by it over data. */
+static EVP_PKEY *signer_point(uint8_t pub[65], const uint8_t *data, size_t len, uint8_t sig[80],
+                              size_t *siglen)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    size_t n = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    *siglen = 80;
+    if (k == NULL || c == NULL ||
+        EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pub, 65, &n) != 1 || n != 65 ||
+        EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, k) != 1 ||
+        EVP_DigestSign(c, sig, siglen, data, len) != 1)
+        die("signer_point");
+    EVP_MD_CTX_free(c);
+    return k;
+}
+
+struct lend_thread {
+    const uint8_t *pub;
+    EVP_PKEY *ref; /* the key of pub */
+    EVP_PKEY *seen[2];
+};
+
+static void *lend_elsewhere(void *arg)
+{
+    struct lend_thread *t = arg;
+    for (int i = 0; i < 2; i++) {
+        t->seen[i] = ecfast_key_(NID_X9_62_prime256v1, t->pub, 65);
+        ecfast_key_free_(t->seen[i]);
+    }
+    return NULL;
+}
+
+/* lend_thread.seen[0]: the spoiled lender's key; seen[1] set if it was lent again or a later
+ * key had the wrong point */
+static void *lend_spoiled(void *arg)
+{
+    struct lend_thread *t = arg;
+    EVP_PKEY *first = ecfast_key_(NID_X9_62_prime256v1, t->pub, 65);
+    ecfast_key_free_(first); /* the lender's key from now on */
+    EVP_PKEY *kept = ecfast_key_(NID_X9_62_prime256v1, t->pub, 65);
+    t->seen[0] = kept;
+    EVP_PKEY_free(kept); /* not given back */
+    unsigned long before = ecfast_lends_();
+    for (int i = 0; i < 3; i++) {
+        EVP_PKEY *k = ecfast_key_(NID_X9_62_prime256v1, t->pub, 65);
+        if (k == NULL || k == kept || EVP_PKEY_eq(k, t->ref) != 1)
+            t->seen[1] = k;
+        ecfast_key_free_(k);
+    }
+    if (ecfast_lends_() != before && t->seen[1] == NULL)
+        t->seen[1] = kept; /* lent again (another thread may lend too: then retried) */
+    return NULL;
+}
+
+/* A thread's EC key is lent again when given back (ecfast_key_free_): the same object, the
+ * new point, the proofs of the new key and not the old one verify. While lent, an import gets
+ * a new key and the lent one keeps its point; a point off the curve changes nothing; a key
+ * not given back (EVP_PKEY_free) is never lent again; another thread has its own; and an
+ * enrollment's key is a lent one. */
+static void test_ecfast_lend(void)
+{
+    const uint8_t data[] = "proof of possession";
+    uint8_t pa[65], pb[65], pc[65], sa[80], sb[80], sc[80], bad[65];
+    size_t la, lb, lc;
+    EVP_PKEY *ka = signer_point(pa, data, sizeof(data), sa, &la);
+    EVP_PKEY *kb = signer_point(pb, data, sizeof(data), sb, &lb);
+    EVP_PKEY *kc = signer_point(pc, data, sizeof(data), sc, &lc);
+    const EVP_MD *md = EVP_sha256();
+    /* settle this thread's lender: lent, given back */
+    ecfast_key_free_(ecfast_key_(NID_X9_62_prime256v1, pa, 65));
+    unsigned long before = ecfast_lends_();
+    EVP_PKEY *a = ecfast_key_(NID_X9_62_prime256v1, pa, 65);
+    TEST_NOTNULL(a);
+    TEST_EQ(ecfast_lends_() - before, 1UL);
+    TEST_EQ(EVP_PKEY_eq(a, ka), 1);
+    TEST_EQ(ecfast_verify_(a, md, sa, la, data, sizeof(data)), 1);
+    ecfast_key_free_(a);
+    EVP_PKEY *b = ecfast_key_(NID_X9_62_prime256v1, pb, 65);
+    TEST_TRUE(b == a);
+    TEST_EQ(ecfast_lends_() - before, 2UL);
+    TEST_EQ(EVP_PKEY_eq(b, kb), 1);
+    TEST_EQ(EVP_PKEY_eq(b, ka), 0);
+    TEST_EQ(ecfast_verify_(b, md, sb, lb, data, sizeof(data)), 1);
+    TEST_EQ(ecfast_verify_(b, md, sa, la, data, sizeof(data)), 0);
+    /* while b is out: a new key for c, and b keeps its point */
+    EVP_PKEY *c = ecfast_key_(NID_X9_62_prime256v1, pc, 65);
+    TEST_NOTNULL(c);
+    TEST_TRUE(c != b);
+    TEST_EQ(EVP_PKEY_eq(c, kc), 1);
+    TEST_EQ(EVP_PKEY_eq(b, kb), 1);
+    TEST_EQ(ecfast_verify_(c, md, sc, lc, data, sizeof(data)), 1);
+    ecfast_key_free_(c);
+    ecfast_key_free_(b);
+    /* a point off the curve: refused, and the next import is whole */
+    memcpy(bad, pc, sizeof(bad));
+    bad[64] ^= 0x01;
+    TEST_TRUE(ecfast_key_(NID_X9_62_prime256v1, bad, 65) == NULL);
+    c = ecfast_key_(NID_X9_62_prime256v1, pc, 65);
+    TEST_TRUE(c == a);
+    TEST_EQ(EVP_PKEY_eq(c, kc), 1);
+    TEST_EQ(ecfast_verify_(c, md, sc, lc, data, sizeof(data)), 1);
+    ecfast_key_free_(c);
+    /* another thread: its own key */
+    struct lend_thread t = {pb, kb, {NULL, NULL}};
+    pthread_t th;
+    TEST_EQ(pthread_create(&th, NULL, lend_elsewhere, &t), 0);
+    TEST_EQ(pthread_join(th, NULL), 0);
+    TEST_TRUE(t.seen[0] != a && t.seen[1] == t.seen[0]);
+    /* an enrollment borrows and gives back */
+    before = ecfast_lends_();
+    struct client *cl = std_client("opensslra", "password", "LendUser");
+    TEST_NOTNULL(gc(run_ir(cl), gc_X509_free));
+    TEST_TRUE(ecfast_lends_() > before);
+    /* not given back (on another thread, whose lender it spoils): never lent again, later
+     * imports are new keys with their own points */
+    struct lend_thread u = {pb, kb, {NULL, NULL}};
+    TEST_EQ(pthread_create(&th, NULL, lend_spoiled, &u), 0);
+    TEST_EQ(pthread_join(th, NULL), 0);
+    TEST_TRUE(u.seen[0] != NULL && u.seen[1] == NULL);
+    EVP_PKEY_free(ka);
+    EVP_PKEY_free(kb);
+    EVP_PKEY_free(kc);
+}
+
 /* A requested EC key (ca_spki_key_ → ecfast_key_, an EC_KEY inside) checks ECDSA proofs of
  * possession the way the provider does: signatures made by OpenSSL with SHA-256 and SHA-384
  * verify; a changed signature, another key, a signature re-encoded in BER (a long-form
@@ -2332,8 +2457,8 @@ static void test_ecfast_verify(void)
     TEST_TRUE(ecfast_key_(NID_X9_62_prime256v1, big, sizeof(big)) == NULL);
     TEST_TRUE(ecfast_key_(NID_secp224r1, big, 57) == NULL); /* not a kept curve */
     TEST_FALSE(ecfast_curve_(NID_secp224r1));
-    EVP_PKEY_free(key);
-    EVP_PKEY_free(other);
+    ecfast_key_free_(key);
+    ecfast_key_free_(other);
     CG_SPKI_free(spki);
     CG_SPKI_free(other_spki);
     EVP_PKEY_free(prov);
@@ -2768,7 +2893,7 @@ static void test_ec_point_forms(void)
     EVP_PKEY *got = ca_spki_key_(s);
     TEST_NOTNULL(got);
     TEST_EQ(EVP_PKEY_eq(got, k), 1);
-    EVP_PKEY_free(got);
+    ecfast_key_free_(got);
     CG_SPKI_free(s);
     const uint8_t zero = 0x00;
     s = ec_spki(&zero, 1); /* infinity */
@@ -2818,7 +2943,7 @@ static void test_ec_point_forms(void)
     int ok_here = ca_check_key_(&cp, got, detail, sizeof(detail)) == CG_OK;
     nids[0] = NID_secp384r1;
     int refused = ca_check_key_(&cp, got, detail, sizeof(detail)) == CG_ECMP_BADCERTTEMPLATE;
-    EVP_PKEY_free(got);
+    ecfast_key_free_(got);
     TEST_TRUE(ok_here);
     TEST_TRUE(refused);
     TEST_TRUE(strstr(detail, "prime256v1") != NULL);
@@ -5357,6 +5482,7 @@ CG_TESTS = {
     CG_TEST("core/pbm_hint", test_pbm_hint),
     CG_TEST("core/verify_item", test_verify_item),
     CG_TEST("core/ecfast_verify", test_ecfast_verify),
+    CG_TEST("core/ecfast_lend", test_ecfast_lend),
     CG_TEST("core/gennname_raw", test_gennname_raw),
     CG_TEST("core/issue_time_forms", test_issue_time_forms),
     CG_TEST("core/alloc_failures", test_alloc_failures),
