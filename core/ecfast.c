@@ -92,6 +92,7 @@ static const EC_GROUP *group_of(int curve_nid, size_t *index)
 static struct lender *lenders(int create)
 {
     struct lender *l;
+    pthread_once(&groups_once, build_groups); /* lenders_key and lenders_ok, set there */
     if (!lenders_ok)
         return NULL;
     if ((l = pthread_getspecific(lenders_key)) == NULL && create) {
