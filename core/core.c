@@ -1990,6 +1990,13 @@ static int nonce_seen(struct nonce_cache *nc, const uint8_t *p, size_t n, int64_
 
 /* --- the dispatch -------------------------------------------------------------------------- */
 
+/* The CA a message goes to when its alias names none (and the sender of errors when the
+ * named one is unknown): the first configured, or NULL. */
+static const struct cg_ca *first_ca(const struct cg_config *cfg)
+{
+    return cfg->n_cas ? &cfg->cas[0] : NULL;
+}
+
 static const struct cg_ca *alias_ca(struct msgctx *ctx)
 {
     char buf[128];
@@ -1998,7 +2005,7 @@ static const struct cg_ca *alias_ca(struct msgctx *ctx)
         name == NULL)
         return NULL;
     if (name == NULL)
-        return ctx->cfg->n_cas ? &ctx->cfg->cas[0] : NULL;
+        return first_ca(ctx->cfg);
     return cg_config_ca(ctx->cfg, name);
 }
 
@@ -2055,7 +2062,7 @@ static int dispatch(struct msgctx *ctx)
     int type = ctx->req->body->type;
     const struct cg_ca *ca = alias_ca(ctx);
     /* errors name the alias's CA as sender, or the first CA when that one is unknown */
-    ctx->ca = ca ? ca : ctx->cfg->n_cas ? &ctx->cfg->cas[0] : NULL;
+    ctx->ca = ca ? ca : first_ca(ctx->cfg);
     if ((rc = check_header(ctx)) != CG_OK || (rc = check_op(ctx)) != CG_OK ||
         (rc = check_limits(ctx)) != CG_OK)
         return rc;
@@ -2173,7 +2180,7 @@ static int process_der(struct cg_core *core, const char *alias, const char *op, 
         goto out;
     const unsigned char *p = der;
     if (!der_depth_ok(der, len, core->cfg->max_der_depth)) {
-        ctx.ca = ctx.cfg->n_cas ? &ctx.cfg->cas[0] : NULL;
+        ctx.ca = first_ca(ctx.cfg);
         snprintf(ctx.detail, sizeof(ctx.detail),
                  "the DER object nests deeper than %d levels (limits.max_der_depth)",
                  core->cfg->max_der_depth);
@@ -2184,7 +2191,7 @@ static int process_der(struct cg_core *core, const char *alias, const char *op, 
     if (ctx.req == NULL || p != der + len) {
         CG_PKIMESSAGE_free(ctx.req);
         ctx.req = NULL;
-        ctx.ca = ctx.cfg->n_cas ? &ctx.cfg->cas[0] : NULL;
+        ctx.ca = first_ca(ctx.cfg);
         set_detail_(&ctx, "the DER object could not be parsed as a CMP message", NULL);
         rc = CG_ECMP_BADREQUEST;
     } else {
@@ -2457,7 +2464,7 @@ int cg_core_pbm_hint(const struct cg_core *core, const char *alias, const uint8_
         if (a->ra_ca_name != NULL)
             ca = cg_config_ca(cfg, a->ra_ca_name);
         if (ca == NULL)
-            ca = cfg->n_cas ? &cfg->cas[0] : NULL;
+            ca = first_ca(cfg);
         secret = ca != NULL ? ca->cmp_ra_secret : NULL;
     }
     if (secret == NULL || strlen(secret) >= sizeof(h->secret) ||
