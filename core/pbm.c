@@ -308,12 +308,16 @@ int pbm_shani_(int enable)
     return on;
 }
 
-static void sha256_iterate(uint8_t key[SHA256_DIGEST_LENGTH], int64_t n)
+/* Whether the SHA extensions are in use (asked of the CPU the first time). */
+static int shani_on(void)
 {
     int on = __atomic_load_n(&shani_state, __ATOMIC_RELAXED);
-    if (on < 0)
-        on = pbm_shani_(1);
-    if (on)
+    return on < 0 ? pbm_shani_(1) : on;
+}
+
+static void sha256_iterate(uint8_t key[SHA256_DIGEST_LENGTH], int64_t n)
+{
+    if (shani_on())
         sha256_iterate_shani(key, n);
     else
         sha256_iterate_generic(key, n);
@@ -371,17 +375,26 @@ static void cache_id(int owf_nid, const char *secret, const uint8_t *salt, size_
     OPENSSL_cleanse(&c, sizeof(c));
 }
 
+/* The slot of id, with its lock taken: unlock *mu after. */
+static struct pbm_slot *slot_locked(const uint8_t id[SHA256_DIGEST_LENGTH], pthread_mutex_t **mu)
+{
+    unsigned s = ((unsigned)id[0] | (unsigned)id[1] << 8) & (PBM_SLOTS - 1);
+    *mu = &locks[s % PBM_LOCKS];
+    pthread_once(&locks_once, init_locks);
+    pthread_mutex_lock(*mu);
+    return &slots[s];
+}
+
 /* The cached key for id into key (EVP_MAX_MD_SIZE bytes). @return its length, 0 if none. */
 static unsigned cache_get(const uint8_t id[SHA256_DIGEST_LENGTH], uint8_t *key)
 {
-    unsigned s = ((unsigned)id[0] | (unsigned)id[1] << 8) & (PBM_SLOTS - 1), n = 0;
-    pthread_mutex_t *mu = &locks[s % PBM_LOCKS];
-    pthread_once(&locks_once, init_locks);
-    pthread_mutex_lock(mu);
-    if (slots[s].keylen != 0 && memcmp(slots[s].id, id, SHA256_DIGEST_LENGTH) == 0) {
-        n = slots[s].keylen;
+    pthread_mutex_t *mu;
+    struct pbm_slot *slot = slot_locked(id, &mu);
+    unsigned n = 0;
+    if (slot->keylen != 0 && memcmp(slot->id, id, SHA256_DIGEST_LENGTH) == 0) {
+        n = slot->keylen;
         if (key != NULL)
-            memcpy(key, slots[s].key, n);
+            memcpy(key, slot->key, n);
     }
     pthread_mutex_unlock(mu);
     return n;
@@ -389,13 +402,11 @@ static unsigned cache_get(const uint8_t id[SHA256_DIGEST_LENGTH], uint8_t *key)
 
 static void cache_put(const uint8_t id[SHA256_DIGEST_LENGTH], const uint8_t *key, unsigned n)
 {
-    unsigned s = ((unsigned)id[0] | (unsigned)id[1] << 8) & (PBM_SLOTS - 1);
-    pthread_mutex_t *mu = &locks[s % PBM_LOCKS];
-    pthread_once(&locks_once, init_locks);
-    pthread_mutex_lock(mu);
-    memcpy(slots[s].id, id, SHA256_DIGEST_LENGTH);
-    memcpy(slots[s].key, key, n);
-    slots[s].keylen = n;
+    pthread_mutex_t *mu;
+    struct pbm_slot *slot = slot_locked(id, &mu);
+    memcpy(slot->id, id, SHA256_DIGEST_LENGTH);
+    memcpy(slot->key, key, n);
+    slot->keylen = n;
     pthread_mutex_unlock(mu);
 }
 
@@ -418,12 +429,9 @@ int pbm_prefetch2_(const struct pbm_params *a, const struct pbm_params *b)
 {
     uint8_t ida[SHA256_DIGEST_LENGTH], idb[SHA256_DIGEST_LENGTH];
     uint8_t ka[SHA256_DIGEST_LENGTH], kb[SHA256_DIGEST_LENGTH];
-    int on = __atomic_load_n(&shani_state, __ATOMIC_RELAXED);
-    if (on < 0)
-        on = pbm_shani_(1);
     /* only a pair gains: one key alone is derived when its message needs it */
-    if (!on || a->owf_nid != NID_sha256 || b->owf_nid != NID_sha256 || a->iter < 1 || b->iter < 1 ||
-        a->iter > PBM_PREFETCH_MAX_ITER || b->iter > PBM_PREFETCH_MAX_ITER)
+    if (!shani_on() || a->owf_nid != NID_sha256 || b->owf_nid != NID_sha256 || a->iter < 1 ||
+        b->iter < 1 || a->iter > PBM_PREFETCH_MAX_ITER || b->iter > PBM_PREFETCH_MAX_ITER)
         return 0;
     cache_id(NID_sha256, a->secret, a->salt, a->saltlen, a->iter, ida);
     cache_id(NID_sha256, b->secret, b->salt, b->saltlen, b->iter, idb);
