@@ -1889,6 +1889,17 @@ static void test_popo_tampered(void)
     TEST_RC(cg_store_get_entity(g_store, "BadPop", &e), CG_ENOTFOUND);
 }
 
+/* The process-wide cache answers p with the key pbm_derive_ computes. */
+static void expect_key_as_derived(const struct pbm_params *p)
+{
+    uint8_t want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE];
+    unsigned wantlen = 0, gotlen = 0;
+    TEST_OK(pbm_derive_(p->owf_nid, p->secret, p->salt, p->saltlen, p->iter, want, &wantlen));
+    TEST_OK(pbm_key_(p->owf_nid, p->secret, p->salt, p->saltlen, p->iter, got, &gotlen));
+    TEST_EQ(gotlen, wantlen);
+    TEST_MEMEQ(got, want, wantlen);
+}
+
 /* cg_core_pbm_hint reads a request's PBM parameters and the secret its check will use
  * without decoding it: the alias's HMAC parameter or the CA's cmp_ra_secret; nothing for a
  * certConf (it reuses the ir's key), an unknown alias, a truncated message or another
@@ -1944,14 +1955,9 @@ static void test_pbm_hint(void)
     TEST_EQ(cg_core_pbm_prefetch(&h, &h2), 0);
     const struct cg_pbm_hint *hs[2] = {&h, &h2};
     for (int k = 0; k < 2; k++) {
-        uint8_t want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE];
-        unsigned wantlen = 0, gotlen = 0;
-        TEST_OK(pbm_derive_(hs[k]->owf_nid, hs[k]->secret, hs[k]->salt, hs[k]->saltlen, hs[k]->iter,
-                            want, &wantlen));
-        TEST_OK(pbm_key_(hs[k]->owf_nid, hs[k]->secret, hs[k]->salt, hs[k]->saltlen, hs[k]->iter,
-                         got, &gotlen));
-        TEST_EQ(gotlen, wantlen);
-        TEST_MEMEQ(got, want, wantlen);
+        struct pbm_params p = {hs[k]->owf_nid, hs[k]->secret, hs[k]->salt, hs[k]->saltlen,
+                               hs[k]->iter};
+        expect_key_as_derived(&p);
     }
     pbm_cache_clear_();
 }
@@ -2135,17 +2141,8 @@ static void test_pbm_prefetch_pairs(void)
         pbm_cache_clear_();
         TEST_EQ(pbm_prefetch2_(&a, &b), have ? 2 : 0);
         TEST_EQ(pbm_paired_keys_() - before, have ? 2UL : 0UL);
-        const struct pbm_params *ps[2] = {&a, &b};
-        for (int k = 0; k < 2; k++) {
-            uint8_t want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE];
-            unsigned wantlen = 0, gotlen = 0;
-            TEST_OK(pbm_derive_(NID_sha256, ps[k]->secret, ps[k]->salt, ps[k]->saltlen, ps[k]->iter,
-                                want, &wantlen));
-            TEST_OK(pbm_key_(NID_sha256, ps[k]->secret, ps[k]->salt, ps[k]->saltlen, ps[k]->iter,
-                             got, &gotlen));
-            TEST_EQ(gotlen, wantlen);
-            TEST_MEMEQ(got, want, wantlen);
-        }
+        expect_key_as_derived(&a);
+        expect_key_as_derived(&b);
         TEST_EQ(pbm_prefetch2_(&a, &b), 0); /* both cached now */
     }
     /* one of the two cached, the same inputs twice, another owf, a count over the limit */
