@@ -2462,6 +2462,116 @@ static void test_ecfast_verify(void)
     EVP_PKEY_free(other_prov);
 }
 
+/* provider's verdict on sig (OpenSSL's ECDSA_verify, which decodes and encodes again) */
+static int provider_verifies(EVP_PKEY *prov, const uint8_t *sig, size_t siglen, const uint8_t *data,
+                             size_t len)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c != NULL && EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, prov) == 1 &&
+             EVP_DigestVerify(c, sig, siglen, data, len) == 1;
+    EVP_MD_CTX_free(c);
+    ERR_clear_error();
+    return ok;
+}
+
+/* out = SEQUENCE { INTEGER r, INTEGER s } from the contents given (written as they are, so
+ * they may be non-minimal or negative); lenform 1 writes every length in long form. */
+static size_t sig_der(uint8_t *out, const uint8_t *r, size_t rn, const uint8_t *s, size_t sn,
+                      int lenform)
+{
+    uint8_t body[160];
+    size_t n = 0, o = 0;
+    const uint8_t *v[2] = {r, s};
+    size_t vn[2] = {rn, sn};
+    for (int i = 0; i < 2; i++) {
+        body[n++] = 0x02;
+        if (lenform)
+            body[n++] = 0x81;
+        body[n++] = (uint8_t)vn[i];
+        memcpy(body + n, v[i], vn[i]);
+        n += vn[i];
+    }
+    out[o++] = 0x30;
+    if (lenform || n >= 0x80)
+        out[o++] = 0x81;
+    out[o++] = (uint8_t)n;
+    memcpy(out + o, body, n);
+    return o + n;
+}
+
+/* The ECDSA signature's encoding: ecfast_verify_ reads it by hand and must take exactly what
+ * OpenSSL's provider takes. Variants of one valid signature (leading zeros added or taken
+ * away, long-form lengths, bytes after it, r and s swapped or missing, zero and negative
+ * values, other tags) each get the provider's verdict, and the valid one verifies. */
+static void test_ecfast_sig_der(void)
+{
+    EVP_PKEY *prov = EVP_EC_gen("P-256");
+    CG_SPKI *spki = ca_spki_from_pkey_(prov);
+    EVP_PKEY *key = ca_spki_key_(spki);
+    const uint8_t data[] = "the certificate request";
+    TEST_NOTNULL(key);
+    int tried = 0, valid = 0;
+    for (int round = 0; round < 24; round++) {
+        uint8_t sig[80], r[40], s[40], v[200];
+        size_t siglen = sizeof(sig);
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        TEST_TRUE(EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, prov) == 1 &&
+                  EVP_DigestSign(c, sig, &siglen, data, sizeof(data)) == 1);
+        EVP_MD_CTX_free(c);
+        /* the contents of r and s as signed */
+        size_t rn = sig[3], sn = sig[5 + rn];
+        memcpy(r, sig + 4, rn);
+        memcpy(s, sig + 6 + rn, sn);
+        uint8_t zr[41] = {0}, zs[41] = {0}, neg[40];
+        memcpy(zr + 1, r, rn);
+        memcpy(zs + 1, s, sn);
+        const uint8_t *ur = r[0] == 0 ? r + 1 : r; /* r without its sign byte, if it had one */
+        size_t urn = r[0] == 0 ? rn - 1 : rn;
+        memcpy(neg, r, rn);
+        neg[0] |= 0x80;
+        const uint8_t zero[1] = {0}, tags[] = {0x31, 0x04, 0x02};
+        struct {
+            uint8_t b[200];
+            size_t n;
+        } var[20];
+        int nv = 0;
+        var[nv].n = sig_der(var[nv].b, r, rn, s, sn, 0), nv++;      /* as signed */
+        var[nv].n = sig_der(var[nv].b, zr, rn + 1, s, sn, 0), nv++; /* r with a 00 too many */
+        var[nv].n = sig_der(var[nv].b, r, rn, zs, sn + 1, 0), nv++; /* s with a 00 too many */
+        var[nv].n = sig_der(var[nv].b, ur, urn, s, sn, 0), nv++;    /* r maybe negative */
+        var[nv].n = sig_der(var[nv].b, r, rn, s, sn, 1), nv++;      /* long-form lengths */
+        var[nv].n = sig_der(var[nv].b, s, sn, r, rn, 0), nv++;      /* swapped */
+        var[nv].n = sig_der(var[nv].b, zero, 1, s, sn, 0), nv++;    /* r = 0 */
+        var[nv].n = sig_der(var[nv].b, r, rn, zero, 0, 0), nv++;    /* s empty */
+        var[nv].n = sig_der(var[nv].b, neg, rn, s, sn, 0), nv++;    /* r negative */
+        memcpy(var[nv].b, sig, siglen), var[nv].b[siglen] = 0, var[nv].n = siglen + 1, nv++;
+        memcpy(var[nv].b, sig, siglen - 1), var[nv].n = siglen - 1, nv++; /* cut */
+        memcpy(var[nv].b, sig, siglen), var[nv].b[1]++, var[nv].n = siglen, nv++;
+        memcpy(var[nv].b, sig, siglen), var[nv].b[1]--, var[nv].n = siglen, nv++;
+        for (size_t t = 0; t < sizeof(tags); t++) /* other tags for the SEQUENCE */
+            memcpy(var[nv].b, sig, siglen), var[nv].b[0] = tags[t], var[nv].n = siglen, nv++;
+        memcpy(var[nv].b, sig, siglen), var[nv].b[2] = 0x0a, var[nv].n = siglen, nv++; /* r's tag */
+        var[nv].n = 0, nv++;
+        for (int i = 0; i < nv; i++) {
+            memcpy(v, var[i].b, var[i].n);
+            int want = provider_verifies(prov, v, var[i].n, data, sizeof(data));
+            int got = ecfast_verify_(key, EVP_sha256(), v, var[i].n, data, sizeof(data));
+            ERR_clear_error();
+            if (got != want)
+                fprintf(stderr, "round %d variant %d: ecfast %d, provider %d\n", round, i, got,
+                        want);
+            TEST_EQ(got, want);
+            tried++;
+            valid += want;
+        }
+        TEST_EQ(provider_verifies(prov, var[0].b, var[0].n, data, sizeof(data)), 1);
+    }
+    TEST_TRUE(tried == 24 * 18 && valid >= 24);
+    ecfast_key_free_(key);
+    CG_SPKI_free(spki);
+    EVP_PKEY_free(prov);
+}
+
 /* The DER of a pkiConf message whose header sender is the given bytes (written as they are). */
 static int message_with_sender(const uint8_t *snd, int n, unsigned char **der)
 {
@@ -5479,6 +5589,7 @@ CG_TESTS = {
     CG_TEST("core/pbm_hint", test_pbm_hint),
     CG_TEST("core/verify_item", test_verify_item),
     CG_TEST("core/ecfast_verify", test_ecfast_verify),
+    CG_TEST("core/ecfast_sig_der", test_ecfast_sig_der),
     CG_TEST("core/ecfast_lend", test_ecfast_lend),
     CG_TEST("core/gennname_raw", test_gennname_raw),
     CG_TEST("core/issue_time_forms", test_issue_time_forms),
