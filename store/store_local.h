@@ -68,6 +68,7 @@ struct cg_store {
     pthread_cond_t work_cv;
     struct pending *head, *tail;
     int stopping;
+    int sync;                  /* commits are synced: space is reserved ahead (reserve_space) */
     long commit_delay_us;      /* how long a group may wait to grow (0: never) */
     int (*backlog)(void *arg); /* requests waiting to be processed, or NULL */
     void *backlog_arg;

@@ -1760,6 +1760,65 @@ static void test_map_full(void)
     cg_entity_free(e);
 }
 
+/* Size of the store's data file under dir. */
+static off_t data_size(const char *dir)
+{
+    char f[192];
+    struct stat st;
+    snprintf(f, sizeof(f), "%s/data.mdb", dir);
+    return stat(f, &st) == 0 ? st.st_size : -1;
+}
+
+/* A synced store keeps zeros written ahead of its pages (at least half the reserve beyond
+ * what is used, so that a commit overwrites blocks instead of extending the file), also once
+ * the data outgrow the first reserve; it stays within the map; the records read back after
+ * a reopen. A store without sync reserves nothing. */
+static void test_space_reserved(void)
+{
+    char path[128];
+    struct cg_store_opts o = {path, 64, 0, 0};
+    struct cg_store *s = NULL;
+    struct cg_store_batch *b = NULL;
+    struct cg_cert_rec *c = make_cert(0x31, 1, "reserve"), *got = NULL;
+    const off_t half = CG_STORE_RESERVE_MIN / 2;
+    snprintf(path, sizeof(path), "%s/nosync", g_dir);
+    TEST_OK(cg_store_open(&o, &s));
+    b = cg_store_batch_new();
+    TEST_OK(cg_store_batch_add_cert(b, c));
+    TEST_OK(cg_store_commit(s, b));
+    cg_store_batch_free(b);
+    cg_store_close(s);
+    TEST_TRUE(data_size(path) > 0 && data_size(path) < half);
+    /* g_store: synced, 64 MB map */
+    free(c->der);
+    c->der_len = 96 * 1024;
+    TEST_NOTNULL(c->der = calloc(1, c->der_len));
+    off_t written = 0;
+    for (uint32_t i = 1; i <= 120; i++) {
+        c->serial_len = serial_bytes(i, c->serial);
+        memcpy(c->fingerprint + 1, &i, sizeof(i));
+        c->der[0] = (uint8_t)i;
+        b = cg_store_batch_new();
+        TEST_OK(cg_store_batch_add_cert(b, c));
+        TEST_OK(cg_store_commit(g_store, b));
+        cg_store_batch_free(b);
+        written += (off_t)c->der_len;
+        if (i == 1 || i == 120)
+            TEST_TRUE(data_size(g_path) >= written + half);
+    }
+    TEST_TRUE(data_size(g_path) <= (off_t)64 << 20);
+    reopen();
+    for (uint32_t i = 1; i <= 120; i += 17) {
+        c->serial_len = serial_bytes(i, c->serial);
+        TEST_OK(cg_store_get_cert(g_store, c->issuer_key, c->serial, c->serial_len, &got));
+        TEST_EQ(got->der_len, 96 * 1024);
+        TEST_EQ(got->der[0], (uint8_t)i);
+        cg_cert_rec_free(got);
+        got = NULL;
+    }
+    cg_cert_rec_free(c);
+}
+
 /* --- allocation failures ----------------------------------------------------------------- */
 
 struct oom_async {
@@ -1999,6 +2058,7 @@ CG_TESTS = {
     CG_TEST("store/wait_entity", test_wait_entity),
     CG_TEST("store/durability", test_durability),
     CG_TEST("store/map_full", test_map_full),
+    CG_TEST("store/space_reserved", test_space_reserved),
 };
 
 CG_TEST_MAIN(set_up, tear_down)
