@@ -42,12 +42,12 @@ void auth_clear_(struct auth_state *a)
     a->module = -1;
 }
 
-int auth_extract_username_(const X509_NAME *subject, const char *component, char *out, size_t n)
+int auth_extract_username_(const struct dn_ref *subject, const char *component, char *out, size_t n)
 {
-    if (subject == NULL)
+    if (!dn_present_(subject))
         return 0;
     if (component == NULL || strcmp(component, "DN") == 0) {
-        char *t = ca_name_text_(subject);
+        char *t = ca_dn_text_(subject);
         int ok = t != NULL && strlen(t) < n;
         if (ok)
             strcpy(out, t);
@@ -62,16 +62,21 @@ static int is_cert_request(int type)
     return type == CG_BODY_IR || type == CG_BODY_CR || type == CG_BODY_KUR || type == CG_BODY_P10CR;
 }
 
-static const X509_NAME *requested_subject(const struct msgctx *ctx)
+/* The subject the request asks for into *ref (X509_NAME_free *owned after). @return 1 when it
+ * names one. */
+static int requested_subject(const struct msgctx *ctx, struct dn_ref *ref, X509_NAME **owned)
 {
     const CG_PKIBODY *b = ctx->req->body;
+    memset(ref, 0, sizeof(*ref));
+    *owned = NULL;
     if (b->type == CG_BODY_P10CR)
-        return X509_REQ_get_subject_name(b->value.p10cr);
+        ref->name = X509_REQ_get_subject_name(b->value.p10cr);
     if (b->type == CG_BODY_IR || b->type == CG_BODY_CR || b->type == CG_BODY_KUR) {
         CG_CERTREQMSG *m = sk_CG_CERTREQMSG_value(b->value.ir, 0);
-        return m ? m->certReq->certTemplate->subject : NULL;
+        if (m != NULL)
+            dn_ref_raw_(m->certReq->certTemplate->subject, ref, owned);
     }
-    return NULL;
+    return dn_present_(ref);
 }
 
 /* Client mode: the registered end entity's clear-text code for user (new copy) or NULL with
@@ -174,9 +179,13 @@ static int verify_dnpart(struct msgctx *ctx, const char *param, int *relevant)
     char pwd[256];
     if (unprotected_confirm(ctx, relevant) == CG_OK)
         return CG_OK;
-    const X509_NAME *subject = requested_subject(ctx);
+    struct dn_ref subject;
+    X509_NAME *owned = NULL;
+    int found = requested_subject(ctx, &subject, &owned) && param != NULL &&
+                dn_value_(&subject, param, pwd, sizeof(pwd));
+    X509_NAME_free(owned);
     set_detail_(ctx, "DnPartPwd: no %s attribute in the requested subject", param ? param : "?");
-    if (param == NULL || subject == NULL || !dn_value_(subject, param, pwd, sizeof(pwd)))
+    if (!found)
         return CG_ECMP_NOTAUTHORIZED;
     *relevant = 1;
     int rc = password_check(ctx, pwd);
@@ -433,10 +442,12 @@ int auth_authenticate_(struct msgctx *ctx)
 {
     int rc = CG_ECMP_BADMSGCHECK, first_rc = CG_OK;
     char first_detail[sizeof(ctx->detail)] = "";
-    const X509_NAME *subject = requested_subject(ctx);
-    if (subject != NULL)
-        auth_extract_username_(subject, ctx->alias->extract_username_component, ctx->extracted,
+    struct dn_ref subject;
+    X509_NAME *owned = NULL;
+    if (requested_subject(ctx, &subject, &owned))
+        auth_extract_username_(&subject, ctx->alias->extract_username_component, ctx->extracted,
                                sizeof(ctx->extracted));
+    X509_NAME_free(owned);
     set_detail_(ctx, "no authentication module is configured", NULL);
     for (size_t i = 0; i < ctx->alias->n_auth; i++) {
         int m = ctx->alias->auth_modules[i], relevant = 0;

@@ -90,35 +90,38 @@ static int plain_value(const unsigned char *p, int n)
 /* The text of a name whose every attribute has a short name and a plain PrintableString,
  * UTF8String or IA5String value: what X509_NAME_print_ex writes with ca_name_text_'s flags
  * (the unit test compares them), at a fraction of the cost. NULL for any other name. */
-static char *plain_name_text(const X509_NAME *name)
+static char *plain_name_text(const struct dn_ref *ref)
 {
-    int n = X509_NAME_entry_count(name), prev_set = -1;
     size_t len = 0;
     char *out = NULL;
     for (int pass = 0; pass < 2; pass++) { /* measure, then write */
+        struct dn_iter it;
+        struct dn_attr a;
         size_t at = 0;
-        for (int i = 0; i < n; i++) {
-            const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
-            const ASN1_STRING *v = X509_NAME_ENTRY_get_data(e);
-            int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e)), set = X509_NAME_ENTRY_set(e);
-            int type = ASN1_STRING_type(v), vlen = ASN1_STRING_length(v);
-            const char *sn = nid != NID_undef ? OBJ_nid2sn(nid) : NULL;
+        int prev_set = -1, i = 0, r;
+        dn_iter_init_(&it, ref);
+        for (; (r = dn_iter_next_(&it, &a)) == 1; i++) {
+            const char *sn = a.nid != NID_undef ? OBJ_nid2sn(a.nid) : NULL;
             if (sn == NULL ||
-                (type != V_ASN1_PRINTABLESTRING && type != V_ASN1_UTF8STRING &&
-                 type != V_ASN1_IA5STRING) ||
-                !plain_value(ASN1_STRING_get0_data(v), vlen))
-                return NULL;
+                (a.type != V_ASN1_PRINTABLESTRING && a.type != V_ASN1_UTF8STRING &&
+                 a.type != V_ASN1_IA5STRING) ||
+                !plain_value(a.val, a.len))
+                break;
             size_t snlen = strlen(sn);
             if (out != NULL) {
                 if (i > 0)
-                    out[at] = set == prev_set ? '+' : ',';
+                    out[at] = a.set == prev_set ? '+' : ',';
                 memcpy(out + at + (i > 0), sn, snlen);
                 out[at + (i > 0) + snlen] = '=';
-                if (vlen > 0) /* an empty value may have no data */
-                    memcpy(out + at + (i > 0) + snlen + 1, ASN1_STRING_get0_data(v), (size_t)vlen);
+                if (a.len > 0) /* an empty value may have no data */
+                    memcpy(out + at + (i > 0) + snlen + 1, a.val, (size_t)a.len);
             }
-            at += (i > 0) + snlen + 1 + (size_t)vlen;
-            prev_set = set;
+            at += (i > 0) + snlen + 1 + (size_t)a.len;
+            prev_set = a.set;
+        }
+        if (r != 0) {
+            OPENSSL_free(out);
+            return NULL;
         }
         if (out != NULL) {
             out[at] = '\0';
@@ -131,15 +134,17 @@ static char *plain_name_text(const X509_NAME *name)
     return out;
 }
 
-char *ca_name_text_(const X509_NAME *name)
+char *ca_dn_text_(const struct dn_ref *ref)
 {
-    char *plain = plain_name_text(name);
+    char *plain = plain_name_text(ref);
+    X509_NAME *owned = NULL;
     if (plain != NULL)
         return plain;
-    BIO *b = BIO_new(BIO_s_mem());
+    const X509_NAME *name = dn_decoded_(ref, &owned);
+    BIO *b = name != NULL ? BIO_new(BIO_s_mem()) : NULL;
     char *out = NULL;
     if (b == NULL)
-        return NULL;
+        goto done;
     unsigned long flags = XN_FLAG_SEP_COMMA_PLUS | XN_FLAG_FN_SN | ASN1_STRFLGS_RFC2253;
     flags &= ~(unsigned long)ASN1_STRFLGS_ESC_MSB;
     if (X509_NAME_print_ex(b, name, 0, flags) >= 0) {
@@ -152,8 +157,16 @@ char *ca_name_text_(const X509_NAME *name)
             out[n] = '\0';
         }
     }
+done:
     BIO_free(b);
+    X509_NAME_free(owned);
     return out;
+}
+
+char *ca_name_text_(const X509_NAME *name)
+{
+    struct dn_ref ref = {name, NULL, 0};
+    return ca_dn_text_(&ref);
 }
 
 /* EVP_PKEY ex_data of an EC key that ca_spki_key_ imported from the uncompressed form onto a

@@ -437,6 +437,87 @@ GENERAL_NAME *CG_GENNAME_RAW_get(const ASN1_STRING *raw)
     return gn;
 }
 
+/* --- CG_NAME_RAW: a Name kept as its encoding -------------------------------------------- */
+/* Its ASN1_STRING's type is V_ASN1_SEQUENCE when dn_der_check_() accepted the bytes. */
+
+/* A Name (universal SEQUENCE): 1 when it is one, -1 when optional and absent, 0 on error. The
+ * bytes are kept as received, as d2i_X509_NAME keeps them for re-encoding. A name in DER that
+ * dn_der_check_() reads is taken as it is; any other is taken when d2i_X509_NAME takes it, so
+ * the template refuses exactly the names an X509_NAME field refused. */
+static int dn_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const ASN1_ITEM *it,
+                  int tag, int aclass, char opt, ASN1_TLC *ctx)
+{
+    const unsigned char *p = *in;
+    long plen = 0, total;
+    int ptag = 0, pclass = 0;
+    (void)it;
+    (void)aclass;
+    (void)ctx;
+    if (len <= 0)
+        return opt ? -1 : 0;
+    int r = ASN1_get_object(&p, &plen, &ptag, &pclass, len);
+    if (r & 0x80)
+        return 0;
+    if (ptag != V_ASN1_SEQUENCE || pclass != V_ASN1_UNIVERSAL)
+        return opt ? -1 : 0;
+    if (tag >= 0)
+        return 0;                                          /* implicit tagging */
+    long bound = r == 0x21 ? len : (long)(p - *in) + plen; /* 0x21: an indefinite length */
+    int checked = r != 0x21 && dn_der_check_(*in, (size_t)bound);
+    total = bound;
+    if (!checked) {
+        /* BER, or a value type dn_iter does not read */
+        p = *in;
+        X509_NAME *dn = d2i_X509_NAME(NULL, &p, bound);
+        X509_NAME_free(dn);
+        total = (long)(p - *in);
+        if (dn == NULL || (r != 0x21 && total != bound))
+            return 0;
+    }
+    if (*pval == NULL && (*pval = (ASN1_VALUE *)ASN1_STRING_new()) == NULL)
+        return 0;
+    if (ASN1_STRING_set((ASN1_STRING *)*pval, *in, (int)total) != 1)
+        return 0;
+    /* the string's type records the check, for dn_ref_raw_() */
+    ((ASN1_STRING *)*pval)->type = checked ? V_ASN1_SEQUENCE : V_ASN1_OCTET_STRING;
+    *in += total;
+    return 1;
+}
+
+static const ASN1_EXTERN_FUNCS dn_funcs = {
+    .asn1_ex_new = raw_new,
+    .asn1_ex_free = raw_free,
+    .asn1_ex_d2i = dn_d2i,
+    .asn1_ex_i2d = raw_i2d,
+};
+
+IMPLEMENT_EXTERN_ASN1(CG_NAME_RAW, V_ASN1_SEQUENCE, dn_funcs)
+
+ASN1_STRING *CG_NAME_RAW_new(const X509_NAME *dn)
+{
+    unsigned char *der = NULL;
+    ASN1_STRING *raw = ASN1_STRING_new();
+    int len = dn != NULL ? i2d_X509_NAME(dn, &der) : -1;
+    if (raw == NULL || len <= 0 || ASN1_STRING_set(raw, der, len) != 1) {
+        ASN1_STRING_free(raw);
+        raw = NULL;
+    }
+    OPENSSL_free(der);
+    return raw;
+}
+
+X509_NAME *CG_NAME_RAW_get(const ASN1_STRING *raw)
+{
+    const unsigned char *p = raw != NULL ? ASN1_STRING_get0_data(raw) : NULL;
+    int len = raw != NULL ? ASN1_STRING_length(raw) : 0;
+    X509_NAME *dn = len > 0 ? d2i_X509_NAME(NULL, &p, len) : NULL;
+    if (dn != NULL && p != ASN1_STRING_get0_data(raw) + len) {
+        X509_NAME_free(dn);
+        dn = NULL;
+    }
+    return dn;
+}
+
 /* --- CG_TLV_RAW: a whole TLV written as it is, never decoded (a response body written as
  * DER) ------------------------------------------------------------------------------------ */
 

@@ -102,6 +102,13 @@ DECLARE_ASN1_ITEM(CG_X509_CACHED)
  * (a name seen recently is recognised by its bytes instead), written as it is (certcache.c);
  * the type of PKIHeader.sender and .recipient. */
 DECLARE_ASN1_ITEM(CG_GENNAME_RAW)
+/* A Name held as its encoding (ASN1_STRING), as received; checked to be one when decoded
+ * (certcache.c); the type of CertTemplate.subject. dn_ref_raw_() reads it. */
+DECLARE_ASN1_ITEM(CG_NAME_RAW)
+/** @brief A new CG_NAME_RAW holding the encoding of dn, or NULL. */
+ASN1_STRING *CG_NAME_RAW_new(const X509_NAME *dn);
+/** @brief The name raw holds, decoded (new), or NULL. */
+X509_NAME *CG_NAME_RAW_get(const ASN1_STRING *raw);
 /* A whole TLV held as its encoding (ASN1_STRING), written as it is; never decoded: as the last
  * alternative of a CHOICE it matches nothing (certcache.c). */
 DECLARE_ASN1_ITEM(CG_TLV_RAW)
@@ -199,7 +206,7 @@ typedef struct {
     X509_ALGOR *signingAlg;
     X509_NAME *issuer;
     CG_OPTVALIDITY *validity;
-    X509_NAME *subject;
+    ASN1_STRING *subject; /* CG_NAME_RAW: the Name as received */
     CG_SPKI *publicKey;
     ASN1_BIT_STRING *issuerUID;
     ASN1_BIT_STRING *subjectUID;

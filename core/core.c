@@ -434,15 +434,17 @@ static int check_op(struct msgctx *ctx)
 /* --- certificate requests ----------------------------------------------------------------- */
 
 static int name_has_only_allowed(struct msgctx *ctx, const struct cg_ee_profile *ep,
-                                 const X509_NAME *subject)
+                                 const struct dn_ref *subject)
 {
-    if (X509_NAME_entry_count(subject) == 0) {
+    struct dn_iter it;
+    struct dn_attr a;
+    dn_iter_init_(&it, subject);
+    if (dn_iter_next_(&it, &a) != 1) {
         set_detail_(ctx, "the request has no subject DN", NULL);
         return CG_ECMP_BADCERTTEMPLATE;
     }
-    for (int i = 0; i < X509_NAME_entry_count(subject) && ep->allowed_dn != NULL; i++) {
-        int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(subject, i)));
-        const char *sn = nid != NID_undef ? OBJ_nid2sn(nid) : "?";
+    for (int r = 1; ep->allowed_dn != NULL && r == 1; r = dn_iter_next_(&it, &a)) {
+        const char *sn = a.nid != NID_undef ? OBJ_nid2sn(a.nid) : "?";
         size_t j;
         for (j = 0; j < ep->n_allowed_dn; j++)
             if (strcasecmp(ep->allowed_dn[j], sn) == 0)
@@ -458,7 +460,7 @@ static int name_has_only_allowed(struct msgctx *ctx, const struct cg_ee_profile 
         int nid = OBJ_sn2nid(ep->required_dn[j]);
         if (nid == NID_undef)
             nid = OBJ_txt2nid(ep->required_dn[j]);
-        if (nid == NID_undef || X509_NAME_get_index_by_NID(subject, nid, -1) < 0) {
+        if (nid == NID_undef || !dn_find_(subject, nid, &a)) {
             snprintf(ctx->detail, sizeof(ctx->detail),
                      "DN attribute %s is required by end entity profile %s", ep->required_dn[j],
                      ep->name);
@@ -478,25 +480,6 @@ static int in_list(char **list, size_t n, const char *name)
     return 0;
 }
 
-/* First value of DN attribute sn (short or long name) in subject, as UTF-8, into out. */
-int dn_value_(const X509_NAME *subject, const char *sn, char *out, size_t n)
-{
-    int nid = OBJ_txt2nid(sn);
-    int idx = nid == NID_undef ? -1 : X509_NAME_get_index_by_NID(subject, nid, -1);
-    unsigned char *utf8 = NULL;
-    if (idx < 0)
-        return 0;
-    int len =
-        ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
-    int ok = len > 0 && (size_t)len < n && memchr(utf8, '\0', (size_t)len) == NULL;
-    if (ok) {
-        memcpy(out, utf8, (size_t)len);
-        out[len] = '\0';
-    }
-    OPENSSL_free(utf8);
-    return ok;
-}
-
 static int random_name(char *out, size_t n)
 {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -511,7 +494,7 @@ static int random_name(char *out, size_t n)
 
 /* RA mode: the end entity's username, by ra_name_generation_scheme (DN falls back to RANDOM
  * when none of the named attributes is present, as the reference system does). */
-static int ra_username(struct msgctx *ctx, const X509_NAME *subject, char *out, size_t n)
+static int ra_username(struct msgctx *ctx, const struct dn_ref *subject, char *out, size_t n)
 {
     const struct cg_alias *a = ctx->alias;
     char base[128] = "";
@@ -550,7 +533,7 @@ static int ra_username(struct msgctx *ctx, const X509_NAME *subject, char *out, 
     return CG_OK;
 }
 
-static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X509_NAME **subject)
+static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, struct dn_ref *subject)
 {
     CG_CERTTEMPLATE *t = m->certReq->certTemplate;
     CG_POPO *popo = m->popo;
@@ -580,8 +563,11 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X50
                 return CG_ECMP_BADPOP;
             }
             GENERAL_NAME *snd = sk->poposkInput->authInfo->value.sender;
-            if (t->subject != NULL && snd->type == GEN_DIRNAME &&
-                X509_NAME_cmp(snd->d.directoryName, t->subject) != 0) {
+            X509_NAME *tn =
+                t->subject != NULL && snd->type == GEN_DIRNAME ? CG_NAME_RAW_get(t->subject) : NULL;
+            int differs = tn != NULL && X509_NAME_cmp(snd->d.directoryName, tn) != 0;
+            X509_NAME_free(tn);
+            if (differs) {
                 ecfast_key_free_(pk);
                 set_detail_(ctx, "POPOSigningKeyInput sender differs from the template subject",
                             NULL);
@@ -595,7 +581,7 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X50
                 ecfast_key_free_(pk);
             /* the subject may be given only as the POPOSigningKeyInput sender */
             if (ok && t->subject == NULL && snd->type == GEN_DIRNAME)
-                *subject = snd->d.directoryName;
+                subject->name = snd->d.directoryName;
         } else {
             if (*key == NULL || t->subject == NULL) {
                 set_detail_(
@@ -622,16 +608,17 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, X50
 
 /* What an enrollment asks for, whatever its body type. */
 struct enroll {
-    X509_NAME *subject;
-    EVP_PKEY *key;       /* new: the requested public key */
-    const CG_SPKI *spki; /* the received SubjectPublicKeyInfo of key, when known */
-    CG_SPKI *own_spki;   /* new, p10cr: spki converted from the CSR */
+    struct dn_ref subject; /* the requested subject (a template's in its DER) */
+    X509_NAME *decoded;    /* subject decoded, when needed as an X509_NAME (enroll_name) */
+    EVP_PKEY *key;         /* new: the requested public key */
+    const CG_SPKI *spki;   /* the received SubjectPublicKeyInfo of key, when known */
+    CG_SPKI *own_spki;     /* new, p10cr: spki converted from the CSR */
     const CG_OPTVALIDITY *validity;
     STACK_OF(X509_EXTENSION) * exts; /* borrowed or owned (p10cr) */
     int own_exts;
     X509_NAME *own_subject; /* the subject without the DnPartPwd attribute, when stripped */
     char *subject_text;     /* subject_text()'s, of the name subject_text_of */
-    const X509_NAME *subject_text_of;
+    struct dn_ref subject_text_of;
     int64_t cert_req_id;
     const struct cg_ee_profile *ep;
     const struct cg_cert_profile *cp;
@@ -644,6 +631,7 @@ static void enroll_clear(struct enroll *en)
         sk_X509_EXTENSION_pop_free(en->exts, X509_EXTENSION_free);
     OPENSSL_free(en->subject_text);
     X509_NAME_free(en->own_subject);
+    X509_NAME_free(en->decoded);
     ecfast_key_free_(en->key);
     CG_SPKI_free(en->own_spki);
 }
@@ -652,12 +640,20 @@ static void enroll_clear(struct enroll *en)
  * (NULL when out of memory). */
 static const char *subject_text(struct enroll *en)
 {
-    if (en->subject_text == NULL || en->subject_text_of != en->subject) {
+    if (en->subject_text == NULL || !dn_same_(&en->subject_text_of, &en->subject)) {
         OPENSSL_free(en->subject_text);
-        en->subject_text = ca_name_text_(en->subject);
+        en->subject_text = ca_dn_text_(&en->subject);
         en->subject_text_of = en->subject;
     }
     return en->subject_text;
+}
+
+/* en->subject as an X509_NAME (decoded once, NULL when out of memory). */
+static const X509_NAME *enroll_name(struct enroll *en)
+{
+    if (en->subject.name == NULL && en->decoded == NULL)
+        dn_decoded_(&en->subject, &en->decoded);
+    return en->subject.name != NULL ? en->subject.name : en->decoded;
 }
 
 static int check_profiles(struct msgctx *ctx, struct enroll *en)
@@ -701,7 +697,7 @@ static int read_request(struct msgctx *ctx, struct enroll *en)
     CG_PKIBODY *b = ctx->req->body;
     if (b->type == CG_BODY_P10CR) {
         X509_REQ *csr = b->value.p10cr;
-        en->subject = X509_REQ_get_subject_name(csr);
+        en->subject.name = X509_REQ_get_subject_name(csr);
         en->key = X509_REQ_get_pubkey(csr);
         en->own_spki = ca_spki_from_x509_pubkey_(X509_REQ_get_X509_PUBKEY(csr));
         en->spki = en->own_spki;
@@ -725,7 +721,8 @@ static int read_request(struct msgctx *ctx, struct enroll *en)
         set_detail_(ctx, "certReqId out of range", NULL);
         return CG_ECMP_BADREQUEST;
     }
-    en->subject = t->subject;
+    if (!dn_ref_raw_(t->subject, &en->subject, &en->decoded))
+        return CG_ENOMEM; /* the template's decoding took the name */
     en->key = t->publicKey ? ca_spki_key_(t->publicKey) : NULL;
     en->spki = t->publicKey;
     /* verify_popo may fill the subject and key from POPOSigningKeyInput */
@@ -744,7 +741,7 @@ static int read_request(struct msgctx *ctx, struct enroll *en)
         set_detail_(ctx, "server-generated keys are not enabled on this alias", NULL);
         return CG_ECMP_BADREQUEST;
     }
-    if (en->subject == NULL) {
+    if (!dn_present_(&en->subject)) {
         set_detail_(ctx, "the request has no subject DN", NULL);
         return CG_ECMP_BADCERTTEMPLATE;
     }
@@ -767,7 +764,7 @@ static int read_request_kur(struct msgctx *ctx, struct enroll *en, X509 *old)
     }
     int rc = read_request(ctx, en);
     if (rc == CG_ECMP_BADCERTTEMPLATE && t->subject == NULL && old != NULL && en->key != NULL) {
-        en->subject = X509_get_subject_name(old);
+        en->subject = (struct dn_ref){X509_get_subject_name(old), NULL, 0};
         ctx->detail[0] = '\0';
         rc = CG_OK;
     }
@@ -991,13 +988,14 @@ static int client_prepare(struct msgctx *ctx, struct enroll *en, struct cg_entit
         goto out;
     reg = e->subject_dn ? dn_parse_(e->subject_dn) : NULL;
     int skip = ctx->auth.dn_pwd_attr ? OBJ_txt2nid(ctx->auth.dn_pwd_attr) : 0;
-    if (reg == NULL || !dn_equal_unordered_(reg, en->subject, skip)) {
+    const X509_NAME *req = enroll_name(en);
+    if (reg == NULL || req == NULL || !dn_equal_unordered_(reg, req, skip)) {
         set_detail_(ctx, "the requested subject does not match the registered DN of %s",
                     en->username);
         rc = CG_ECMP_BADREQUEST;
         goto out;
     }
-    if ((rc = name_has_only_allowed(ctx, en->ep, en->subject)) != CG_OK ||
+    if ((rc = name_has_only_allowed(ctx, en->ep, &en->subject)) != CG_OK ||
         (rc = ca_check_key_(en->cp, en->key, ctx->detail, sizeof(ctx->detail))) != CG_OK ||
         (rc = check_client_extensions(ctx, en)) != CG_OK)
         goto out;
@@ -1139,9 +1137,9 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
             (rc = ca_issue_(ca_signer(ctx), en->cp, profile_exts(ctx, en->cp), &rq, serial, &cert,
                             ctx->detail, sizeof(ctx->detail))) != CG_OK)
             goto next;
-        if ((rc = ca_issued_rec_fill_(&cert, ctx->ca->name, en->username,
-                                      cert.subject == en->subject ? subject_text(en) : NULL, c)) !=
-                CG_OK ||
+        if ((rc = ca_issued_rec_fill_(
+                 &cert, ctx->ca->name, en->username,
+                 dn_same_(&cert.subject, &en->subject) ? subject_text(en) : NULL, c)) != CG_OK ||
             (rc = fill_txn(ctx, t, c, &cert, en)) != CG_OK)
             goto next;
         if ((rc = cg_store_batch_put_entity(b, e, expect)) != CG_OK ||
@@ -1215,7 +1213,8 @@ static int handle_kur(struct msgctx *ctx);
 static int strip_dn_password(struct msgctx *ctx, struct enroll *en)
 {
     int nid = OBJ_txt2nid(ctx->auth.dn_pwd_attr);
-    if ((en->own_subject = X509_NAME_dup(en->subject)) == NULL)
+    const X509_NAME *req = enroll_name(en);
+    if (req == NULL || (en->own_subject = X509_NAME_dup(req)) == NULL)
         return CG_ENOMEM;
     for (int i = X509_NAME_entry_count(en->own_subject) - 1; i >= 0; i--)
         if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(en->own_subject, i))) == nid)
@@ -1231,7 +1230,8 @@ static int strip_dn_password(struct msgctx *ctx, struct enroll *en)
     if (canon == NULL)
         return CG_ENOMEM;
     X509_NAME_free(en->own_subject);
-    en->subject = en->own_subject = canon;
+    en->own_subject = canon;
+    en->subject = (struct dn_ref){canon, NULL, 0};
     return CG_OK;
 }
 
@@ -1247,9 +1247,9 @@ static int handle_cert_request(struct msgctx *ctx)
         goto out;
     if (ctx->alias->mode == CG_MODE_RA) {
         if ((rc = resolve_profiles(ctx, &en)) != CG_OK ||
-            (rc = name_has_only_allowed(ctx, en.ep, en.subject)) != CG_OK ||
+            (rc = name_has_only_allowed(ctx, en.ep, &en.subject)) != CG_OK ||
             (rc = ca_check_key_(en.cp, en.key, ctx->detail, sizeof(ctx->detail))) != CG_OK ||
-            (rc = ra_username(ctx, en.subject, en.username, sizeof(en.username))) != CG_OK)
+            (rc = ra_username(ctx, &en.subject, en.username, sizeof(en.username))) != CG_OK)
             goto out;
         if (!auth_admin_allows_(ctx, body_name_(ctx->req->body->type), en.ep->name)) {
             set_detail_(ctx, "the administrator may not do this for end entity profile %s",
@@ -1367,8 +1367,11 @@ static int handle_kur(struct msgctx *ctx)
             return CG_ECRYPTO;
         old = ctx->auth.signer; /* the CA renews the certificate in extraCerts */
         snprintf(en.username, sizeof(en.username), "%s", ctx->auth.user);
-        if (t != NULL && t->subject != NULL &&
-            !dn_equal_unordered_(t->subject, X509_get_subject_name(old), 0)) {
+        X509_NAME *tn = t != NULL ? CG_NAME_RAW_get(t->subject) : NULL;
+        int differs = t != NULL && t->subject != NULL &&
+                      (tn == NULL || !dn_equal_unordered_(tn, X509_get_subject_name(old), 0));
+        X509_NAME_free(tn);
+        if (differs) {
             set_detail_(ctx, "the requested subject differs from the certificate to renew", NULL);
             rc = CG_ECMP_BADREQUEST;
             goto out;
@@ -1377,9 +1380,13 @@ static int handle_kur(struct msgctx *ctx)
     if ((rc = read_request_kur(ctx, &en, old)) != CG_OK)
         goto out;
     if (ctx->alias->mode == CG_MODE_RA) {
-        if ((rc = ra_username(ctx, en.subject, en.username, sizeof(en.username))) != CG_OK)
+        if ((rc = ra_username(ctx, &en.subject, en.username, sizeof(en.username))) != CG_OK)
             goto out;
-        struct find_old f = {en.subject, t ? t->issuer : NULL, NULL};
+        struct find_old f = {enroll_name(&en), t ? t->issuer : NULL, NULL};
+        if (f.subject == NULL) {
+            rc = CG_ENOMEM;
+            goto out;
+        }
         rc = cg_store_list_certs(ctx->core->store, en.username, find_old_cb, &f);
         old = f.found;
         if (rc != CG_OK || old == NULL) {
@@ -1403,7 +1410,7 @@ static int handle_kur(struct msgctx *ctx)
         rc = CG_ECMP_BADMSGCHECK;
         goto out;
     }
-    en.subject = X509_get_subject_name(old);
+    en.subject = (struct dn_ref){X509_get_subject_name(old), NULL, 0};
     snprintf(ctx->res->username, sizeof(ctx->res->username), "%s", en.username);
     ctx->implicit_confirm = has_implicit_confirm(ctx->req->header);
     if ((rc = lock_entity(ctx, en.username)) != CG_OK)

@@ -1,6 +1,14 @@
 /*
  * dn.c - distinguished names as text: parsing the registered DN of an end entity and
- * comparing names without regard to attribute order (client-mode subject matching).
+ * comparing names without regard to attribute order (client-mode subject matching); and
+ * reading a name's attributes from an X509_NAME or straight from its DER (struct dn_ref).
+ *
+ * A requested subject stays in its DER (CG_NAME_RAW): d2i_X509_NAME makes 40 allocations for
+ * a name of three attributes, also building a canonical form that only X509_NAME_cmp uses,
+ * and the RA path reads no more than a few attribute values and the text. dn_der_check_()
+ * accepts a subset of what d2i_X509_NAME accepts (strict DER, the string types it reads,
+ * text that converts to UTF-8); a name outside it is decoded as before (dn_ref_raw_), and a
+ * path that needs an X509_NAME decodes one (dn_decoded_).
  *
  * DESIGN: pure functions. The text form is the one the admin commands store: ATTR=value
  * pairs separated by commas, a backslash escaping the next character; attribute names are
@@ -10,8 +18,13 @@
  */
 #include "core_local.h"
 
+#include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* the longest name d2i_X509_NAME decodes (its X509_NAME_MAX) */
+#define DN_DER_MAX (1024 * 1024)
 
 static char *trim(char *s)
 {
@@ -141,4 +154,297 @@ int dn_equal_unordered_(const X509_NAME *a, const X509_NAME *b, int skip_nid)
     free(va);
     free(vb);
     return eq;
+}
+
+/* --- a name's attributes, decoded or in DER ------------------------------------------------ */
+
+int dn_present_(const struct dn_ref *ref)
+{
+    return ref->name != NULL || ref->der != NULL;
+}
+
+int dn_same_(const struct dn_ref *a, const struct dn_ref *b)
+{
+    return a->name == b->name && a->der == b->der && a->len == b->len;
+}
+
+/* One TLV at *p in DER (a tag number below 31, a definite length in its shortest form) within
+ * end: *val and *len its contents, *p moved past it. @return its identifier octet, or -1. */
+static int der_tlv(const unsigned char **p, const unsigned char *end, const unsigned char **val,
+                   size_t *len)
+{
+    const unsigned char *q = *p;
+    if (end - q < 2 || (q[0] & 0x1f) == 0x1f)
+        return -1;
+    int id = q[0];
+    size_t n = q[1];
+    q += 2;
+    if (n & 0x80) {
+        size_t k = n & 0x7f;
+        if (k == 0 || k > 3 || (size_t)(end - q) < k || q[0] == 0 || (k == 1 && q[0] < 0x80))
+            return -1;
+        n = 0;
+        for (size_t i = 0; i < k; i++)
+            n = n << 8 | q[i];
+        q += k;
+    }
+    if (n > (size_t)(end - q))
+        return -1;
+    *val = q;
+    *len = n;
+    *p = q + n;
+    return id;
+}
+
+void dn_iter_init_(struct dn_iter *it, const struct dn_ref *ref)
+{
+    const unsigned char *val = NULL;
+    size_t len = 0;
+    memset(it, 0, sizeof(*it));
+    it->ref = *ref;
+    it->set = -1;
+    if (ref->name != NULL || ref->der == NULL)
+        return;
+    it->p = ref->der;
+    if (der_tlv(&it->p, ref->der + ref->len, &val, &len) !=
+            (V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED) ||
+        it->p != ref->der + ref->len) {
+        it->bad = 1;
+        return;
+    }
+    it->p = it->set_end = val;
+    it->end = val + len;
+}
+
+/* The universal string types an X509_NAME value may have that dn_iter reads. */
+static int string_type(int id)
+{
+    switch (id) {
+    case V_ASN1_UTF8STRING:
+    case V_ASN1_PRINTABLESTRING:
+    case V_ASN1_IA5STRING:
+    case V_ASN1_T61STRING:
+    case V_ASN1_NUMERICSTRING:
+    case V_ASN1_BMPSTRING:
+    case V_ASN1_UNIVERSALSTRING:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The NIDs of the attribute types 2.5.4.n (id-at, the OID 55 04 n), n < 128: most of any
+ * name. Filled once; OBJ_obj2nid of an OID that OpenSSL knows does not change. */
+static int at_nids[128];
+static pthread_once_t at_once = PTHREAD_ONCE_INIT;
+
+static void at_fill(void)
+{
+    for (int n = 0; n < 128; n++) {
+        const unsigned char der[] = {V_ASN1_OBJECT, 3, 0x55, 0x04, (unsigned char)n}, *p = der;
+        ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &p, sizeof(der));
+        at_nids[n] = obj != NULL ? OBJ_obj2nid(obj) : -2; /* -2: look it up each time */
+        ASN1_OBJECT_free(obj);
+    }
+}
+
+/* The NID of the OBJECT IDENTIFIER TLV oid[0..len): OpenSSL's own reading (d2i_ASN1_OBJECT:
+ * the same refusals as the X509_NAME decoding, no allocation for an OID it knows), or the
+ * table for id-at. @return the NID (NID_undef when unknown), -1 when malformed. */
+static int oid_nid(const unsigned char *oid, size_t len)
+{
+    if (len == 5 && oid[2] == 0x55 && oid[3] == 0x04 && oid[4] < 128) {
+        pthread_once(&at_once, at_fill);
+        if (at_nids[oid[4]] != -2)
+            return at_nids[oid[4]];
+    }
+    const unsigned char *o = oid;
+    ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &o, (long)len);
+    int nid = obj != NULL && o == oid + len ? OBJ_obj2nid(obj) : -1;
+    ASN1_OBJECT_free(obj);
+    return nid;
+}
+
+static int der_next(struct dn_iter *it, struct dn_attr *a)
+{
+    const unsigned char *val, *seq, *q, *oid;
+    size_t len, seq_len;
+    while (it->p == it->set_end) { /* the next RDN (one may be empty) */
+        if (it->p == it->end)
+            return 0;
+        if (der_tlv(&it->p, it->end, &val, &len) != (V_ASN1_SET | V_ASN1_CONSTRUCTED))
+            return -1;
+        it->p = val;
+        it->set_end = val + len;
+        it->set++;
+    }
+    if (der_tlv(&it->p, it->set_end, &seq, &seq_len) != (V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED))
+        return -1;
+    q = oid = seq;
+    if (der_tlv(&q, seq + seq_len, &val, &len) != V_ASN1_OBJECT)
+        return -1;
+    if ((a->nid = oid_nid(oid, (size_t)(q - oid))) == -1)
+        return -1;
+    int id = der_tlv(&q, seq + seq_len, &val, &len);
+    if (!string_type(id) || q != seq + seq_len || len > INT_MAX)
+        return -1;
+    a->set = it->set;
+    a->type = id;
+    a->val = val;
+    a->len = (int)len;
+    return 1;
+}
+
+int dn_iter_next_(struct dn_iter *it, struct dn_attr *a)
+{
+    if (it->ref.name != NULL) {
+        if (it->i >= X509_NAME_entry_count(it->ref.name))
+            return 0;
+        const X509_NAME_ENTRY *e = X509_NAME_get_entry(it->ref.name, it->i++);
+        const ASN1_STRING *v = X509_NAME_ENTRY_get_data(e);
+        a->nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+        a->set = X509_NAME_ENTRY_set(e);
+        a->type = ASN1_STRING_type(v);
+        a->val = ASN1_STRING_get0_data(v);
+        a->len = ASN1_STRING_length(v);
+        return 1;
+    }
+    if (it->ref.der == NULL)
+        return 0;
+    int r = it->bad ? -1 : der_next(it, a);
+    if (r < 0)
+        it->bad = 1;
+    return r;
+}
+
+/* A code point ASN1_STRING_to_UTF8 writes (its is_unicode_valid). */
+static int unicode_ok(unsigned long v)
+{
+    return v <= 0x10ffff && (v < 0xd800 || v > 0xdfff);
+}
+
+/* 1 when ASN1_STRING_to_UTF8 converts the value (as d2i_X509_NAME does for its canonical
+ * form): UTF-8 that UTF8_getc reads, a BMPString or UniversalString of whole characters, every
+ * code point valid. The other types it reads convert byte by byte. */
+static int text_converts(const struct dn_attr *a)
+{
+    const unsigned char *p = a->val;
+    int n = a->len;
+    unsigned long v;
+    switch (a->type) {
+    case V_ASN1_UTF8STRING:
+        while (n > 0) {
+            int k = UTF8_getc(p, n, &v); /* refuses surrogates and values above U+10FFFF */
+            if (k <= 0)
+                return 0;
+            p += k;
+            n -= k;
+        }
+        return 1;
+    case V_ASN1_BMPSTRING:
+        if (n & 1)
+            return 0;
+        for (; n > 0; p += 2, n -= 2)
+            if (!unicode_ok((unsigned long)p[0] << 8 | p[1]))
+                return 0;
+        return 1;
+    case V_ASN1_UNIVERSALSTRING:
+        if (n & 3)
+            return 0;
+        for (; n > 0; p += 4, n -= 4)
+            if (!unicode_ok((unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 |
+                            (unsigned long)p[2] << 8 | p[3]))
+                return 0;
+        return 1;
+    default:
+        return 1;
+    }
+}
+
+/* The value as UTF-8 (new, OPENSSL_free), as ASN1_STRING_to_UTF8 converts it. @return its
+ * length or -1. */
+static int attr_utf8(const struct dn_attr *a, unsigned char **out)
+{
+    ASN1_STRING v = {a->len, a->type, (unsigned char *)a->val, 0};
+    *out = NULL;
+    return ASN1_STRING_to_UTF8(out, &v);
+}
+
+int dn_der_check_(const unsigned char *der, size_t len)
+{
+    struct dn_ref ref = {NULL, der, len};
+    struct dn_iter it;
+    struct dn_attr a;
+    int r;
+    if (der == NULL || len > DN_DER_MAX)
+        return 0;
+    dn_iter_init_(&it, &ref);
+    while ((r = dn_iter_next_(&it, &a)) == 1)
+        if (!text_converts(&a))
+            return 0;
+    return r == 0;
+}
+
+int dn_count_(const struct dn_ref *ref)
+{
+    struct dn_iter it;
+    struct dn_attr a;
+    int n = 0;
+    dn_iter_init_(&it, ref);
+    while (dn_iter_next_(&it, &a) == 1)
+        n++;
+    return n;
+}
+
+int dn_find_(const struct dn_ref *ref, int nid, struct dn_attr *a)
+{
+    struct dn_iter it;
+    dn_iter_init_(&it, ref);
+    while (dn_iter_next_(&it, a) == 1)
+        if (a->nid == nid)
+            return 1;
+    return 0;
+}
+
+int dn_value_(const struct dn_ref *subject, const char *sn, char *out, size_t n)
+{
+    struct dn_attr a;
+    unsigned char *utf8 = NULL;
+    int nid = OBJ_txt2nid(sn);
+    if (nid == NID_undef || !dn_find_(subject, nid, &a))
+        return 0;
+    int len = attr_utf8(&a, &utf8);
+    int ok = len > 0 && (size_t)len < n && memchr(utf8, '\0', (size_t)len) == NULL;
+    if (ok) {
+        memcpy(out, utf8, (size_t)len);
+        out[len] = '\0';
+    }
+    OPENSSL_free(utf8);
+    return ok;
+}
+
+int dn_ref_raw_(const ASN1_STRING *raw, struct dn_ref *ref, X509_NAME **owned)
+{
+    const unsigned char *der = raw != NULL ? ASN1_STRING_get0_data(raw) : NULL;
+    size_t len = raw != NULL ? (size_t)ASN1_STRING_length(raw) : 0;
+    memset(ref, 0, sizeof(*ref));
+    *owned = NULL;
+    if (der == NULL)
+        return 1;
+    if (ASN1_STRING_type(raw) == V_ASN1_SEQUENCE || dn_der_check_(der, len)) {
+        ref->der = der;
+        ref->len = len;
+        return 1;
+    }
+    ref->name = *owned = d2i_X509_NAME(NULL, &der, (long)len);
+    return ref->name != NULL;
+}
+
+const X509_NAME *dn_decoded_(const struct dn_ref *ref, X509_NAME **owned)
+{
+    const unsigned char *p = ref->der;
+    *owned = NULL;
+    if (ref->name != NULL || p == NULL)
+        return ref->name;
+    return *owned = d2i_X509_NAME(NULL, &p, (long)ref->len);
 }

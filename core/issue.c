@@ -424,8 +424,13 @@ static int write_tbs(struct cg_buf *b, const struct ca_signer *s, const struct c
     uint8_t id[20];
     size_t at;
     int ku_done = 0, rc;
-    if (X509_NAME_get0_der(rq->subject, &subject, &subject_len) != 1)
+    if (rq->subject.der != NULL) {
+        subject = rq->subject.der;
+        subject_len = rq->subject.len;
+    } else if (rq->subject.name == NULL ||
+               X509_NAME_get0_der(rq->subject.name, &subject, &subject_len) != 1) {
         return CG_ECRYPTO;
+    }
     if ((rc = cg_buf_append(b, v3, sizeof(v3))) != CG_OK ||
         (rc = der_uint(b, serial, 16)) != CG_OK ||
         (rc = cg_buf_append(b, s->alg, s->alg_len)) != CG_OK ||
@@ -595,7 +600,7 @@ static int rec_fill(struct cg_cert_rec *rec, const uint8_t *der, size_t len,
 int ca_issued_rec_fill_(const struct ca_cert *c, const char *ca_name, const char *username,
                         const char *subject_text, struct cg_cert_rec *rec)
 {
-    char *own = subject_text != NULL ? NULL : ca_name_text_(c->subject);
+    char *own = subject_text != NULL ? NULL : ca_dn_text_(&c->subject);
     int rc = rec_fill(rec, c->der, c->der_len, c->signer->issuer_key, c->serial, sizeof(c->serial),
                       subject_text != NULL ? subject_text : own, c->signer->issuer_text,
                       c->not_after, ca_name, username);

@@ -304,8 +304,10 @@ static CG_PKIMESSAGE *build_certreq(struct bench *b, struct txmeta *tm, long i, 
     CG_CERTREQMSG *crm = CG_CERTREQMSG_new();
     CG_CERTTEMPLATE *t = crm->certReq->certTemplate;
     ASN1_INTEGER_set(crm->certReq->certReqId, 0);
-    t->subject = body_type == CG_BODY_KUR ? X509_NAME_dup(X509_get_subject_name(b->signer))
-                                          : subject_for(b, i);
+    X509_NAME *subj = body_type == CG_BODY_KUR ? X509_NAME_dup(X509_get_subject_name(b->signer))
+                                               : subject_for(b, i);
+    t->subject = CG_NAME_RAW_new(subj);
+    X509_NAME_free(subj);
     t->publicKey = ca_spki_from_pkey_(key);
     crm->popo = CG_POPO_new();
     crm->popo->type = CG_POPO_SIGNATURE;

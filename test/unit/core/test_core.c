@@ -1189,7 +1189,7 @@ static void test_ca_signer_key_types(void)
         TEST_NOTNULL(signer);
         TEST_EQ(signer->sig_nid, want[i]);
         for (int round = 0; round < 2; round++) {
-            struct ca_request rq = {sn, sub, NULL, NULL, NULL};
+            struct ca_request rq = {{sn, NULL, 0}, sub, NULL, NULL, NULL};
             struct ca_cert c;
             uint8_t serial[16];
             TEST_OK(ca_random_serial_(serial));
@@ -1201,7 +1201,7 @@ static void test_ca_signer_key_types(void)
         ca_signer_free_(signer);
     }
     struct ca_cert none;
-    struct ca_request rq = {sn, sub, NULL, NULL, NULL};
+    struct ca_request rq = {{sn, NULL, 0}, sub, NULL, NULL, NULL};
     uint8_t serial[16] = {0x41};
     TEST_EQ(ca_issue_(NULL, cp, pe, &rq, serial, &none, detail, sizeof(detail)), CG_ECRYPTO);
     ca_exts_free_(pe);
@@ -1258,7 +1258,7 @@ static void test_issue_time_forms(void)
         CG_OPTVALIDITY v = {ASN1_GENERALIZEDTIME_new(), ASN1_GENERALIZEDTIME_new()};
         TEST_TRUE(ASN1_GENERALIZEDTIME_set_string(v.notBefore, cases[i].nb) == 1);
         TEST_TRUE(ASN1_GENERALIZEDTIME_set_string(v.notAfter, cases[i].na) == 1);
-        struct ca_request rq = {sn, sub, NULL, &v, NULL};
+        struct ca_request rq = {{sn, NULL, 0}, sub, NULL, &v, NULL};
         struct ca_cert c;
         uint8_t serial[16];
         TEST_OK(ca_random_serial_(serial));
@@ -1287,7 +1287,7 @@ static void test_certrep_der(void)
 {
     const struct cg_cert_profile *cp = cg_config_cert_profile(g_cfg, "ENDUSER");
     struct ca_signer *signer = ca_signer_new_(&g_cfg->cas[0]);
-    struct ca_request rq = {subj("CertRepDer"), ec_key(), NULL, NULL, NULL};
+    struct ca_request rq = {{subj("CertRepDer"), NULL, 0}, ec_key(), NULL, NULL, NULL};
     struct ca_cert c;
     uint8_t serial[16];
     char detail[128] = "";
@@ -2460,6 +2460,227 @@ static void test_ecfast_verify(void)
     CG_SPKI_free(other_spki);
     EVP_PKEY_free(prov);
     EVP_PKEY_free(other_prov);
+}
+
+/* --- distinguished names as DER (dn.c) ------------------------------------------------------ */
+
+/* der (a Name) read through dn_iter gives what d2i_X509_NAME's entries give, and the text,
+ * attribute values and count agree. @return 1 when they all agree. */
+static int dn_views_agree(const unsigned char *der, size_t len)
+{
+    const unsigned char *p = der;
+    X509_NAME *n = d2i_X509_NAME(NULL, &p, (long)len);
+    struct dn_ref raw = {NULL, der, len}, dec = {n, NULL, 0};
+    struct dn_iter a, b;
+    struct dn_attr x, y;
+    int ok = n != NULL && p == der + len, ra = 0, rb = 0;
+    dn_iter_init_(&a, &raw);
+    dn_iter_init_(&b, &dec);
+    while (ok && (ra = dn_iter_next_(&a, &x)) == 1 && (rb = dn_iter_next_(&b, &y)) == 1)
+        ok = x.nid == y.nid && x.set == y.set && x.type == y.type && x.len == y.len &&
+             (x.len == 0 || memcmp(x.val, y.val, (size_t)x.len) == 0);
+    ok = ok && ra == 0 && dn_iter_next_(&b, &y) == 0 && dn_count_(&raw) == dn_count_(&dec);
+    /* the text: X509_NAME_print_ex's with ca_name_text_'s flags */
+    char *t1 = ok ? ca_dn_text_(&raw) : NULL, *t2 = NULL;
+    BIO *bio = BIO_new(BIO_s_mem());
+    unsigned long flags = (XN_FLAG_SEP_COMMA_PLUS | XN_FLAG_FN_SN | ASN1_STRFLGS_RFC2253) &
+                          ~(unsigned long)ASN1_STRFLGS_ESC_MSB;
+    if (ok && bio != NULL && X509_NAME_print_ex(bio, n, 0, flags) >= 0 &&
+        BIO_write(bio, "", 1) == 1)
+        BIO_get_mem_data(bio, &t2);
+    ok = ok && t1 != NULL && t2 != NULL && strcmp(t1, t2) == 0;
+    const char *sns[] = {"CN", "O", "emailAddress", "serialNumber", "1.2.3.4", "C"};
+    for (size_t i = 0; ok && i < sizeof(sns) / sizeof(sns[0]); i++) {
+        char v1[128] = "", v2[128] = "";
+        ok = dn_value_(&raw, sns[i], v1, sizeof(v1)) == dn_value_(&dec, sns[i], v2, sizeof(v2)) &&
+             strcmp(v1, v2) == 0;
+    }
+    OPENSSL_free(t1);
+    BIO_free(bio);
+    X509_NAME_free(n);
+    return ok;
+}
+
+/* A requested subject is read as its DER (dn_iter, dn_der_check_): for names of every string
+ * type it reads, multi-valued RDNs, OIDs OpenSSL does not know and empty values, it gives the
+ * entries, text and values of the X509_NAME decoded from the same bytes. What it does not
+ * read (BER, a VisibleString, a BMPString of odd length, bad UTF-8) it refuses, and of
+ * thousands of damaged encodings none is taken that d2i_X509_NAME refuses (the template then
+ * decodes those the old way). */
+static void test_dn_der_view(void)
+{
+    X509_NAME *names[6];
+    int n = 0;
+    const unsigned char bmp[] = {0x00, 'B', 0x00, 'm', 0x04, 0x10}; /* "Bm" and a Cyrillic A */
+    const unsigned char uni[] = {0, 0, 0, 'U', 0, 0, 0x20, 0xac};
+    names[n++] = name_of("CN", "bench-0001", "O", "Org", "C", "SE", NULL);
+    names[n] = name_of("CN", "Jörg Müller", "OU", "a,b+c", NULL);
+    X509_NAME_add_entry_by_txt(names[n], "serialNumber", MBSTRING_ASC, (const unsigned char *)"42",
+                               -1, -1, -1); /* joins OU's RDN */
+    X509_NAME_add_entry_by_txt(names[n], "emailAddress", MBSTRING_ASC,
+                               (const unsigned char *)"x@example.org", -1, 0, 1); /* CN's */
+    n++;
+    names[n] = X509_NAME_new();
+    X509_NAME_add_entry_by_NID(names[n], NID_commonName, V_ASN1_BMPSTRING, bmp, sizeof(bmp), -1, 0);
+    X509_NAME_add_entry_by_NID(names[n], NID_organizationName, V_ASN1_UNIVERSALSTRING, uni,
+                               sizeof(uni), -1, 0);
+    X509_NAME_add_entry_by_NID(names[n], NID_organizationalUnitName, V_ASN1_T61STRING,
+                               (const unsigned char *)"t\xe9", 2, -1, 0);
+    X509_NAME_add_entry_by_txt(names[n], "1.2.3.4", V_ASN1_NUMERICSTRING,
+                               (const unsigned char *)"0123", 4, -1, 0);
+    X509_NAME_add_entry_by_NID(names[n], NID_countryName, V_ASN1_PRINTABLESTRING,
+                               (const unsigned char *)"", 0, -1, 0);
+    n++;
+    names[n++] = X509_NAME_new(); /* the empty name */
+    unsigned char *der[6] = {NULL};
+    int len[6];
+    for (int i = 0; i < n; i++) {
+        TEST_NOTNULL(names[i]);
+        TEST_TRUE((len[i] = i2d_X509_NAME(names[i], &der[i])) > 0);
+        TEST_TRUE(dn_der_check_(der[i], (size_t)len[i]));
+        TEST_TRUE(dn_views_agree(der[i], (size_t)len[i]));
+    }
+    char cn[64];
+    struct dn_ref r0 = {NULL, der[0], (size_t)len[0]};
+    TEST_TRUE(dn_value_(&r0, "CN", cn, sizeof(cn)) && strcmp(cn, "bench-0001") == 0);
+    TEST_FALSE(dn_value_(&r0, "OU", cn, sizeof(cn)));
+    TEST_EQ(dn_count_(&r0), 3);
+    /* refused by the DER reading */
+    unsigned char bad[80];
+    memcpy(bad, der[0], (size_t)len[0]);
+    TEST_FALSE(dn_der_check_(bad, (size_t)len[0] - 1)); /* cut */
+    TEST_FALSE(dn_der_check_(bad, (size_t)len[0] - 2));
+    /* CN's value: UTF8String at offset 13 ("30 L 31 L 30 L 06 03 55 04 03 0c ..") */
+    TEST_EQ(bad[11], 0x0c);
+    bad[11] = 0x1a; /* VisibleString: not a type an X509_NAME takes either */
+    TEST_FALSE(dn_der_check_(bad, (size_t)len[0]));
+    bad[11] = 0x0c;
+    bad[13] = 0xff; /* not UTF-8 */
+    TEST_FALSE(dn_der_check_(bad, (size_t)len[0]));
+    const unsigned char *q = bad;
+    X509_NAME *nope = d2i_X509_NAME(NULL, &q, len[0]);
+    TEST_TRUE(nope == NULL);
+    X509_NAME_free(nope);
+    /* UTF-8 of a surrogate and of a code point above U+10FFFF: UTF8_getc reads them, the
+     * conversion refuses them */
+    const unsigned char *odd[] = {(const unsigned char *)"\xed\xa0\x80",
+                                  (const unsigned char *)"\xf4\x90\x80\x80"};
+    for (int i = 0; i < 2; i++) {
+        memcpy(bad, der[0], (size_t)len[0]);
+        memcpy(bad + 13, odd[i], strlen((const char *)odd[i]));
+        TEST_FALSE(dn_der_check_(bad, (size_t)len[0]));
+        q = bad;
+        nope = d2i_X509_NAME(NULL, &q, len[0]);
+        TEST_TRUE(nope == NULL);
+        X509_NAME_free(nope);
+    }
+    /* a BMPString with a surrogate code unit */
+    X509_NAME *sur = X509_NAME_new();
+    unsigned char *sder = NULL;
+    int slen;
+    TEST_TRUE(X509_NAME_add_entry_by_NID(sur, NID_commonName, V_ASN1_BMPSTRING, bmp, sizeof(bmp),
+                                         -1, 0) == 1);
+    TEST_TRUE((slen = i2d_X509_NAME(sur, &sder)) > 0 && slen < (int)sizeof(bad));
+    TEST_TRUE(dn_der_check_(sder, (size_t)slen));
+    memcpy(bad, sder, (size_t)slen);
+    bad[slen - 2] = 0xd8; /* the last character U+D8xx */
+    TEST_FALSE(dn_der_check_(bad, (size_t)slen));
+    q = bad;
+    nope = d2i_X509_NAME(NULL, &q, slen);
+    TEST_TRUE(nope == NULL);
+    X509_NAME_free(nope);
+    OPENSSL_free(sder);
+    X509_NAME_free(sur);
+    memcpy(bad, der[0], (size_t)len[0]);
+    TEST_TRUE(dn_der_check_(bad, (size_t)len[0]));
+    /* BER: the outer length in long form */
+    unsigned char ber[82] = {0x30, 0x81};
+    memcpy(ber + 2, der[0] + 1, (size_t)len[0] - 1);
+    TEST_FALSE(dn_der_check_(ber, (size_t)len[0] + 1));
+    q = ber;
+    nope = d2i_X509_NAME(NULL, &q, len[0] + 1);
+    TEST_NOTNULL(nope);
+    X509_NAME_free(nope);
+    /* damaged encodings: never taken when d2i_X509_NAME refuses them */
+    uint32_t seed = 12345;
+    int taken = 0, tried = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 4000 && len[i] > 2; k++) {
+            unsigned char m[160];
+            size_t ml = (size_t)len[i];
+            memcpy(m, der[i], ml);
+            for (int f = 0; f < 1 + k % 3; f++) {
+                seed = seed * 1103515245u + 12345u;
+                size_t at = (seed >> 8) % ml;
+                seed = seed * 1103515245u + 12345u;
+                m[at] = k % 5 == 0 ? (unsigned char)(m[at] ^ (1u << ((seed >> 8) % 8)))
+                                   : (unsigned char)(seed >> 16);
+            }
+            if (k % 7 == 0)
+                ml -= (seed >> 4) % ml;
+            tried++;
+            if (!dn_der_check_(m, ml))
+                continue;
+            taken++;
+            if (!dn_views_agree(m, ml))
+                fprintf(stderr, "name %d mutation %d: taken, but not as d2i_X509_NAME reads it\n",
+                        i, k);
+            TEST_TRUE(dn_views_agree(m, ml));
+        }
+    TEST_TRUE(tried > 10000 && taken > 0);
+    for (int i = 0; i < n; i++) {
+        OPENSSL_free(der[i]);
+        X509_NAME_free(names[i]);
+    }
+}
+
+/* A template subject in BER (a long-form length): decoded the old way (d2i_X509_NAME) and
+ * enrolled; the certificate names the requested subject. A subject that is not a Name is
+ * refused. */
+static void ber_subject(struct client *cl, CG_PKIMESSAGE *m)
+{
+    CG_CERTREQMSG *r = sk_CG_CERTREQMSG_value(m->body->value.ir, 0);
+    CG_CERTTEMPLATE *t = r->certReq->certTemplate;
+    const unsigned char *der = ASN1_STRING_get0_data(t->subject);
+    int len = ASN1_STRING_length(t->subject);
+    unsigned char ber[256];
+    if (len < 3 || len > 120 || der[1] >= 0x80)
+        abort();
+    ber[0] = 0x30;
+    ber[1] = 0x81;
+    memcpy(ber + 2, der + 1, (size_t)len - 1);
+    if (cl->arg != NULL)
+        ber[3] = 0x30; /* "not a Name": the first RDN a SEQUENCE instead of a SET */
+    if (ASN1_STRING_set(t->subject, ber, len + 1) != 1)
+        abort();
+    r->certReq->enc.modified = 1;
+    CG_POPOSIGNINGKEY *sk = r->popo->value.signature;
+    if (ASN1_item_sign(ASN1_ITEM_rptr(CG_CERTREQUEST), sk->algorithmIdentifier, NULL, sk->signature,
+                       r->certReq, cl->key, EVP_sha256()) <= 0)
+        abort();
+    remac(m, "password");
+}
+
+static void test_dn_ber_subject(void)
+{
+    struct client *cl = std_client("opensslra", "password", "BerSubject");
+    cl->mutate = ber_subject;
+    cl->mutate_body = CG_BODY_IR;
+    X509 *cert = gc(run_ir(cl), gc_X509_free);
+    TEST_NOTNULL(cert);
+    TEST_EQ(X509_NAME_cmp(X509_get_subject_name(cert), subj("BerSubject")), 0);
+    struct cg_entity *e = NULL;
+    TEST_OK(cg_store_get_entity(g_store, "BerSubject", &e));
+    gc(e, gc_cg_entity_free);
+    TEST_STREQ(e->subject_dn, "CN=BerSubject,O=EJBCA Sample,C=SE");
+    struct client *bad = std_client("opensslra", "password", "NotAName");
+    bad->mutate = ber_subject;
+    bad->mutate_body = CG_BODY_IR;
+    bad->arg = "not a name";
+    TEST_TRUE(run_ir(bad) == NULL);
+    TEST_ERROR_ANSWER(bad, CG_FI_BADREQUEST); /* "could not be parsed as a CMP message" */
+    TEST_TRUE(strstr(si_text(answer_si(last_answer(bad))), "could not be parsed") != NULL);
+    TEST_EQ(cg_store_get_entity(g_store, "NotAName", &e), CG_ENOTFOUND);
 }
 
 /* provider's verdict on sig (OpenSSL's ECDSA_verify, which decodes and encodes again) */
@@ -4177,7 +4398,7 @@ static void use_poposkinput(struct client *cl, CG_PKIMESSAGE *m)
     CG_CERTTEMPLATE *t = r->certReq->certTemplate;
     CG_POPOSIGNINGKEY *sk = r->popo->value.signature;
     CG_POPOSKINPUT *in = CG_POPOSKINPUT_new();
-    X509_NAME *dn = X509_NAME_dup(o->sender ? o->sender : t->subject);
+    X509_NAME *dn = o->sender ? X509_NAME_dup(o->sender) : CG_NAME_RAW_get(t->subject);
     GENERAL_NAME *gn = GENERAL_NAME_new();
     if (in == NULL || dn == NULL || gn == NULL)
         abort();
@@ -4194,7 +4415,7 @@ static void use_poposkinput(struct client *cl, CG_PKIMESSAGE *m)
                        in, cl->key, EVP_sha256()) <= 0)
         abort();
     if (o->drop_subject) {
-        X509_NAME_free(t->subject);
+        ASN1_STRING_free(t->subject);
         t->subject = NULL;
     }
     if (o->drop_key) {
@@ -5590,6 +5811,8 @@ CG_TESTS = {
     CG_TEST("core/verify_item", test_verify_item),
     CG_TEST("core/ecfast_verify", test_ecfast_verify),
     CG_TEST("core/ecfast_sig_der", test_ecfast_sig_der),
+    CG_TEST("core/dn_der_view", test_dn_der_view),
+    CG_TEST("core/dn_ber_subject", test_dn_ber_subject),
     CG_TEST("core/ecfast_lend", test_ecfast_lend),
     CG_TEST("core/gennname_raw", test_gennname_raw),
     CG_TEST("core/issue_time_forms", test_issue_time_forms),
