@@ -544,7 +544,7 @@ static int workers_for(const struct cg_config *cfg)
     return w > MAX_DEFAULT_WORKERS ? MAX_DEFAULT_WORKERS : (int)w;
 }
 
-/* The workers took the last queued request: a commit group waiting for more is complete. */
+/* No request is queued or being worked on: a commit group waiting for more is complete. */
 static void store_backlog_drained(void *store)
 {
     cg_store_backlog_drained(store);

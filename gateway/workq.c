@@ -5,7 +5,11 @@
  * `cv`), `done_mu` guards the completion list. `inflight` is touched only on the loop thread
  * (incremented on push, decremented when done runs), so it needs no lock. `out` counts the
  * jobs running on a worker or handed elsewhere by CG_WORK_LATER: workers leave at stop only
- * when it is zero and the FIFO is empty, since a job out may still be requeued.
+ * when it is zero and the FIFO is empty, since a job out may still be requeued. The backlog
+ * the committer asks for (cg_workq_backlog) is the queued jobs and those inside their work
+ * function: a job being worked on queues its write before it returns, so a commit group
+ * that waits for the backlog to end takes the writes of every request already read (in a
+ * closed loop of 64 clients, half of them form each group instead of fewer).
  */
 #include "workq.h"
 
@@ -21,9 +25,10 @@ struct cg_workq {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct cg_job *head, *tail;
-    int depth; /* written under mu, read by cg_workq_backlog() without it: atomic accesses */
+    int depth;   /* written under mu, read by cg_workq_backlog() without it: atomic accesses */
+    int working; /* jobs inside their work function: likewise */
     int max_depth, stop;
-    void (*drained)(void *arg); /* under mu: called when a worker takes the last queued job */
+    void (*drained)(void *arg); /* under mu: called when the backlog (depth + working) ends */
     void *drained_arg;
     int out; /* under mu: jobs taken by a worker and not yet completed or requeued */
     pthread_t *threads;
@@ -88,19 +93,25 @@ static void *worker_main(void *arg)
         if (q->head == NULL)
             q->tail = NULL;
         __atomic_store_n(&q->depth, q->depth - 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&q->working, q->working + 1, __ATOMIC_RELAXED);
         q->out++;
-        void (*drained)(void *) = q->depth == 0 ? q->drained : NULL;
-        void *drained_arg = q->drained_arg;
         pthread_mutex_unlock(&q->mu);
-        if (drained != NULL)
-            drained(drained_arg);
         j->next = NULL;
         int later = j->work(j, j->arg) == CG_WORK_LATER; /* then another thread finishes it */
         if (!later)
             push_done(q, j);
         pthread_mutex_lock(&q->mu);
+        __atomic_store_n(&q->working, q->working - 1, __ATOMIC_RELAXED);
         if (!later)
             out_dec(q);
+        if (q->depth == 0 && q->working == 0 && q->drained != NULL) {
+            /* the last job's writes are queued: a commit group waiting for them can go */
+            void (*drained)(void *) = q->drained;
+            void *drained_arg = q->drained_arg;
+            pthread_mutex_unlock(&q->mu);
+            drained(drained_arg);
+            pthread_mutex_lock(&q->mu);
+        }
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -193,7 +204,9 @@ int cg_workq_inflight(const struct cg_workq *q)
 
 int cg_workq_backlog(void *q)
 {
-    return __atomic_load_n(&((struct cg_workq *)q)->depth, __ATOMIC_RELAXED);
+    struct cg_workq *w = q;
+    return __atomic_load_n(&w->depth, __ATOMIC_RELAXED) +
+           __atomic_load_n(&w->working, __ATOMIC_RELAXED);
 }
 
 void cg_workq_set_drained(struct cg_workq *q, void (*fn)(void *arg), void *arg)

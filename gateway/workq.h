@@ -42,11 +42,11 @@ void cg_workq_complete(struct cg_workq *q, struct cg_job *job);
 void cg_workq_requeue(struct cg_workq *q, struct cg_job *job);
 /** @brief Jobs queued or running, not yet done (loop thread). */
 int cg_workq_inflight(const struct cg_workq *q);
-/** @brief Jobs queued and not yet taken by a worker (q is a struct cg_workq). Any thread,
- *  lock-free: a snapshot. */
+/** @brief Jobs queued or inside their work function, each of which may still queue a write
+ *  (q is a struct cg_workq). Any thread, lock-free: a snapshot. */
 int cg_workq_backlog(void *q);
-/** @brief Have fn(arg) called (on a worker, without the queue's lock) whenever a worker takes
- *  the last queued job. */
+/** @brief Have fn(arg) called (on a worker, without the queue's lock) whenever a job's work
+ *  returns leaving none queued or running: the backlog has ended. */
 void cg_workq_set_drained(struct cg_workq *q, void (*fn)(void *arg), void *arg);
 /** @brief Worker thread, with the queue locked: fn(job, arg) for the queued jobs from the
  *  skip-th (0: the next to be taken) to the (skip + max - 1)-th, until it returns nonzero.

@@ -44,8 +44,8 @@ struct cg_store_opts {
     const char *path;     /* directory; created 0700 if missing */
     size_t map_size_mb;   /* LMDB map size; 0 → 1024 */
     int sync;             /* 1: fsync every commit (durable, default); 0: no sync */
-    long commit_delay_us; /* while requests wait for a worker (cg_store_set_backlog), a commit
-                           * group may wait this long for their writes; 0: commit at once */
+    long commit_delay_us; /* while requests wait for or run on a worker (cg_store_set_backlog), a
+                           * commit group may wait this long for their writes; 0: commit at once */
 };
 
 /* EJBCA end entity status numbers. */
