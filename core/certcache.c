@@ -215,17 +215,14 @@ static void cert_free(ASN1_VALUE **pval, const ASN1_ITEM *it)
     *pval = NULL;
 }
 
-/* A Certificate (universal SEQUENCE, definite length; CMP never tags it implicitly): 1 when
- * decoded, -1 when optional and absent, 0 on error. */
-static int cert_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const ASN1_ITEM *it,
-                    int tag, int aclass, char opt, ASN1_TLC *ctx)
+/* The head of a universal SEQUENCE at in[0..len), for an ex_d2i function: 1 with *total its
+ * whole length (0 when the length is indefinite), -1 when another type is there and opt
+ * allows its absence, 0 on an error, a primitive encoding or implicit tagging. */
+static int seq_head(const unsigned char *in, long len, int tag, char opt, long *total)
 {
-    const unsigned char *p = *in;
+    const unsigned char *p = in;
     long plen = 0;
     int ptag = 0, pclass = 0;
-    (void)it;
-    (void)aclass;
-    (void)ctx;
     if (len <= 0)
         return opt ? -1 : 0;
     int r = ASN1_get_object(&p, &plen, &ptag, &pclass, len);
@@ -233,9 +230,24 @@ static int cert_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const
         return 0;
     if (ptag != V_ASN1_SEQUENCE || pclass != V_ASN1_UNIVERSAL)
         return opt ? -1 : 0;
-    if (tag >= 0 || r != V_ASN1_CONSTRUCTED)
-        return 0; /* implicit tagging, or not a definite-length constructed encoding */
-    long total = (long)(p - *in) + plen;
+    if (tag >= 0 || !(r & V_ASN1_CONSTRUCTED))
+        return 0;
+    *total = r == 0x21 ? 0 : (long)(p - in) + plen; /* 0x21: constructed, indefinite length */
+    return 1;
+}
+
+/* A Certificate (universal SEQUENCE, definite length; CMP never tags it implicitly): 1 when
+ * decoded, -1 when optional and absent, 0 on error. */
+static int cert_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const ASN1_ITEM *it,
+                    int tag, int aclass, char opt, ASN1_TLC *ctx)
+{
+    long total = 0;
+    (void)it;
+    (void)aclass;
+    (void)ctx;
+    int r = seq_head(*in, len, tag, opt, &total);
+    if (r <= 0 || total == 0)
+        return r < 0 ? -1 : 0; /* absent, or an error or an indefinite length */
     X509 *x = cert_decode(*in, total);
     if (x == NULL)
         return 0;
@@ -447,32 +459,23 @@ GENERAL_NAME *CG_GENNAME_RAW_get(const ASN1_STRING *raw)
 static int dn_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const ASN1_ITEM *it,
                   int tag, int aclass, char opt, ASN1_TLC *ctx)
 {
-    const unsigned char *p = *in;
-    long plen = 0, total;
-    int ptag = 0, pclass = 0;
+    long total = 0;
     (void)it;
     (void)aclass;
     (void)ctx;
-    if (len <= 0)
-        return opt ? -1 : 0;
-    int r = ASN1_get_object(&p, &plen, &ptag, &pclass, len);
-    if (r & 0x80)
-        return 0;
-    if (ptag != V_ASN1_SEQUENCE || pclass != V_ASN1_UNIVERSAL)
-        return opt ? -1 : 0;
-    if (tag >= 0)
-        return 0;                                          /* implicit tagging */
-    long bound = r == 0x21 ? len : (long)(p - *in) + plen; /* 0x21: an indefinite length */
-    int checked = r != 0x21 && dn_der_check_(*in, (size_t)bound);
-    total = bound;
+    int r = seq_head(*in, len, tag, opt, &total);
+    if (r <= 0)
+        return r;
+    int checked = total > 0 && dn_der_check_(*in, (size_t)total);
     if (!checked) {
-        /* BER, or a value type dn_iter does not read */
-        p = *in;
+        /* BER (an indefinite length too), or a value type dn_iter does not read */
+        long bound = total > 0 ? total : len;
+        const unsigned char *p = *in;
         X509_NAME *dn = d2i_X509_NAME(NULL, &p, bound);
         X509_NAME_free(dn);
-        total = (long)(p - *in);
-        if (dn == NULL || (r != 0x21 && total != bound))
+        if (dn == NULL || (total > 0 && p - *in != total))
             return 0;
+        total = (long)(p - *in);
     }
     if (*pval == NULL && (*pval = (ASN1_VALUE *)ASN1_STRING_new()) == NULL)
         return 0;
