@@ -234,7 +234,8 @@ static int string_type(int id)
 }
 
 /* The NIDs of the attribute types 2.5.4.n (id-at, the OID 55 04 n), n < 128: most of any
- * name. Filled once; OBJ_obj2nid of an OID that OpenSSL knows does not change. */
+ * name. Filled once with the OIDs OpenSSL has built in, whose NIDs do not change; one it does
+ * not know yet (the configuration may OBJ_create one later) is looked up each time. */
 static int at_nids[128];
 static pthread_once_t at_once = PTHREAD_ONCE_INIT;
 
@@ -243,7 +244,8 @@ static void at_fill(void)
     for (int n = 0; n < 128; n++) {
         const unsigned char der[] = {V_ASN1_OBJECT, 3, 0x55, 0x04, (unsigned char)n}, *p = der;
         ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &p, sizeof(der));
-        at_nids[n] = obj != NULL ? OBJ_obj2nid(obj) : -2; /* -2: look it up each time */
+        int nid = obj != NULL ? OBJ_obj2nid(obj) : NID_undef;
+        at_nids[n] = nid != NID_undef ? nid : -2; /* -2: look it up each time */
         ASN1_OBJECT_free(obj);
     }
 }
