@@ -565,6 +565,10 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, str
             GENERAL_NAME *snd = sk->poposkInput->authInfo->value.sender;
             X509_NAME *tn =
                 t->subject != NULL && snd->type == GEN_DIRNAME ? CG_NAME_RAW_get(t->subject) : NULL;
+            if (t->subject != NULL && snd->type == GEN_DIRNAME && tn == NULL) {
+                ecfast_key_free_(pk);
+                return CG_ENOMEM; /* the template's decoding took the name */
+            }
             int differs = tn != NULL && X509_NAME_cmp(snd->d.directoryName, tn) != 0;
             X509_NAME_free(tn);
             if (differs) {

@@ -585,6 +585,7 @@ int gw_serve(const char *config_path)
         goto out;
     }
     cg_store_set_backlog(srv.store, cg_workq_backlog, srv.wq);
+    cg_store_set_wait_hooks(srv.store, cg_workq_wait_begin, cg_workq_wait_end, srv.wq);
     cg_workq_set_drained(srv.wq, store_backlog_drained, srv.store);
     if (bind_all(&srv, srv.cfg->listen_http, srv.cfg->n_listen_http, CG_TRANSPORT_HTTP, http_addr,
                  sizeof(http_addr)) != CG_OK ||
@@ -620,8 +621,10 @@ out:
         cg_http_free(srv.http[i]);
     free(srv.http);
     cg_tcp_free(srv.tcp);
-    if (srv.store != NULL)
-        cg_store_set_backlog(srv.store, NULL, NULL); /* the queue goes away first */
+    if (srv.store != NULL) { /* the queue goes away first */
+        cg_store_set_backlog(srv.store, NULL, NULL);
+        cg_store_set_wait_hooks(srv.store, NULL, NULL, NULL);
+    }
     cg_workq_free(srv.wq);
     if (srv.ev_term)
         event_free(srv.ev_term);

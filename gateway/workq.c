@@ -9,7 +9,10 @@
  * the committer asks for (cg_workq_backlog) is the queued jobs and those inside their work
  * function: a job being worked on queues its write before it returns, so a commit group
  * that waits for the backlog to end takes the writes of every request already read (in a
- * closed loop of 64 clients, half of them form each group instead of fewer).
+ * closed loop of 64 clients, half of them form each group instead of fewer). A worker that
+ * waits for another thread (a busy entity's lock, released once the holder's write is
+ * committed) leaves the backlog while it waits (cg_workq_wait_begin/_end, wired to the
+ * store's wait hooks): the group it waits for must not wait for it.
  */
 #include "workq.h"
 
@@ -38,6 +41,9 @@ struct cg_workq {
     struct event *done_ev;
     int inflight;
 };
+
+/* The queue whose worker this thread is (NULL on other threads). */
+static __thread struct cg_workq *self;
 
 static void drain_done(struct cg_workq *q)
 {
@@ -79,9 +85,44 @@ static void out_dec(struct cg_workq *q)
         pthread_cond_broadcast(&q->cv);
 }
 
+/* Under mu: when nothing is queued or being worked on, tell drained (the lock is released
+ * around the call). */
+static void call_drained(struct cg_workq *q)
+{
+    if (q->depth == 0 && q->working == 0 && q->drained != NULL) {
+        void (*drained)(void *) = q->drained;
+        void *drained_arg = q->drained_arg;
+        pthread_mutex_unlock(&q->mu);
+        drained(drained_arg);
+        pthread_mutex_lock(&q->mu);
+    }
+}
+
+void cg_workq_wait_begin(void *arg)
+{
+    struct cg_workq *q = arg;
+    if (self != q)
+        return; /* not one of q's workers: never counted */
+    pthread_mutex_lock(&q->mu);
+    __atomic_store_n(&q->working, q->working - 1, __ATOMIC_RELAXED);
+    call_drained(q);
+    pthread_mutex_unlock(&q->mu);
+}
+
+void cg_workq_wait_end(void *arg)
+{
+    struct cg_workq *q = arg;
+    if (self != q)
+        return;
+    pthread_mutex_lock(&q->mu);
+    __atomic_store_n(&q->working, q->working + 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&q->mu);
+}
+
 static void *worker_main(void *arg)
 {
     struct cg_workq *q = arg;
+    self = q;
     pthread_mutex_lock(&q->mu);
     for (;;) {
         while (q->head == NULL && !(q->stop && q->out == 0))
@@ -92,8 +133,9 @@ static void *worker_main(void *arg)
         q->head = j->next;
         if (q->head == NULL)
             q->tail = NULL;
-        __atomic_store_n(&q->depth, q->depth - 1, __ATOMIC_RELAXED);
+        /* working first: a lock-free reader of depth + working never sees the job in neither */
         __atomic_store_n(&q->working, q->working + 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&q->depth, q->depth - 1, __ATOMIC_RELAXED);
         q->out++;
         pthread_mutex_unlock(&q->mu);
         j->next = NULL;
@@ -104,14 +146,7 @@ static void *worker_main(void *arg)
         __atomic_store_n(&q->working, q->working - 1, __ATOMIC_RELAXED);
         if (!later)
             out_dec(q);
-        if (q->depth == 0 && q->working == 0 && q->drained != NULL) {
-            /* the last job's writes are queued: a commit group waiting for them can go */
-            void (*drained)(void *) = q->drained;
-            void *drained_arg = q->drained_arg;
-            pthread_mutex_unlock(&q->mu);
-            drained(drained_arg);
-            pthread_mutex_lock(&q->mu);
-        }
+        call_drained(q); /* the last job's writes are queued: a group waiting for them can go */
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;

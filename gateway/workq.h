@@ -45,6 +45,11 @@ int cg_workq_inflight(const struct cg_workq *q);
 /** @brief Jobs queued or inside their work function, each of which may still queue a write
  *  (q is a struct cg_workq). Any thread, lock-free: a snapshot. */
 int cg_workq_backlog(void *q);
+/** @brief The calling worker waits for another thread and processes nothing meanwhile: it
+ *  leaves the backlog (which may end) until cg_workq_wait_end(). No effect on a thread that
+ *  is not one of q's workers. q is a struct cg_workq. */
+void cg_workq_wait_begin(void *q);
+void cg_workq_wait_end(void *q);
 /** @brief Have fn(arg) called (on a worker, without the queue's lock) whenever a job's work
  *  returns leaving none queued or running: the backlog has ended. */
 void cg_workq_set_drained(struct cg_workq *q, void (*fn)(void *arg), void *arg);

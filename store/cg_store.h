@@ -145,6 +145,12 @@ int cg_store_check_writable(struct cg_store *s);
  *  more batches: one fsync then serves more of them. backlog runs on the committer thread
  *  and must not call into the store. Call cg_store_backlog_drained() when it drops to 0. */
 void cg_store_set_backlog(struct cg_store *s, int (*backlog)(void *arg), void *arg);
+/** @brief Have begin(arg) called when a thread starts to wait in cg_store_lock_entity() for a
+ *  busy entity, and end(arg) when it has the lock: such a thread writes nothing until a
+ *  commit releases the entity, so the backlog should not count it meanwhile. begin runs
+ *  with the entity's stripe locked and may call cg_store_backlog_drained(). NULLs: none. */
+void cg_store_set_wait_hooks(struct cg_store *s, void (*begin)(void *arg), void (*end)(void *arg),
+                             void *arg);
 /** @brief The backlog has run dry: a group waiting to grow is committed now. Any thread. */
 void cg_store_backlog_drained(struct cg_store *s);
 

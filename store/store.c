@@ -254,6 +254,16 @@ void cg_store_set_backlog(struct cg_store *s, int (*backlog)(void *arg), void *a
     pthread_mutex_unlock(&s->mu);
 }
 
+void cg_store_set_wait_hooks(struct cg_store *s, void (*begin)(void *arg), void (*end)(void *arg),
+                             void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    s->wait_begin = begin;
+    s->wait_end = end;
+    s->wait_arg = arg;
+    pthread_mutex_unlock(&s->mu);
+}
+
 void cg_store_backlog_drained(struct cg_store *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -513,15 +523,23 @@ static struct stripe *stripe_of(struct cg_store *s, const char *username)
 void cg_store_lock_entity(struct cg_store *s, const char *username)
 {
     struct stripe *st = stripe_of(s, username);
+    void (*wait_end)(void *) = NULL;
+    void *wait_arg = NULL;
     pthread_mutex_lock(&st->mu);
     if (st->busy) {
         /* this thread takes no request while it waits, perhaps for a write in the group the
-         * committer lets grow: commit it now (stripe, then store lock; the committer never
-         * takes a stripe's lock while holding mu) */
+         * committer lets grow: commit it now, and let later groups not wait for this thread
+         * (stripe, then store lock; the committer never takes a stripe's lock while holding
+         * mu; wait_begin may take the work queue's lock and then mu) */
         pthread_mutex_lock(&s->mu);
         s->blocked = 1;
         wake_growing(s);
+        void (*wait_begin)(void *) = s->wait_begin;
+        wait_end = s->wait_end;
+        wait_arg = s->wait_arg;
         pthread_mutex_unlock(&s->mu);
+        if (wait_begin != NULL)
+            wait_begin(wait_arg);
     }
     while (st->busy) {
         st->waiters++;
@@ -530,6 +548,8 @@ void cg_store_lock_entity(struct cg_store *s, const char *username)
     }
     st->busy = 1;
     pthread_mutex_unlock(&st->mu);
+    if (wait_end != NULL)
+        wait_end(wait_arg);
 }
 
 /* Under st->mu: take the oldest parked waiter off the stripe, or NULL. */

@@ -64,7 +64,8 @@ struct cg_store {
     MDB_dbi dbi_txn_log;  /* seq(8, BE) → txn record, in the order transactions began */
     MDB_dbi dbi_meta;     /* "schema", "cert_seq", "txn_seq", "health" */
 
-    pthread_mutex_t mu; /* guards head, tail, stopping, backlog, backlog_arg, growing, blocked */
+    pthread_mutex_t mu; /* guards head, tail, stopping, backlog, backlog_arg, wait_*, growing,
+                         * blocked */
     pthread_cond_t work_cv;
     struct pending *head, *tail;
     int stopping;
@@ -72,6 +73,9 @@ struct cg_store {
     long commit_delay_us;      /* how long a group may wait to grow (0: never) */
     int (*backlog)(void *arg); /* requests waiting to be processed, or NULL */
     void *backlog_arg;
+    void (*wait_begin)(void *arg); /* a thread starts or ends waiting for a busy entity */
+    void (*wait_end)(void *arg);
+    void *wait_arg;
     int growing;        /* the committer waits for its group to grow: enqueues do not wake it */
     int blocked;        /* a thread waits on the store (a blocking commit, a busy entity lock): the
                          * next group is committed without growing */

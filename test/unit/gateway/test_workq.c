@@ -2,17 +2,22 @@
  * test_workq.c - the worker pool (gateway/workq.c): what the committer learns from it. A
  * commit group waits while the backlog lasts, so the backlog must count the jobs a worker is
  * running (each queues its write before it returns) and end, with one call of the drained
- * function, only when the last of them has returned.
+ * function, only when the last of them has returned; a worker waiting for a busy entity's
+ * lock leaves it meanwhile.
  */
 #include "workq.h"
 
 #include "cg_err.h"
+#include "cg_store.h"
 #include "cg_test.h"
+#include "cg_testdir.h"
 
 #include <event2/event.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct event_base *g_base;
 static struct cg_workq *g_q;
@@ -138,9 +143,137 @@ static void test_backlog_ends_with_last_job(void)
     event_base_loop(g_base, EVLOOP_NONBLOCK);
 }
 
+/* --- with the store: a worker waiting for a busy entity ----------------------------------- */
+
+static struct cg_store *l_store;
+static struct cg_workq *l_q;
+static struct cg_job l_jobs[3];
+static sem_t l_a_done;
+static double l_blocked_ms, l_got_ms;
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static struct cg_store_batch *entity_batch(const char *name)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    struct cg_entity *e = cg_entity_new();
+    if (b == NULL || e == NULL || (e->username = strdup(name)) == NULL ||
+        (e->subject_dn = strdup("CN=x")) == NULL || (e->ca = strdup("CA")) == NULL ||
+        (e->ee_profile = strdup("E")) == NULL || (e->cert_profile = strdup("C")) == NULL ||
+        (e->token_type = strdup("USERGENERATED")) == NULL ||
+        cg_store_batch_put_entity(b, e, CG_VERSION_NONE) != CG_OK)
+        abort();
+    cg_entity_free(e);
+    return b;
+}
+
+static void free_batch(void *arg, int rc)
+{
+    (void)rc;
+    cg_store_batch_free(arg);
+}
+
+/* B's write is durable: X is released and B's job is finished */
+static void release_x(void *arg, int rc)
+{
+    (void)rc;
+    cg_store_batch_free(arg);
+    cg_store_unlock_entity(l_store, "X");
+    cg_workq_complete(l_q, &l_jobs[1]);
+}
+
+/* C: queues a write, then keeps working a while (the backlog lasts) */
+static int work_c(struct cg_job *job, void *arg)
+{
+    struct cg_store_batch *b = entity_batch("Y");
+    (void)job;
+    (void)arg;
+    if (cg_store_commit_async(l_store, b, free_batch, b) != CG_OK)
+        abort();
+    usleep(60000);
+    return CG_WORK_DONE;
+}
+
+/* B: holds X, queues its write, leaves the job to the committer */
+static int work_b(struct cg_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    if (!cg_store_trylock_entity(l_store, "X"))
+        abort();
+    usleep(30000);
+    struct cg_store_batch *b = entity_batch("X");
+    if (cg_store_commit_async(l_store, b, release_x, b) != CG_OK)
+        abort();
+    return CG_WORK_LATER;
+}
+
+/* A: waits for X */
+static int work_a(struct cg_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    usleep(10000);
+    l_blocked_ms = now_ms();
+    cg_store_lock_entity(l_store, "X");
+    l_got_ms = now_ms();
+    cg_store_unlock_entity(l_store, "X");
+    sem_post(&l_a_done);
+    return CG_WORK_DONE;
+}
+
+static void store_drained(void *store)
+{
+    cg_store_backlog_drained(store);
+}
+
+/* B holds X and queues its write; A waits for X; C keeps working. The group with B's write
+ * must not wait (for as long as the commit delay, 3 s here) for A, which writes nothing until
+ * that group releases X: A has X once C is done and the group synced. */
+static void test_lock_wait_leaves_backlog(void)
+{
+    char dir[] = "/tmp/cg_workq_test.XXXXXX", path[64];
+    struct event_base *base = event_base_new();
+    TEST_NOTNULL(base);
+    TEST_NOTNULL(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/db", dir);
+    struct cg_store_opts o = {path, 64, 1, 3000000};
+    TEST_OK(cg_store_open(&o, &l_store));
+    TEST_OK(cg_workq_new(base, 3, 16, &l_q));
+    cg_store_set_backlog(l_store, cg_workq_backlog, l_q);
+    cg_store_set_wait_hooks(l_store, cg_workq_wait_begin, cg_workq_wait_end, l_q);
+    cg_workq_set_drained(l_q, store_drained, l_store);
+    sem_init(&l_a_done, 0, 0);
+    int (*work[3])(struct cg_job *, void *) = {work_c, work_b, work_a};
+    for (int i = 0; i < 3; i++) {
+        memset(&l_jobs[i], 0, sizeof(l_jobs[i]));
+        l_jobs[i].work = work[i];
+        l_jobs[i].done = gate_done;
+        TEST_OK(cg_workq_push(l_q, &l_jobs[i]));
+    }
+    while (sem_wait(&l_a_done) != 0)
+        ; /* ends in any case: at worst when the commit delay runs out */
+    double waited = l_got_ms - l_blocked_ms;
+    cg_store_set_backlog(l_store, NULL, NULL);
+    cg_store_set_wait_hooks(l_store, NULL, NULL, NULL);
+    cg_workq_free(l_q);
+    cg_store_close(l_store);
+    event_base_free(base);
+    cg_test_rmtree(dir);
+    if (waited >= 1500)
+        fprintf(stderr, "A waited %.0f ms for X\n", waited);
+    TEST_TRUE(waited < 1500);
+}
+
 CG_TESTS = {
     CG_TEST("workq/running_job_counts", test_running_job_counts),
     CG_TEST("workq/backlog_ends_with_last_job", test_backlog_ends_with_last_job),
+    CG_TEST("workq/lock_wait_leaves_backlog", test_lock_wait_leaves_backlog),
 };
 
 CG_TEST_MAIN(set_up, tear_down)
