@@ -59,9 +59,11 @@ int map_mdb_err_(int mrc)
 /* Zeros written ahead of the pages LMDB uses, so that a commit overwrites blocks the file
  * already has. When a commit's pages extend the file instead, its fdatasync must also write
  * the file system's metadata (the new size, the block map: synchronous writes on ext4 without
- * a journal) after the data. Called inside a write transaction: no other writer, in this
- * process or another, is between writing its pages and its meta page. Best effort: a failed
- * write leaves zeros past the last page, which nothing reads. */
+ * a journal) after the data. When fewer than half of the reserve are left, each group writes
+ * at most CG_STORE_RESERVE_STEP more until it is whole again, so that no group waits long for
+ * it (a whole reserve at once is an eighth of the store). Called inside a write transaction:
+ * no other writer, in this process or another, is between writing its pages and its meta
+ * page. Best effort: a failed write leaves zeros past the last page, which nothing reads. */
 static void reserve_space(struct cg_store *s)
 {
     static const unsigned char zeros[1 << 16];
@@ -72,18 +74,24 @@ static void reserve_space(struct cg_store *s)
     if (!s->sync || mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0 ||
         mdb_env_get_fd(s->env, &fd) != 0 || fstat(fd, &fs) != 0)
         return;
-    off_t used = (off_t)(info.me_last_pgno + 1) * st.ms_psize;
+    off_t used = (off_t)(info.me_last_pgno + 1) * st.ms_psize, map = (off_t)info.me_mapsize;
     off_t ahead = used / 8 > CG_STORE_RESERVE_MIN ? used / 8 : CG_STORE_RESERVE_MIN;
-    if (fs.st_size - used >= ahead / 2)
-        return;
-    off_t end = used + ahead, map = (off_t)info.me_mapsize;
-    if (end > map)
-        end = map;
-    for (off_t at = fs.st_size > used ? fs.st_size : used; at < end;) {
+    off_t have = fs.st_size > used ? fs.st_size : used; /* zeros from used to have */
+    if (s->reserve_end <= have) {                       /* not topping up */
+        s->reserve_end = 0;
+        if (have - used >= ahead / 2)
+            return;
+        s->reserve_end = used + ahead < map ? used + ahead : map;
+    }
+    off_t end = have + CG_STORE_RESERVE_STEP < s->reserve_end ? have + CG_STORE_RESERVE_STEP
+                                                              : s->reserve_end;
+    for (off_t at = have; at < end;) {
         size_t n = end - at < (off_t)sizeof(zeros) ? (size_t)(end - at) : sizeof(zeros);
         ssize_t w = pwrite(fd, zeros, n, at);
-        if (w <= 0)
+        if (w <= 0) {
+            s->reserve_end = 0; /* a full disk, say: tried again at the next group */
             return;
+        }
         at += w;
     }
     fdatasync(fd);

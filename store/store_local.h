@@ -70,6 +70,7 @@ struct cg_store {
     struct pending *head, *tail;
     int stopping;
     int sync;                  /* commits are synced: space is reserved ahead (reserve_space) */
+    off_t reserve_end;         /* committer only: where the reserve being topped up ends, or 0 */
     long commit_delay_us;      /* how long a group may wait to grow (0: never) */
     int (*backlog)(void *arg); /* requests waiting to be processed, or NULL */
     void *backlog_arg;
