@@ -311,7 +311,7 @@ static void raw_free(ASN1_VALUE **pval, const ASN1_ITEM *it)
     *pval = NULL;
 }
 
-/* Write the held encoding as it is (CG_GENNAME_RAW, CG_TLV_RAW). */
+/* Write the held encoding as it is (the raw items). */
 static int raw_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITEM *it, int tag,
                    int aclass)
 {
@@ -323,6 +323,17 @@ static int raw_i2d(const ASN1_VALUE **pval, unsigned char **out, const ASN1_ITEM
         return -1; /* never set (a message without a name is not encodable), or tagged */
     return write_der(ASN1_STRING_get0_data(s), len, out);
 }
+
+/* An item held as its encoding in an ASN1_STRING: made, freed and written as such; the raw
+ * items differ only in how they read (d2i). */
+#define RAW_ITEM(item, d2i)                                                                        \
+    static const ASN1_EXTERN_FUNCS d2i##_funcs = {                                                 \
+        .asn1_ex_new = raw_new,                                                                    \
+        .asn1_ex_free = raw_free,                                                                  \
+        .asn1_ex_d2i = d2i,                                                                        \
+        .asn1_ex_i2d = raw_i2d,                                                                    \
+    };                                                                                             \
+    IMPLEMENT_EXTERN_ASN1(item, V_ASN1_SEQUENCE, d2i##_funcs)
 
 /* --- CG_GENNAME_RAW: a GeneralName kept as its encoding ---------------------------------- */
 
@@ -404,14 +415,7 @@ static int gn_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const A
     return 1;
 }
 
-static const ASN1_EXTERN_FUNCS gn_funcs = {
-    .asn1_ex_new = raw_new,
-    .asn1_ex_free = raw_free,
-    .asn1_ex_d2i = gn_d2i,
-    .asn1_ex_i2d = raw_i2d,
-};
-
-IMPLEMENT_EXTERN_ASN1(CG_GENNAME_RAW, V_ASN1_SEQUENCE, gn_funcs)
+RAW_ITEM(CG_GENNAME_RAW, gn_d2i)
 
 int CG_GENNAME_RAW_set(ASN1_STRING *raw, const GENERAL_NAME *gn)
 {
@@ -487,14 +491,7 @@ static int dn_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const A
     return 1;
 }
 
-static const ASN1_EXTERN_FUNCS dn_funcs = {
-    .asn1_ex_new = raw_new,
-    .asn1_ex_free = raw_free,
-    .asn1_ex_d2i = dn_d2i,
-    .asn1_ex_i2d = raw_i2d,
-};
-
-IMPLEMENT_EXTERN_ASN1(CG_NAME_RAW, V_ASN1_SEQUENCE, dn_funcs)
+RAW_ITEM(CG_NAME_RAW, dn_d2i)
 
 ASN1_STRING *CG_NAME_RAW_new(const X509_NAME *dn)
 {
@@ -537,11 +534,4 @@ static int tlv_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const 
     return opt ? -1 : 0; /* absent: in a CHOICE, the other alternatives decide */
 }
 
-static const ASN1_EXTERN_FUNCS tlv_funcs = {
-    .asn1_ex_new = raw_new,
-    .asn1_ex_free = raw_free,
-    .asn1_ex_d2i = tlv_d2i,
-    .asn1_ex_i2d = raw_i2d,
-};
-
-IMPLEMENT_EXTERN_ASN1(CG_TLV_RAW, V_ASN1_SEQUENCE, tlv_funcs)
+RAW_ITEM(CG_TLV_RAW, tlv_d2i)
