@@ -164,8 +164,6 @@ int dn_iter_next_(struct dn_iter *it, struct dn_attr *a);
  *  (what d2i_X509_NAME requires for its canonical form). Such a name decodes as an X509_NAME;
  *  the converse does not hold (BER, other value types): those are decoded. */
 int dn_der_check_(const unsigned char *der, size_t len);
-/** @brief The number of attributes of ref (0 for none or a malformed DER). */
-int dn_count_(const struct dn_ref *ref);
 /** @brief The first attribute with nid, into *a. @return 1 if found. */
 int dn_find_(const struct dn_ref *ref, int nid, struct dn_attr *a);
 /** @brief First value of DN attribute sn (short or long name) in subject, as UTF-8 into out.

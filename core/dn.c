@@ -387,17 +387,6 @@ int dn_der_check_(const unsigned char *der, size_t len)
     return r == 0;
 }
 
-int dn_count_(const struct dn_ref *ref)
-{
-    struct dn_iter it;
-    struct dn_attr a;
-    int n = 0;
-    dn_iter_init_(&it, ref);
-    while (dn_iter_next_(&it, &a) == 1)
-        n++;
-    return n;
-}
-
 int dn_find_(const struct dn_ref *ref, int nid, struct dn_attr *a)
 {
     struct dn_iter it;
