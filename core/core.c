@@ -563,9 +563,9 @@ static int verify_popo(struct msgctx *ctx, CG_CERTREQMSG *m, EVP_PKEY **key, str
                 return CG_ECMP_BADPOP;
             }
             GENERAL_NAME *snd = sk->poposkInput->authInfo->value.sender;
-            X509_NAME *tn =
-                t->subject != NULL && snd->type == GEN_DIRNAME ? CG_NAME_RAW_get(t->subject) : NULL;
-            if (t->subject != NULL && snd->type == GEN_DIRNAME && tn == NULL) {
+            X509_NAME *tn = NULL;
+            if (t->subject != NULL && snd->type == GEN_DIRNAME &&
+                (tn = CG_NAME_RAW_get(t->subject)) == NULL) {
                 ecfast_key_free_(pk);
                 return CG_ENOMEM; /* the template's decoding took the name */
             }
@@ -1141,9 +1141,9 @@ static int issue_locked(struct msgctx *ctx, struct enroll *en, prepare_fn prepar
             (rc = ca_issue_(ca_signer(ctx), en->cp, profile_exts(ctx, en->cp), &rq, serial, &cert,
                             ctx->detail, sizeof(ctx->detail))) != CG_OK)
             goto next;
-        if ((rc = ca_issued_rec_fill_(
-                 &cert, ctx->ca->name, en->username,
-                 dn_same_(&cert.subject, &en->subject) ? subject_text(en) : NULL, c)) != CG_OK ||
+        /* the certificate's subject is rq's, en->subject */
+        if ((rc = ca_issued_rec_fill_(&cert, ctx->ca->name, en->username, subject_text(en), c)) !=
+                CG_OK ||
             (rc = fill_txn(ctx, t, c, &cert, en)) != CG_OK)
             goto next;
         if ((rc = cg_store_batch_put_entity(b, e, expect)) != CG_OK ||
