@@ -388,6 +388,11 @@ static int name_set(ASN1_STRING *raw, const unsigned char *der, size_t len)
     return ok;
 }
 
+int core_gn_raw_set_(ASN1_STRING *raw, const unsigned char *der, size_t len)
+{
+    return name_set(raw, der, len);
+}
+
 /* A GeneralName: one of its context-specific tags [0]..[8], definite length; 1 when decoded,
  * -1 when optional and absent, 0 on error. */
 static int gn_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const ASN1_ITEM *it,

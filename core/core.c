@@ -2198,7 +2198,11 @@ static int process_der(struct cg_core *core, const char *alias, const char *op, 
         rc = CG_ECMP_BADREQUEST;
         goto answer;
     }
-    ctx.req = d2i_CG_PKIMESSAGE(NULL, &p, (long)len);
+    /* the commonest shapes by hand (fastdec.c), every other one by the templates */
+    if ((ctx.req = core_msg_d2i_fast_(der, len)) != NULL)
+        p = der + len;
+    else
+        ctx.req = d2i_CG_PKIMESSAGE(NULL, &p, (long)len);
     if (ctx.req == NULL || p != der + len) {
         CG_PKIMESSAGE_free(ctx.req);
         ctx.req = NULL;

@@ -181,6 +181,13 @@ X509_NAME *dn_parse_(const char *text);
 /** @brief Same attributes and values, in any order, ignoring attribute skip_nid (0 = none). */
 int dn_equal_unordered_(const X509_NAME *a, const X509_NAME *b, int skip_nid);
 
+/* --- fastdec.c -------------------------------------------------------------------------- */
+/** @brief The PKIMessage der[0..len) decoded by hand when it has the shape of the commonest
+ *  requests (ir, cr, kur, certConf; see fastdec.c), as d2i_CG_PKIMESSAGE would decode it.
+ *  @return the message, or NULL when it has another shape or is not DER: the caller then
+ *  decodes it with d2i_CG_PKIMESSAGE, which decides. */
+CG_PKIMESSAGE *core_msg_d2i_fast_(const unsigned char *der, size_t len);
+
 /* --- certcache.c ------------------------------------------------------------------------ */
 /** @brief X509_verify(x, issuer's key) == 1, remembered for a certificate of the extraCerts
  *  table (same DER, same issuer key): a second message of the same signer costs no
@@ -194,6 +201,9 @@ void core_cert_cache_clear_(void);
 int core_cert_set_der_(X509 *x, const unsigned char **der, size_t *len);
 /** @brief The DER kept with x by core_cert_set_der_(), or NULL. */
 const unsigned char *core_cert_der_(const X509 *x, size_t *len);
+/** @brief Set raw (a CG_GENNAME_RAW) to the GeneralName der[0..len) as the item's decoder
+ *  does: one GeneralName, kept in DER. @return 1, or 0 when it is not one (or no memory). */
+int core_gn_raw_set_(ASN1_STRING *raw, const unsigned char *der, size_t len);
 /** @brief Append x's DER to b: the attached one when there is one, else i2d_X509's.
  *  @return CG_OK, CG_ENOMEM, CG_ECRYPTO. */
 int core_cert_der_put_(struct cg_buf *b, const X509 *x);

@@ -3,7 +3,9 @@
  *
  * DESIGN: LLVMFuzzerTestOneInput (1) decodes the input with d2i_CG_PKIMESSAGE and, when it
  * decodes, re-encodes it with i2d, decodes that again and checks that the second encoding is
- * byte-identical to the first (the templates round-trip); (2) asks cg_core_is_der and reads
+ * byte-identical to the first (the templates round-trip), and checks that whatever fastdec.c's
+ * hand decoder takes the templates take too, field for field the same (cg_testmsg.h); (2)
+ * asks cg_core_is_der and reads
  * the input's PBM parameters in place (cg_core_pbm_hint: a hint within its bounds); (3) hands
  * the raw input to cg_core_process on each of a fixed set of aliases: "opensslra" (RA mode,
  * HMAC "password", nested messages trusted from the RA root), "opensslclient" (client mode,
@@ -28,6 +30,7 @@
 #include "cmp_asn.h"
 #include "core_local.h"
 #include "cg_testdir.h"
+#include "cg_testmsg.h"
 
 #include <openssl/pem.h>
 
@@ -267,6 +270,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (g_core == NULL)
         set_up();
     round_trip(data, size);
+    if (fastdec_agrees(data, size) < 0)
+        abort(); /* the hand decoder took bytes otherwise than the templates */
     (void)cg_core_is_der(data, size);
     struct cg_pbm_hint h;
     if (cg_core_pbm_hint(g_core, "opensslra", data, size, &h) &&
