@@ -34,11 +34,11 @@
 struct cg_store;
 struct cg_store_batch;
 
-/* A synced store keeps zeros written ahead of its last page, at least this many bytes or an
- * eighth of what it uses (within the map), and tops them up when fewer than half are left,
- * at most CG_STORE_RESERVE_STEP per commit group: a commit then overwrites blocks the file
- * has and its sync writes no file-system metadata beyond the inode's times. */
-#define CG_STORE_RESERVE_MIN ((off_t)8 << 20)
+/* A synced store keeps this many bytes of zeros written ahead of its last page (within the
+ * map), and tops them up when fewer than half are left, at most CG_STORE_RESERVE_STEP per
+ * commit group: a commit then overwrites blocks the file has and its sync writes no
+ * file-system metadata beyond the inode's times. */
+#define CG_STORE_RESERVE ((off_t)8 << 20)
 #define CG_STORE_RESERVE_STEP ((off_t)1 << 20)
 
 struct cg_store_opts {

@@ -61,9 +61,11 @@ int map_mdb_err_(int mrc)
  * the file system's metadata (the new size, the block map: synchronous writes on ext4 without
  * a journal) after the data. When fewer than half of the reserve are left, each group writes
  * at most CG_STORE_RESERVE_STEP more until it is whole again, so that no group waits long for
- * it (a whole reserve at once is an eighth of the store). Called inside a write transaction:
- * no other writer, in this process or another, is between writing its pages and its meta
- * page. Best effort: a failed write leaves zeros past the last page, which nothing reads. */
+ * it. The reserve has a fixed size: a group's new pages do not depend on the store's size,
+ * and a reserve growing with the store (an eighth of it, once) kept the first hundred groups
+ * after opening a store of a million entities busy writing zeros. Called inside a write
+ * transaction: no other writer, in this process or another, is between writing its pages and its
+ * meta page. Best effort: a failed write leaves zeros past the last page, which nothing reads. */
 static void reserve_space(struct cg_store *s)
 {
     static const unsigned char zeros[1 << 16];
@@ -75,7 +77,7 @@ static void reserve_space(struct cg_store *s)
         mdb_env_get_fd(s->env, &fd) != 0 || fstat(fd, &fs) != 0)
         return;
     off_t used = (off_t)(info.me_last_pgno + 1) * st.ms_psize, map = (off_t)info.me_mapsize;
-    off_t ahead = used / 8 > CG_STORE_RESERVE_MIN ? used / 8 : CG_STORE_RESERVE_MIN;
+    off_t ahead = CG_STORE_RESERVE;
     off_t have = fs.st_size > used ? fs.st_size : used; /* zeros from used to have */
     if (s->reserve_end <= have) {                       /* not topping up */
         s->reserve_end = 0;
