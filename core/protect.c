@@ -31,6 +31,77 @@ static int header_octets(struct cg_buf *b, int tag, const ASN1_OCTET_STRING *s)
     return rc;
 }
 
+/* A non-negative INTEGER as i2d writes it: the magnitude, with a zero octet before a first
+ * octet whose high bit is set. Any other (negative, empty, padded) through i2d. */
+static int der_integer(struct cg_buf *b, const ASN1_INTEGER *a)
+{
+    const uint8_t *d = ASN1_STRING_get0_data(a);
+    int n = ASN1_STRING_length(a);
+    if (ASN1_STRING_type(a) != V_ASN1_INTEGER || n < 1 || (n > 1 && d[0] == 0) || n > 64)
+        return DER_I2D(b, i2d_ASN1_INTEGER, a);
+    uint8_t v[65] = {0};
+    int pad = d[0] & 0x80 ? 1 : 0;
+    memcpy(v + pad, d, (size_t)n);
+    return core_der_put_(b, V_ASN1_INTEGER, v, (size_t)(n + pad));
+}
+
+/* An ANY holding NULL, an OBJECT IDENTIFIER or a SEQUENCE (kept whole) as i2d writes it;
+ * any other through i2d_ASN1_TYPE. */
+static int der_any(struct cg_buf *b, const ASN1_TYPE *t)
+{
+    static const uint8_t null_der[] = {V_ASN1_NULL, 0};
+    if (t->type == V_ASN1_NULL)
+        return cg_buf_append(b, null_der, sizeof(null_der));
+    if (t->type == V_ASN1_OBJECT && OBJ_length(t->value.object) > 0)
+        return core_der_put_(b, V_ASN1_OBJECT, OBJ_get0_data(t->value.object),
+                             OBJ_length(t->value.object));
+    if (t->type == V_ASN1_SEQUENCE && ASN1_STRING_length(t->value.sequence) > 0)
+        return cg_buf_append(b, ASN1_STRING_get0_data(t->value.sequence),
+                             (size_t)ASN1_STRING_length(t->value.sequence));
+    return DER_I2D(b, i2d_ASN1_TYPE, t);
+}
+
+/* An AlgorithmIdentifier as i2d_X509_ALGOR writes it. */
+static int der_algor(struct cg_buf *b, const X509_ALGOR *a)
+{
+    size_t at = b->len;
+    int rc;
+    if (OBJ_length(a->algorithm) <= 0)
+        return DER_I2D(b, i2d_X509_ALGOR, a);
+    if ((rc = core_der_put_(b, V_ASN1_OBJECT, OBJ_get0_data(a->algorithm),
+                            OBJ_length(a->algorithm))) != CG_OK ||
+        (a->parameter != NULL && (rc = der_any(b, a->parameter)) != CG_OK))
+        return rc;
+    return core_der_wrap_(b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED);
+}
+
+/* An InfoTypeAndValue as i2d_CG_ITAV writes it. */
+static int der_itav(struct cg_buf *b, const CG_ITAV *it)
+{
+    size_t at = b->len;
+    int rc;
+    if (OBJ_length(it->type) <= 0)
+        return DER_I2D(b, i2d_CG_ITAV, it);
+    if ((rc = core_der_put_(b, V_ASN1_OBJECT, OBJ_get0_data(it->type), OBJ_length(it->type))) !=
+            CG_OK ||
+        (it->value != NULL && (rc = der_any(b, it->value)) != CG_OK))
+        return rc;
+    return core_der_wrap_(b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED);
+}
+
+/* The body as i2d_CG_PKIBODY writes it: a body already encoded (CG_BODY_DER) and pkiConf
+ * directly, any other through the template. */
+static int der_body(struct cg_buf *b, const CG_PKIBODY *body)
+{
+    static const uint8_t pkiconf[] = {0xa0 | CG_BODY_PKICONF, 2, V_ASN1_NULL, 0};
+    if (body->type == CG_BODY_DER && ASN1_STRING_length(body->value.der) > 0)
+        return cg_buf_append(b, ASN1_STRING_get0_data(body->value.der),
+                             (size_t)ASN1_STRING_length(body->value.der));
+    if (body->type == CG_BODY_PKICONF)
+        return cg_buf_append(b, pkiconf, sizeof(pkiconf));
+    return DER_I2D(b, i2d_CG_PKIBODY, body);
+}
+
 /* The header as i2d_CG_PKIHEADER writes it (the unit test compares them), without the
  * template encoder, which encodes every field twice at each level to learn the lengths. A
  * header with freeText is left to the template (the caller falls back). */
@@ -41,7 +112,7 @@ static int header_der(struct cg_buf *b, const CG_PKIHEADER *h)
     if (h->freeText != NULL || ASN1_STRING_length(h->sender) <= 0 ||
         ASN1_STRING_length(h->recipient) <= 0)
         return CG_EINVAL;
-    if ((rc = DER_I2D(b, i2d_ASN1_INTEGER, h->pvno)) != CG_OK ||
+    if ((rc = der_integer(b, h->pvno)) != CG_OK ||
         (rc = cg_buf_append(b, ASN1_STRING_get0_data(h->sender),
                             (size_t)ASN1_STRING_length(h->sender))) != CG_OK ||
         (rc = cg_buf_append(b, ASN1_STRING_get0_data(h->recipient),
@@ -49,11 +120,14 @@ static int header_der(struct cg_buf *b, const CG_PKIHEADER *h)
         return rc;
     at2 = b->len;
     if (h->messageTime != NULL &&
-        ((rc = DER_I2D(b, i2d_ASN1_GENERALIZEDTIME, h->messageTime)) != CG_OK ||
+        ((rc = ASN1_STRING_type(h->messageTime) == V_ASN1_GENERALIZEDTIME
+                   ? core_der_put_(b, V_ASN1_GENERALIZEDTIME, ASN1_STRING_get0_data(h->messageTime),
+                                   (size_t)ASN1_STRING_length(h->messageTime))
+                   : DER_I2D(b, i2d_ASN1_GENERALIZEDTIME, h->messageTime)) != CG_OK ||
          (rc = core_der_wrap_(b, at2, 0xa0)) != CG_OK))
         return rc;
     at2 = b->len;
-    if (h->protectionAlg != NULL && ((rc = DER_I2D(b, i2d_X509_ALGOR, h->protectionAlg)) != CG_OK ||
+    if (h->protectionAlg != NULL && ((rc = der_algor(b, h->protectionAlg)) != CG_OK ||
                                      (rc = core_der_wrap_(b, at2, 0xa1)) != CG_OK))
         return rc;
     if ((rc = header_octets(b, 2, h->senderKID)) != CG_OK ||
@@ -65,7 +139,7 @@ static int header_der(struct cg_buf *b, const CG_PKIHEADER *h)
     if (h->generalInfo != NULL) {
         at2 = b->len;
         for (int i = 0; i < sk_CG_ITAV_num(h->generalInfo); i++)
-            if ((rc = DER_I2D(b, i2d_CG_ITAV, sk_CG_ITAV_value(h->generalInfo, i))) != CG_OK)
+            if ((rc = der_itav(b, sk_CG_ITAV_value(h->generalInfo, i))) != CG_OK)
                 return rc;
         if ((rc = core_der_wrap_(b, at2, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK ||
             (rc = core_der_wrap_(b, at2, 0xa8)) != CG_OK)
@@ -88,7 +162,7 @@ int protect_part_der_(const CG_PKIMESSAGE *msg, unsigned char **der, int *len)
         rc = *len > 0 ? CG_OK : CG_ECRYPTO;
         goto out;
     }
-    if ((rc = DER_I2D(&b, i2d_CG_PKIBODY, msg->body)) != CG_OK ||
+    if ((rc = der_body(&b, msg->body)) != CG_OK ||
         (rc = core_der_wrap_(&b, 0, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED)) != CG_OK)
         goto out;
     rc = CG_ENOMEM;

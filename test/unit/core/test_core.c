@@ -3114,11 +3114,11 @@ static void test_part_der_matches_template(void)
     static const size_t lens[] = {0, 16, 127, 128, 255, 256, 300};
     uint8_t bytes[300];
     memset(bytes, 0x5a, sizeof(bytes));
-    for (int variant = 0; variant < 5; variant++)
+    for (int variant = 0; variant < 7; variant++)
         for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
             CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
             CG_PKIHEADER *h = m->header;
-            TEST_EQ(ASN1_INTEGER_set(h->pvno, variant == 4 ? 3 : 2), 1);
+            TEST_EQ(ASN1_INTEGER_set(h->pvno, variant == 4 ? 3 : variant == 5 ? 200 : 2), 1);
             TEST_TRUE(CG_GENNAME_RAW_set_dirname(h->sender, subj("PartSender")));
             TEST_TRUE(CG_GENNAME_RAW_set_dirname(
                 h->recipient, variant == 1 ? NULL : X509_get_subject_name(g_ca_cert)));
@@ -3148,6 +3148,39 @@ static void test_part_der_matches_template(void)
                     itav->value = ASN1_TYPE_new();
                     ASN1_TYPE_set(itav->value, V_ASN1_NULL, NULL);
                     TEST_TRUE(sk_CG_ITAV_push(h->generalInfo, itav) > 0);
+                }
+            }
+            if (variant >= 5) { /* a signature's algorithm; an ANY NULL, an OID, absent */
+                X509_ALGOR_set0(h->protectionAlg, OBJ_nid2obj(NID_ecdsa_with_SHA256),
+                                variant == 5 ? V_ASN1_UNDEF : V_ASN1_NULL, NULL);
+                h->generalInfo = sk_CG_ITAV_new_null();
+                for (int k = 0; k < 3; k++) {
+                    CG_ITAV *itav = CG_ITAV_new();
+                    ASN1_OBJECT_free(itav->type);
+                    itav->type =
+                        OBJ_nid2obj(k == 0 ? NID_id_it_implicitConfirm : NID_id_it_confirmWaitTime);
+                    if (k == 1) {
+                        itav->value = ASN1_TYPE_new();
+                        ASN1_TYPE_set(itav->value, V_ASN1_OBJECT, OBJ_nid2obj(NID_sha256));
+                    } else if (k == 2) {
+                        itav->value = ASN1_TYPE_new();
+                        ASN1_TYPE_set(itav->value, V_ASN1_OCTET_STRING,
+                                      ASN1_STRING_type_new(V_ASN1_OCTET_STRING));
+                    }
+                    TEST_TRUE(sk_CG_ITAV_push(h->generalInfo, itav) > 0);
+                }
+                /* a body already encoded (an ip), or one the template writes (an error) */
+                ASN1_NULL_free(m->body->value.pkiconf);
+                if (variant == 5) {
+                    static const uint8_t ip[] = {0xa1, 0x07, 0x30, 0x05, 0x30,
+                                                 0x03, 0x02, 0x01, 0x00};
+                    m->body->type = CG_BODY_DER;
+                    m->body->value.der = ASN1_STRING_new();
+                    TEST_EQ(ASN1_STRING_set(m->body->value.der, ip, sizeof(ip)), 1);
+                } else {
+                    m->body->type = CG_BODY_ERROR;
+                    m->body->value.error = CG_ERRORMSGCONTENT_new();
+                    TEST_EQ(ASN1_INTEGER_set(m->body->value.error->pKIStatusInfo->status, 2), 1);
                 }
             }
             if (variant == 4) {
