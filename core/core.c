@@ -279,19 +279,23 @@ static ASN1_GENERALIZEDTIME *message_time(void)
 /* A response header answering ctx->req (which may be NULL when it did not parse). */
 static CG_PKIMESSAGE *response_new(struct msgctx *ctx, int body_type)
 {
-    CG_PKIMESSAGE *m = CG_PKIMESSAGE_new();
+    /* zeroed and filled as CG_PKIMESSAGE_new() fills them, without its walk through the
+     * templates and without making the names this response borrows */
+    CG_PKIMESSAGE *m = OPENSSL_zalloc(sizeof(*m));
     CG_PKIHEADER *h;
     const CG_PKIHEADER *rh = ctx->req ? ctx->req->header : NULL;
     if (m == NULL)
         return NULL;
-    h = m->header;
+    if ((m->header = h = OPENSSL_zalloc(sizeof(*h))) == NULL ||
+        (m->body = OPENSSL_zalloc(sizeof(*m->body))) == NULL) {
+        CG_PKIMESSAGE_free(m);
+        return NULL;
+    }
     m->body->type = body_type;
     /* the names first: from here on response_free() takes them back as loans */
-    ASN1_STRING_free(h->sender);
-    ASN1_STRING_free(h->recipient);
     h->sender = ca_name(ctx);
     h->recipient = rh && rh->sender ? rh->sender : ctx->core->no_name;
-    if (ASN1_INTEGER_set(h->pvno, 2) != 1)
+    if ((h->pvno = ASN1_INTEGER_new()) == NULL || ASN1_INTEGER_set(h->pvno, 2) != 1)
         goto fail;
     h->messageTime = message_time();
     if (h->sender == NULL || h->recipient == NULL || h->messageTime == NULL)
