@@ -187,23 +187,17 @@ static int any(struct rd *r, ASN1_TYPE **a)
     return set_bytes(seq, &tlv);
 }
 
-/* AlgorithmIdentifier ::= SEQUENCE { algorithm OBJECT IDENTIFIER, parameters ANY OPTIONAL },
- * contents read from v into *a (made here when NULL). */
-static int algor_in(struct rd *v, X509_ALGOR **a)
-{
-    if (*a == NULL && (*a = OPENSSL_zalloc(sizeof(**a))) == NULL)
-        return 0;
-    if (!object(v, &(*a)->algorithm))
-        return 0;
-    if (!empty(v) && !any(v, &(*a)->parameter))
-        return 0;
-    return empty(v);
-}
-
+/* AlgorithmIdentifier ::= SEQUENCE { algorithm OBJECT IDENTIFIER, parameters ANY OPTIONAL }
+ * into *a (made here when NULL). */
 static int algor(struct rd *r, X509_ALGOR **a)
 {
     struct rd v;
-    return next(r, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, &v, NULL) && algor_in(&v, a);
+    if (!next(r, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, &v, NULL) ||
+        (*a == NULL && (*a = OPENSSL_zalloc(sizeof(**a))) == NULL) || !object(&v, &(*a)->algorithm))
+        return 0;
+    if (!empty(&v) && !any(&v, &(*a)->parameter))
+        return 0;
+    return empty(&v);
 }
 
 /* GeneralName (a context-specific tag [0]..[8], explicit) kept raw, checked as gn_d2i does. */
@@ -220,7 +214,7 @@ static int gen_name(struct rd *r, ASN1_STRING **a)
 
 /* --- the header -------------------------------------------------------------------------- */
 
-/* InfoTypeAndValue with an absent or NULL value (implicitConfirm, confirmWaitTime's absence). */
+/* InfoTypeAndValue with an absent or NULL value (implicitConfirm is one). */
 static int itav(struct rd *r, STACK_OF(CG_ITAV) * sk)
 {
     struct rd v;
