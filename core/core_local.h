@@ -311,6 +311,11 @@ const EVP_MD *protect_default_md_(EVP_PKEY *key);
 /** @brief A DER tag and length for content of len bytes (below 4 GB) into p (room for 6).
  *  @return the header's size. */
 size_t core_der_head_(uint8_t tag, size_t len, uint8_t *p);
+/** @brief One TLV at *p in strict DER (a tag number below 31, a definite length in its
+ *  shortest form) within end: *val and *len its contents, *p moved past it.
+ *  @return its identifier octet, or -1. */
+int core_der_tlv_(const unsigned char **p, const unsigned char *end, const unsigned char **val,
+                  size_t *len);
 /** @brief Append a whole TLV to b: tag, length, the len bytes at p. @return CG_OK, CG_ENOMEM. */
 int core_der_put_(struct cg_buf *b, uint8_t tag, const void *p, size_t len);
 /** @brief Make b's bytes from `from` on the contents of tag (its header is inserted before

@@ -168,34 +168,6 @@ int dn_same_(const struct dn_ref *a, const struct dn_ref *b)
     return a->name == b->name && a->der == b->der && a->len == b->len;
 }
 
-/* One TLV at *p in DER (a tag number below 31, a definite length in its shortest form) within
- * end: *val and *len its contents, *p moved past it. @return its identifier octet, or -1. */
-static int der_tlv(const unsigned char **p, const unsigned char *end, const unsigned char **val,
-                   size_t *len)
-{
-    const unsigned char *q = *p;
-    if (end - q < 2 || (q[0] & 0x1f) == 0x1f)
-        return -1;
-    int id = q[0];
-    size_t n = q[1];
-    q += 2;
-    if (n & 0x80) {
-        size_t k = n & 0x7f;
-        if (k == 0 || k > 3 || (size_t)(end - q) < k || q[0] == 0 || (k == 1 && q[0] < 0x80))
-            return -1;
-        n = 0;
-        for (size_t i = 0; i < k; i++)
-            n = n << 8 | q[i];
-        q += k;
-    }
-    if (n > (size_t)(end - q))
-        return -1;
-    *val = q;
-    *len = n;
-    *p = q + n;
-    return id;
-}
-
 void dn_iter_init_(struct dn_iter *it, const struct dn_ref *ref)
 {
     const unsigned char *val = NULL;
@@ -206,7 +178,7 @@ void dn_iter_init_(struct dn_iter *it, const struct dn_ref *ref)
     if (ref->name != NULL || ref->der == NULL)
         return;
     it->p = ref->der;
-    if (der_tlv(&it->p, ref->der + ref->len, &val, &len) !=
+    if (core_der_tlv_(&it->p, ref->der + ref->len, &val, &len) !=
             (V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED) ||
         it->p != ref->der + ref->len) {
         it->bad = 1;
@@ -274,20 +246,21 @@ static int der_next(struct dn_iter *it, struct dn_attr *a)
     while (it->p == it->set_end) { /* the next RDN (one may be empty) */
         if (it->p == it->end)
             return 0;
-        if (der_tlv(&it->p, it->end, &val, &len) != (V_ASN1_SET | V_ASN1_CONSTRUCTED))
+        if (core_der_tlv_(&it->p, it->end, &val, &len) != (V_ASN1_SET | V_ASN1_CONSTRUCTED))
             return -1;
         it->p = val;
         it->set_end = val + len;
         it->set++;
     }
-    if (der_tlv(&it->p, it->set_end, &seq, &seq_len) != (V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED))
+    if (core_der_tlv_(&it->p, it->set_end, &seq, &seq_len) !=
+        (V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED))
         return -1;
     q = oid = seq;
-    if (der_tlv(&q, seq + seq_len, &val, &len) != V_ASN1_OBJECT)
+    if (core_der_tlv_(&q, seq + seq_len, &val, &len) != V_ASN1_OBJECT)
         return -1;
     if ((a->nid = oid_nid(oid, (size_t)(q - oid))) == -1)
         return -1;
-    int id = der_tlv(&q, seq + seq_len, &val, &len);
+    int id = core_der_tlv_(&q, seq + seq_len, &val, &len);
     if (!string_type(id) || q != seq + seq_len || len > INT_MAX)
         return -1;
     a->set = it->set;

@@ -28,35 +28,20 @@ struct rd {
     const unsigned char *p, *end;
 };
 
-/* The next element when its tag octet is t: definite length in the fewest octets, inside r.
- * Its contents in *v and, when tlv is not NULL, the whole element in *tlv. @return 1 or 0. */
+/* The next element when its tag octet is t, in strict DER (core_der_tlv_), inside r: its
+ * contents in *v and, when tlv is not NULL, the whole element in *tlv. @return 1 or 0. */
 static int next(struct rd *r, unsigned char t, struct rd *v, struct rd *tlv)
 {
-    const unsigned char *p = r->p;
-    size_t left = (size_t)(r->end - p), hdr = 2, len;
-    if (left < 2 || p[0] != t)
+    const unsigned char *start = r->p, *val = NULL;
+    size_t len = 0;
+    if (r->p >= r->end || r->p[0] != t || core_der_tlv_(&r->p, r->end, &val, &len) < 0)
         return 0;
-    len = p[1];
-    if (len & 0x80) {
-        size_t k = len & 0x7f;
-        if (k == 0 || k > 3 || left < 2 + k || p[2] == 0)
-            return 0; /* indefinite, too long for a request, or a leading zero octet */
-        len = 0;
-        for (size_t i = 0; i < k; i++)
-            len = len << 8 | p[2 + i];
-        if (len < 0x80)
-            return 0; /* the short form would do */
-        hdr = 2 + k;
-    }
-    if (left - hdr < len)
-        return 0;
-    v->p = p + hdr;
-    v->end = v->p + len;
+    v->p = val;
+    v->end = val + len;
     if (tlv != NULL) {
-        tlv->p = p;
+        tlv->p = start;
         tlv->end = v->end;
     }
-    r->p = v->end;
     return 1;
 }
 

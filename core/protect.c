@@ -568,6 +568,32 @@ size_t core_der_head_(uint8_t tag, size_t len, uint8_t *p)
     return n;
 }
 
+int core_der_tlv_(const unsigned char **p, const unsigned char *end, const unsigned char **val,
+                  size_t *len)
+{
+    const unsigned char *q = *p;
+    if (end - q < 2 || (q[0] & 0x1f) == 0x1f)
+        return -1;
+    int id = q[0];
+    size_t n = q[1];
+    q += 2;
+    if (n & 0x80) {
+        size_t k = n & 0x7f;
+        if (k == 0 || k > 3 || (size_t)(end - q) < k || q[0] == 0 || (k == 1 && q[0] < 0x80))
+            return -1;
+        n = 0;
+        for (size_t i = 0; i < k; i++)
+            n = n << 8 | q[i];
+        q += k;
+    }
+    if (n > (size_t)(end - q))
+        return -1;
+    *val = q;
+    *len = n;
+    *p = q + n;
+    return id;
+}
+
 int core_der_put_(struct cg_buf *b, uint8_t tag, const void *p, size_t len)
 {
     uint8_t h[6];
