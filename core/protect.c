@@ -61,32 +61,28 @@ static int der_any(struct cg_buf *b, const ASN1_TYPE *t)
     return DER_I2D(b, i2d_ASN1_TYPE, t);
 }
 
-/* An AlgorithmIdentifier as i2d_X509_ALGOR writes it. */
-static int der_algor(struct cg_buf *b, const X509_ALGOR *a)
+/* SEQUENCE { OBJECT IDENTIFIER, ANY OPTIONAL }, the shape of an AlgorithmIdentifier and of
+ * an InfoTypeAndValue, as i2d writes it (oid not empty). */
+static int der_oid_any(struct cg_buf *b, const ASN1_OBJECT *oid, const ASN1_TYPE *any)
 {
     size_t at = b->len;
     int rc;
-    if (OBJ_length(a->algorithm) <= 0)
-        return DER_I2D(b, i2d_X509_ALGOR, a);
-    if ((rc = core_der_put_(b, V_ASN1_OBJECT, OBJ_get0_data(a->algorithm),
-                            OBJ_length(a->algorithm))) != CG_OK ||
-        (a->parameter != NULL && (rc = der_any(b, a->parameter)) != CG_OK))
+    if ((rc = core_der_put_(b, V_ASN1_OBJECT, OBJ_get0_data(oid), OBJ_length(oid))) != CG_OK ||
+        (any != NULL && (rc = der_any(b, any)) != CG_OK))
         return rc;
     return core_der_wrap_(b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED);
 }
 
-/* An InfoTypeAndValue as i2d_CG_ITAV writes it. */
+static int der_algor(struct cg_buf *b, const X509_ALGOR *a)
+{
+    return OBJ_length(a->algorithm) > 0 ? der_oid_any(b, a->algorithm, a->parameter)
+                                        : DER_I2D(b, i2d_X509_ALGOR, a);
+}
+
 static int der_itav(struct cg_buf *b, const CG_ITAV *it)
 {
-    size_t at = b->len;
-    int rc;
-    if (OBJ_length(it->type) <= 0)
-        return DER_I2D(b, i2d_CG_ITAV, it);
-    if ((rc = core_der_put_(b, V_ASN1_OBJECT, OBJ_get0_data(it->type), OBJ_length(it->type))) !=
-            CG_OK ||
-        (it->value != NULL && (rc = der_any(b, it->value)) != CG_OK))
-        return rc;
-    return core_der_wrap_(b, at, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED);
+    return OBJ_length(it->type) > 0 ? der_oid_any(b, it->type, it->value)
+                                    : DER_I2D(b, i2d_CG_ITAV, it);
 }
 
 /* The body as i2d_CG_PKIBODY writes it: a body already encoded (CG_BODY_DER) and pkiConf
