@@ -77,13 +77,12 @@ static void reserve_space(struct cg_store *s)
         mdb_env_get_fd(s->env, &fd) != 0 || fstat(fd, &fs) != 0)
         return;
     off_t used = (off_t)(info.me_last_pgno + 1) * st.ms_psize, map = (off_t)info.me_mapsize;
-    off_t ahead = CG_STORE_RESERVE;
     off_t have = fs.st_size > used ? fs.st_size : used; /* zeros from used to have */
     if (s->reserve_end <= have) {                       /* not topping up */
         s->reserve_end = 0;
-        if (have - used >= ahead / 2)
+        if (have - used >= CG_STORE_RESERVE / 2)
             return;
-        s->reserve_end = used + ahead < map ? used + ahead : map;
+        s->reserve_end = used + CG_STORE_RESERVE < map ? used + CG_STORE_RESERVE : map;
     }
     off_t end = have + CG_STORE_RESERVE_STEP < s->reserve_end ? have + CG_STORE_RESERVE_STEP
                                                               : s->reserve_end;
