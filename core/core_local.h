@@ -446,4 +446,14 @@ char *ca_dn_text_(const struct dn_ref *ref);
  *  @return CG_OK or CG_ECMP_BADCERTTEMPLATE with detail. */
 int ca_check_key_(const struct cg_cert_profile *cp, EVP_PKEY *key, char *detail, size_t dlen);
 
+/* mem.c: the functions cg_mem_install() gives OpenSSL (CRYPTO_malloc_fn and friends) */
+void *cg_mem_malloc_(size_t n, const char *file, int line);
+void *cg_mem_realloc_(void *ptr, size_t n, const char *file, int line);
+void cg_mem_free_(void *ptr, const char *file, int line);
+/* tests: turn the caching on or off (cg_mem_install does it); the calling thread's cached
+ * blocks of n bytes' class, and the most it keeps */
+void cg_mem_cache_(int on);
+size_t cg_mem_cached_(size_t n);
+size_t cg_mem_cache_cap_(size_t n);
+
 #endif

@@ -116,8 +116,21 @@ static int cmd_init(int argc, char **argv)
     return gw_init(dir, demo, force, key);
 }
 
+/* AddressSanitizer must see OpenSSL's frees to report a use after one (see core/mem.c). */
+#if defined(__SANITIZE_ADDRESS__)
+#define MEM_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEM_CACHE 0
+#endif
+#endif
+#ifndef MEM_CACHE
+#define MEM_CACHE 1
+#endif
+
 int main(int argc, char **argv)
 {
+    cg_mem_install(MEM_CACHE);
     const char *cfg = take_config(&argc, argv);
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

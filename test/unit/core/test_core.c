@@ -2355,6 +2355,129 @@ static void *lend_spoiled(void *arg)
  * a new key and the lent one keeps its point; a point off the curve changes nothing; a key
  * not given back (EVP_PKEY_free) is never lent again; another thread has its own; and an
  * enrollment's key is a lent one. */
+/* --- mem.c: the cache for OpenSSL's allocations ------------------------------------------- */
+
+#define MEM_HERE __FILE__, __LINE__
+
+/* Every size to a little past the largest class: aligned, writable to its full size (a block
+ * too small for its class is an overflow AddressSanitizer reports), and a freed block of a
+ * cached class is the next one of that class this thread gets. */
+static void test_mem_classes(void)
+{
+    cg_mem_cache_(1);
+    for (size_t n = 1; n <= 1100; n += n < 300 ? 1 : 7) {
+        unsigned char *p = cg_mem_malloc_(n, MEM_HERE);
+        TEST_NOTNULL(p);
+        TEST_EQ((uintptr_t)p % 16, 0);
+        memset(p, 0xA5, n);
+        size_t before = cg_mem_cached_(n);
+        cg_mem_free_(p, MEM_HERE);
+        unsigned char *q = cg_mem_malloc_(n, MEM_HERE);
+        TEST_NOTNULL(q);
+        if (n <= 1024) {
+            TEST_EQ(q == p, 1);
+            TEST_EQ(cg_mem_cached_(n), before);
+        } else {
+            TEST_EQ(cg_mem_cache_cap_(n), 0); /* large blocks go to free() */
+        }
+        memset(q, 0x5A, n);
+        cg_mem_free_(q, MEM_HERE);
+    }
+    TEST_EQ(cg_mem_malloc_(0, MEM_HERE) == NULL, 1); /* as OpenSSL's own CRYPTO_malloc */
+    cg_mem_free_(NULL, MEM_HERE);
+    /* off: a freed block is not kept */
+    cg_mem_cache_(0);
+    void *p = cg_mem_malloc_(40, MEM_HERE);
+    size_t kept = cg_mem_cached_(40);
+    cg_mem_free_(p, MEM_HERE);
+    cg_mem_cache_(1);
+    TEST_EQ(cg_mem_cached_(40), kept);
+    cg_mem_cache_(0);
+}
+
+/* A class keeps at most its cap; more frees go to free(). */
+static void test_mem_cap(void)
+{
+    cg_mem_cache_(1);
+    size_t cap = cg_mem_cache_cap_(48);
+    TEST_EQ(cap >= 64, 1);
+    void **v = calloc(cap + 10, sizeof(*v));
+    TEST_NOTNULL(v);
+    for (size_t i = 0; i < cap + 10; i++)
+        TEST_NOTNULL(v[i] = cg_mem_malloc_(48, MEM_HERE));
+    TEST_EQ(cg_mem_cached_(48), 0);
+    for (size_t i = 0; i < cap + 10; i++)
+        cg_mem_free_(v[i], MEM_HERE);
+    TEST_EQ(cg_mem_cached_(48), cap);
+    free(v);
+    cg_mem_cache_(0);
+}
+
+/* realloc: within the class the block stays; across classes and for large blocks the
+ * contents move; to zero it is freed. */
+static void test_mem_realloc(void)
+{
+    cg_mem_cache_(1);
+    unsigned char *p = cg_mem_realloc_(NULL, 20, MEM_HERE);
+    TEST_NOTNULL(p);
+    memset(p, 1, 20);
+    unsigned char *q = cg_mem_realloc_(p, 32, MEM_HERE);
+    TEST_EQ(q == p, 1);
+    memset(q + 20, 2, 12);
+    q = cg_mem_realloc_(q, 300, MEM_HERE);
+    TEST_NOTNULL(q);
+    for (int i = 0; i < 32; i++)
+        TEST_EQ(q[i], i < 20 ? 1 : 2);
+    memset(q + 32, 3, 268);
+    q = cg_mem_realloc_(q, 5000, MEM_HERE);
+    TEST_NOTNULL(q);
+    TEST_EQ(q[19], 1);
+    TEST_EQ(q[299], 3);
+    memset(q + 300, 4, 4700);
+    q = cg_mem_realloc_(q, 90000, MEM_HERE);
+    TEST_NOTNULL(q);
+    TEST_EQ(q[0], 1);
+    TEST_EQ(q[4999], 4);
+    p = q;
+    q = cg_mem_realloc_(q, 100, MEM_HERE); /* a large block shrinks in place */
+    TEST_EQ(q == p, 1);
+    TEST_EQ(q[99], 3);
+    TEST_EQ(cg_mem_realloc_(q, 0, MEM_HERE) == NULL, 1);
+    cg_mem_cache_(0);
+}
+
+struct mem_elsewhere {
+    void *blocks[64];
+    size_t cached;
+};
+
+static void *mem_free_elsewhere(void *arg)
+{
+    struct mem_elsewhere *m = arg;
+    for (int i = 0; i < 64; i++)
+        cg_mem_free_(m->blocks[i], MEM_HERE);
+    m->cached = cg_mem_cached_(200);
+    return NULL; /* its cache goes back to free() as it ends: LeakSanitizer reports if not */
+}
+
+/* A block freed on another thread joins that thread's cache, not its allocator's. */
+static void test_mem_threads(void)
+{
+    struct mem_elsewhere m = {{0}, 0};
+    cg_mem_cache_(1);
+    size_t here = cg_mem_cached_(200);
+    for (int i = 0; i < 64; i++)
+        TEST_NOTNULL(m.blocks[i] = cg_mem_malloc_(200, MEM_HERE));
+    size_t after_alloc = cg_mem_cached_(200);
+    pthread_t th;
+    TEST_EQ(pthread_create(&th, NULL, mem_free_elsewhere, &m), 0);
+    TEST_EQ(pthread_join(th, NULL), 0);
+    TEST_EQ(m.cached, 64);
+    TEST_EQ(cg_mem_cached_(200), after_alloc);
+    TEST_EQ(after_alloc, here > 64 ? here - 64 : 0);
+    cg_mem_cache_(0);
+}
+
 static void test_ecfast_lend(void)
 {
     const uint8_t data[] = "proof of possession";
@@ -6060,6 +6183,10 @@ CG_TESTS = {
     CG_TEST("core/dn_ber_subject", test_dn_ber_subject),
     CG_TEST("core/fastdec_matches_templates", test_fastdec_matches_templates),
     CG_TEST("core/ecfast_lend", test_ecfast_lend),
+    CG_TEST("core/mem_classes", test_mem_classes),
+    CG_TEST("core/mem_cap", test_mem_cap),
+    CG_TEST("core/mem_realloc", test_mem_realloc),
+    CG_TEST("core/mem_threads", test_mem_threads),
     CG_TEST("core/gennname_raw", test_gennname_raw),
     CG_TEST("core/issue_time_forms", test_issue_time_forms),
     CG_TEST("core/alloc_failures", test_alloc_failures),
