@@ -33,7 +33,8 @@ struct cg_workq {
     int max_depth, stop;
     void (*drained)(void *arg); /* under mu: called when the backlog (depth + working) ends */
     void *drained_arg;
-    int out; /* under mu: jobs taken by a worker and not yet completed or requeued */
+    int out; /* atomic: jobs taken by a worker and not yet completed or requeued (see
+              * cg_workq_complete for when mu is needed) */
     pthread_t *threads;
     int n;
     pthread_mutex_t done_mu;
@@ -66,22 +67,28 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     drain_done(arg);
 }
 
+/* Only a job that finds the list empty activates the loop's event: a job that finds others
+ * is drained with them, since drain_done takes the whole list after their activation. (Every
+ * event_active takes the event base's lock, which the loop holds while it runs: one per job
+ * made the committer wait on the loop for each write of its group.) */
 static void push_done(struct cg_workq *q, struct cg_job *j)
 {
     pthread_mutex_lock(&q->done_mu);
+    int first = q->done_head == NULL;
     if (q->done_tail)
         q->done_tail->next = j;
     else
         q->done_head = j;
     q->done_tail = j;
     pthread_mutex_unlock(&q->done_mu);
-    event_active(q->done_ev, EV_READ, 0);
+    if (first)
+        event_active(q->done_ev, EV_READ, 0);
 }
 
 /* Under mu: one job fewer is out; the last one lets stopping workers leave. */
 static void out_dec(struct cg_workq *q)
 {
-    if (--q->out == 0 && q->stop)
+    if (__atomic_sub_fetch(&q->out, 1, __ATOMIC_ACQ_REL) == 0 && q->stop)
         pthread_cond_broadcast(&q->cv);
 }
 
@@ -125,7 +132,7 @@ static void *worker_main(void *arg)
     self = q;
     pthread_mutex_lock(&q->mu);
     for (;;) {
-        while (q->head == NULL && !(q->stop && q->out == 0))
+        while (q->head == NULL && !(q->stop && __atomic_load_n(&q->out, __ATOMIC_ACQUIRE) == 0))
             pthread_cond_wait(&q->cv, &q->mu);
         struct cg_job *j = q->head;
         if (j == NULL)
@@ -136,7 +143,7 @@ static void *worker_main(void *arg)
         /* working first: a lock-free reader of depth + working never sees the job in neither */
         __atomic_store_n(&q->working, q->working + 1, __ATOMIC_RELAXED);
         __atomic_store_n(&q->depth, q->depth - 1, __ATOMIC_RELAXED);
-        q->out++;
+        __atomic_add_fetch(&q->out, 1, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&q->mu);
         j->next = NULL;
         int later = j->work(j, j->arg) == CG_WORK_LATER; /* then another thread finishes it */
@@ -156,9 +163,14 @@ void cg_workq_complete(struct cg_workq *q, struct cg_job *job)
 {
     job->next = NULL;
     push_done(q, job);
-    pthread_mutex_lock(&q->mu);
-    out_dec(q);
-    pthread_mutex_unlock(&q->mu);
+    /* mu only for the last job out, which stopping workers may wait for: they test `out`
+     * under mu, so the broadcast cannot fall between their test and their wait */
+    if (__atomic_sub_fetch(&q->out, 1, __ATOMIC_ACQ_REL) == 0) {
+        pthread_mutex_lock(&q->mu);
+        if (q->stop)
+            pthread_cond_broadcast(&q->cv);
+        pthread_mutex_unlock(&q->mu);
+    }
 }
 
 void cg_workq_requeue(struct cg_workq *q, struct cg_job *job)

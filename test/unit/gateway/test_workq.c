@@ -270,10 +270,104 @@ static void test_lock_wait_leaves_backlog(void)
     TEST_TRUE(waited < 1500);
 }
 
+/* --- many jobs finished on another thread, in bursts, as by the committer ------------------ */
+
+#define MANY 3000
+
+static struct cg_job m_jobs[MANY];
+static int m_done[MANY]; /* loop thread only */
+static int m_done_count;
+static pthread_mutex_t m_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t m_cv = PTHREAD_COND_INITIALIZER;
+static struct cg_job *m_handed[MANY]; /* under m_mu */
+static int m_n_handed, m_stop;
+
+static int later_work(struct cg_job *job, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&m_mu);
+    m_handed[m_n_handed++] = job;
+    pthread_cond_signal(&m_cv);
+    pthread_mutex_unlock(&m_mu);
+    return CG_WORK_LATER;
+}
+
+static void later_done(struct cg_job *job, void *arg)
+{
+    (void)job;
+    m_done[(struct cg_job *)arg - m_jobs]++;
+    m_done_count++;
+}
+
+/* completes whatever was handed over since its last burst, sometimes after a pause */
+static void *completer(void *arg)
+{
+    unsigned seed = 1;
+    int next = 0;
+    (void)arg;
+    pthread_mutex_lock(&m_mu);
+    for (;;) {
+        while (next == m_n_handed && !m_stop)
+            pthread_cond_wait(&m_cv, &m_mu);
+        if (next == m_n_handed)
+            break;
+        int upto = m_n_handed;
+        pthread_mutex_unlock(&m_mu);
+        for (; next < upto; next++)
+            cg_workq_complete(g_q, m_handed[next]);
+        if (rand_r(&seed) % 4 == 0)
+            usleep(100);
+        pthread_mutex_lock(&m_mu);
+    }
+    pthread_mutex_unlock(&m_mu);
+    return NULL;
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Every job finished by another thread reaches its done function on the loop, once, though
+ * only the completion that finds the done list empty wakes the loop: the loop here wakes only
+ * for that (and a 20 ms tick that drains nothing), so a lost wake-up leaves jobs undone. */
+static void test_later_jobs_all_done(void)
+{
+    pthread_t th;
+    int pushed = 0;
+    m_n_handed = m_stop = m_done_count = 0;
+    memset(m_done, 0, sizeof(m_done));
+    for (int i = 0; i < MANY; i++)
+        m_jobs[i] = (struct cg_job){.work = later_work, .done = later_done, .arg = &m_jobs[i]};
+    struct event *t = event_new(g_base, -1, EV_PERSIST, tick, NULL);
+    TEST_NOTNULL(t);
+    TEST_EQ(event_add(t, &(struct timeval){0, 20000}), 0);
+    TEST_EQ(pthread_create(&th, NULL, completer, NULL), 0);
+    double t0 = now_ms();
+    while (m_done_count < MANY && now_ms() - t0 < 20000) {
+        while (pushed < MANY && cg_workq_push(g_q, &m_jobs[pushed]) == CG_OK)
+            pushed++;
+        event_base_loop(g_base, EVLOOP_ONCE);
+    }
+    pthread_mutex_lock(&m_mu);
+    m_stop = 1;
+    pthread_cond_signal(&m_cv);
+    pthread_mutex_unlock(&m_mu);
+    pthread_join(th, NULL);
+    event_free(t);
+    TEST_EQ(pushed, MANY);
+    TEST_EQ(m_done_count, MANY);
+    for (int i = 0; i < MANY; i++)
+        TEST_EQ(m_done[i], 1);
+}
+
 CG_TESTS = {
     CG_TEST("workq/running_job_counts", test_running_job_counts),
     CG_TEST("workq/backlog_ends_with_last_job", test_backlog_ends_with_last_job),
     CG_TEST("workq/lock_wait_leaves_backlog", test_lock_wait_leaves_backlog),
+    CG_TEST("workq/later_jobs_all_done", test_later_jobs_all_done),
 };
 
 CG_TEST_MAIN(set_up, tear_down)
