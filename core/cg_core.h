@@ -39,13 +39,14 @@ struct cg_core_result {
     char wait_entity[256];
 };
 
-/** @brief New engine over cfg and store (both borrowed; they must outlive the engine).
- *  @return CG_OK, CG_ENOMEM. */
-/* Route OpenSSL's allocations through per-thread caches of free blocks (mem.c); call before
- * anything of OpenSSL runs. @p cache 0 keeps the block headers but caches nothing (for
- * AddressSanitizer builds). @return 0, or -1 when OpenSSL has already allocated. */
+/** @brief Route OpenSSL's allocations through per-thread caches of free blocks (mem.c); call
+ *  before anything of OpenSSL runs. @p cache 0 keeps the block headers but caches nothing (for
+ *  AddressSanitizer builds). @return 0, or -1 when OpenSSL has already allocated (it then
+ *  keeps its own malloc and free). */
 int cg_mem_install(int cache);
 
+/** @brief New engine over cfg and store (both borrowed; they must outlive the engine).
+ *  @return CG_OK, CG_ENOMEM. */
 int cg_core_new(const struct cg_config *cfg, struct cg_store *store, struct cg_core **out);
 void cg_core_free(struct cg_core *core);
 

@@ -3,9 +3,9 @@
  *
  * DESIGN: N worker threads take jobs from one bounded FIFO (mutex + condition variable),
  * run the job's work function, and put the job on a completion list; event_active() on a
- * completion event wakes the loop thread, which drains the list and runs each job's done
- * function there. Jobs are created and freed only on the loop thread; workers never touch
- * sockets. Workers are named cg/wN and block all signals.
+ * completion event, by the job that finds the list empty, wakes the loop thread, which drains
+ * the list and runs each job's done function there. Jobs are created and freed only on the loop
+ * thread; workers never touch sockets. Workers are named cg/wN and block all signals.
  *
  * A work function may instead return CG_WORK_LATER, keeping the job out of the completion
  * list: it has handed the job to another thread (the store's committer), which later calls
