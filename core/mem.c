@@ -132,7 +132,8 @@ void cg_mem_free_(void *ptr, const char *file, int line)
     unsigned char *p = (unsigned char *)ptr - HDR;
     unsigned c = p[0];
     struct thread_cache *t = c != LARGE ? cache() : NULL;
-    if (t != NULL && t->count[c] < CACHE_BYTES / class_size(c)) {
+    /* below the cap of CACHE_BYTES / class_size(c) blocks, without dividing on every free */
+    if (t != NULL && (t->count[c] + 1) * class_size(c) <= CACHE_BYTES) {
         struct free_block *b = ptr;
         b->next = t->head[c];
         t->head[c] = b;
