@@ -424,6 +424,14 @@ unsigned long ecfast_lends_(void);
  *  @return 1 valid, 0 invalid, -1 key is not one of ecfast_key_'s (use EVP). */
 int ecfast_verify_(EVP_PKEY *key, const EVP_MD *md, const unsigned char *sig, size_t siglen,
                    const unsigned char *data, size_t len);
+/** @brief Verifications ecfast_verify_ left to ECDSA_do_verify (process-wide), for the tests. */
+unsigned long ecfast_fallbacks_(void);
+
+/* --- modinv.c: inverses of public numbers --- */
+/** @brief r = a^-1 mod m in variable time (see modinv.c: not for secrets), for m an odd prime
+ *  of at most 614 bits and 0 < a < m; the result is checked before it is returned.
+ *  @return 1, or 0 (out of range, no inverse, out of memory; r then undefined). */
+int modinv_vartime_(BIGNUM *r, const BIGNUM *a, const BIGNUM *m, BN_CTX *ctx);
 /** @brief The SubjectPublicKeyInfo of key (new). */
 CG_SPKI *ca_spki_from_pkey_(const EVP_PKEY *key);
 /** @brief A CG_SPKI copy of an X509_PUBKEY (new). */

@@ -28,6 +28,15 @@
  * while it is out gets a new key. Keys never leave the request that imported them (the
  * certificate is written from the request's SubjectPublicKeyInfo, not from the key).
  *
+ * The check itself (ecdsa_check) is ECDSA's (SEC 1 4.1.4) over OpenSSL's point arithmetic, not
+ * ECDSA_do_verify, which spends two inversions beyond the multiplication u1 G + u2 Q: s^-1
+ * modulo the order, and Z^-1 to make the sum affine. s is public, so modinv.c inverts it in
+ * variable time (1.7 µs); and x(R) = r is tested as X = r Z^2 on R's Jacobian coordinates (or
+ * (r + n) Z^2 when r + n is below the field's prime: x(R) mod n = r has those two solutions).
+ * Together 8-11 µs less per verification at P-256 (65 against 72-77 µs, alternating runs of a
+ * micro-benchmark). Anything the check cannot decide (out of memory, an inverse not found)
+ * goes to ECDSA_do_verify, counted (ecfast_fallbacks_).
+ *
  * The signature's DER is read here (sig_parse) rather than by ECDSA_verify, which decodes it
  * through the template engine, encodes it again and compares, to refuse anything but DER:
  * 0.58-0.77 µs against 0.16 µs in a micro-benchmark. The rules are the same (test
@@ -38,6 +47,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "core_local.h"
 
+#include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
@@ -50,6 +60,7 @@ static const int ecfast_nids[] = {NID_X9_62_prime256v1, NID_secp384r1,       NID
                                   NID_brainpoolP512r1};
 #define ECFAST_CURVES (sizeof(ecfast_nids) / sizeof(ecfast_nids[0]))
 static EC_GROUP *groups[ECFAST_CURVES];
+static BIGNUM *primes[ECFAST_CURVES]; /* each group's field prime */
 static pthread_once_t groups_once = PTHREAD_ONCE_INIT;
 
 /* A thread's key for one curve (see DESIGN), with the point it decodes into. */
@@ -60,7 +71,8 @@ struct lender {
 };
 static pthread_key_t lenders_key;
 static int lenders_ok;
-static unsigned long lends; /* keys lent again (atomic), for the tests */
+static unsigned long lends;     /* keys lent again (atomic), for the tests */
+static unsigned long fallbacks; /* checks left to ECDSA_do_verify (atomic) */
 
 static void lenders_free(void *p)
 {
@@ -76,12 +88,20 @@ static void lenders_free(void *p)
  * NULL, and its keys take the generic path). */
 static void build_groups(void)
 {
-    for (size_t i = 0; i < ECFAST_CURVES; i++)
+    for (size_t i = 0; i < ECFAST_CURVES; i++) {
         groups[i] = EC_GROUP_new_by_curve_name(ecfast_nids[i]);
+        if (groups[i] != NULL &&
+            ((primes[i] = BN_new()) == NULL ||
+             EC_GROUP_get_curve(groups[i], primes[i], NULL, NULL, NULL) != 1)) {
+            EC_GROUP_free(groups[i]);
+            groups[i] = NULL;
+        }
+    }
     lenders_ok = pthread_key_create(&lenders_key, lenders_free) == 0;
 }
 
-/* The group of curve_nid and its index in the table, or NULL. */
+/* The group of curve_nid and its index in the table, or NULL (a group that could not be
+ * built). */
 static const EC_GROUP *group_of(int curve_nid, size_t *index)
 {
     pthread_once(&groups_once, build_groups);
@@ -110,14 +130,15 @@ static struct lender *lenders(int create)
     return l;
 }
 
-/* The lender's key with the point set, or NULL (not a point of the curve; the key stays
- * the lender's, unchanged in use). */
+/* The lender's key with the point set, or NULL (not a point of the curve, or the identity; the
+ * key stays the lender's, unchanged in use). */
 static EVP_PKEY *lend(struct lender *l, const EC_GROUP *group, const unsigned char *point,
                       size_t len)
 {
     EC_KEY *ec = (EC_KEY *)EVP_PKEY_get0_EC_KEY(l->key);
     if (ec == NULL || EC_POINT_oct2point(group, l->point, point, len, NULL) != 1 ||
-        EC_KEY_set_public_key(ec, l->point) != 1 || EVP_PKEY_up_ref(l->key) != 1)
+        EC_POINT_is_at_infinity(group, l->point) || EC_KEY_set_public_key(ec, l->point) != 1 ||
+        EVP_PKEY_up_ref(l->key) != 1)
         return NULL;
     l->lent = 1;
     __atomic_add_fetch(&lends, 1, __ATOMIC_RELAXED);
@@ -145,8 +166,9 @@ static EVP_PKEY *key_new(const EC_GROUP *group, const unsigned char *point, size
         (pt = EC_POINT_new(group)) == NULL)
         goto fail;
     /* the encoding checks the coordinates are below the field prime and the point is on
-     * the curve (EC_POINT_set_affine_coordinates) */
-    if (EC_POINT_oct2point(group, pt, point, len, NULL) != 1 || EC_KEY_set_public_key(ec, pt) != 1)
+     * the curve (EC_POINT_set_affine_coordinates); the identity (encoded 00) is no key */
+    if (EC_POINT_oct2point(group, pt, point, len, NULL) != 1 ||
+        EC_POINT_is_at_infinity(group, pt) || EC_KEY_set_public_key(ec, pt) != 1)
         goto fail;
     if ((key = EVP_PKEY_new()) == NULL || EVP_PKEY_assign_EC_KEY(key, ec) != 1)
         goto fail;
@@ -244,19 +266,91 @@ static ECDSA_SIG *sig_parse(const unsigned char *sig, size_t siglen)
     return rs;
 }
 
+unsigned long ecfast_fallbacks_(void)
+{
+    return __atomic_load_n(&fallbacks, __ATOMIC_RELAXED);
+}
+
+/* ECDSA's check of (r, s) over the digest with the public point q of group (field prime p),
+ * without ECDSA_do_verify's two inversions (see DESIGN). @return 1 valid, 0 invalid, -1 not
+ * decided (no memory, no inverse found). */
+static int ecdsa_check(const EC_GROUP *group, const BIGNUM *p, const EC_POINT *q,
+                       const unsigned char *dgst, int dlen, const BIGNUM *r, const BIGNUM *s)
+{
+    const BIGNUM *n = EC_GROUP_get0_order(group);
+    if (BN_is_zero(r) || BN_is_negative(r) || BN_ucmp(r, n) >= 0 || BN_is_zero(s) ||
+        BN_is_negative(s) || BN_ucmp(s, n) >= 0 || EC_POINT_is_at_infinity(group, q))
+        return 0;
+    /* e: the digest's leftmost bits, as many as the order has */
+    int bits = BN_num_bits(n);
+    if (8 * dlen > bits)
+        dlen = (bits + 7) / 8;
+    BN_CTX *ctx = BN_CTX_new();
+    EC_POINT *pt = EC_POINT_new(group);
+    BIGNUM *w, *e, *u1, *u2, *x, *z, *t;
+    int ok = -1;
+    if (ctx == NULL || pt == NULL)
+        goto done;
+    BN_CTX_start(ctx);
+    w = BN_CTX_get(ctx), e = BN_CTX_get(ctx), u1 = BN_CTX_get(ctx), u2 = BN_CTX_get(ctx);
+    x = BN_CTX_get(ctx), z = BN_CTX_get(ctx), t = BN_CTX_get(ctx);
+    if (t == NULL || BN_bin2bn(dgst, dlen, e) == NULL ||
+        (8 * dlen > bits && BN_rshift(e, e, 8 - (bits & 7)) != 1) ||
+        modinv_vartime_(w, s, n, ctx) != 1 || BN_mod_mul(u1, e, w, n, ctx) != 1 ||
+        BN_mod_mul(u2, r, w, n, ctx) != 1 || EC_POINT_mul(group, pt, u1, q, u2, ctx) != 1)
+        goto end;
+    if (EC_POINT_is_at_infinity(group, pt)) {
+        ok = 0;
+        goto end;
+    }
+    /* R = (X / Z^2, Y / Z^3); x(R) is r, or r + n when that is below p */
+    if (EC_POINT_get_Jprojective_coordinates_GFp(group, pt, x, NULL, z, ctx) != 1 ||
+        BN_nnmod(x, x, p, ctx) != 1 || BN_mod_sqr(z, z, p, ctx) != 1 ||
+        BN_mod_mul(t, r, z, p, ctx) != 1)
+        goto end;
+    ok = BN_cmp(t, x) == 0;
+    if (!ok) { /* the other solution, r + n, when it is below p */
+        if (BN_add(t, r, n) != 1)
+            ok = -1;
+        else if (BN_cmp(t, p) < 0)
+            ok = BN_mod_mul(t, t, z, p, ctx) != 1 ? -1 : BN_cmp(t, x) == 0;
+    }
+end:
+    BN_CTX_end(ctx);
+done:
+    EC_POINT_free(pt);
+    BN_CTX_free(ctx);
+    return ok;
+}
+
 int ecfast_verify_(EVP_PKEY *key, const EVP_MD *md, const unsigned char *sig, size_t siglen,
                    const unsigned char *data, size_t len)
 {
     unsigned char dgst[EVP_MAX_MD_SIZE];
     unsigned dlen = 0;
+    size_t i = 0;
     if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC || EVP_PKEY_get0_provider(key) != NULL ||
         md == NULL)
         return -1; /* not one of ecfast_key_'s */
     const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(key);
+    const EC_GROUP *group = ec != NULL ? EC_KEY_get0_group(ec) : NULL;
+    const EC_POINT *q = ec != NULL ? EC_KEY_get0_public_key(ec) : NULL;
+    const BIGNUM *r = NULL, *s = NULL;
     ECDSA_SIG *rs = NULL;
-    int ok = ec != NULL && (rs = sig_parse(sig, siglen)) != NULL &&
-             EVP_Digest(data, len, dgst, &dlen, md, NULL) == 1 &&
-             ECDSA_do_verify(dgst, (int)dlen, rs, (EC_KEY *)ec) == 1;
+    int ok = 0;
+    if (group == NULL || q == NULL || (rs = sig_parse(sig, siglen)) == NULL ||
+        EVP_Digest(data, len, dgst, &dlen, md, NULL) != 1)
+        goto done;
+    ECDSA_SIG_get0(rs, &r, &s);
+    if (group_of(EC_GROUP_get_curve_name(group), &i) != NULL) /* a copy of the table's */
+        ok = ecdsa_check(group, primes[i], q, dgst, (int)dlen, r, s);
+    else
+        ok = -1;
+    if (ok < 0) {
+        __atomic_add_fetch(&fallbacks, 1, __ATOMIC_RELAXED);
+        ok = ECDSA_do_verify(dgst, (int)dlen, rs, (EC_KEY *)ec) == 1;
+    }
+done:
     ECDSA_SIG_free(rs);
     return ok;
 }

@@ -30,8 +30,10 @@
 #include <openssl/core_names.h>
 #include <openssl/crmf.h>
 #include <openssl/err.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -2588,8 +2590,19 @@ static void test_ecfast_verify(void)
     TEST_TRUE(ecfast_key_(NID_X9_62_prime256v1, big, sizeof(big)) == NULL);
     TEST_TRUE(ecfast_key_(NID_secp224r1, big, 57) == NULL); /* not a kept curve */
     TEST_FALSE(ecfast_curve_(NID_secp224r1));
-    ecfast_key_free_(key);
     ecfast_key_free_(other);
+    /* the identity has an encoding (one zero byte), but is no public key: ECDSA's equation
+     * holds with it for signatures anyone can make. Refused as a new key while the thread's
+     * key is out, and then as the point of the thread's key. */
+    const uint8_t identity[1] = {0};
+    TEST_TRUE(ecfast_key_(NID_X9_62_prime256v1, identity, 1) == NULL);
+    ecfast_key_free_(key);
+    unsigned long lent = ecfast_lends_();
+    TEST_TRUE(ecfast_key_(NID_X9_62_prime256v1, identity, 1) == NULL);
+    EVP_PKEY *again = ca_spki_key_(spki); /* the thread's key is still there to lend */
+    TEST_NOTNULL(again);
+    TEST_EQ(ecfast_lends_() - lent, 1UL);
+    ecfast_key_free_(again);
     CG_SPKI_free(spki);
     CG_SPKI_free(other_spki);
     EVP_PKEY_free(prov);
@@ -3126,6 +3139,291 @@ static void test_ecfast_sig_der(void)
     ecfast_key_free_(key);
     CG_SPKI_free(spki);
     EVP_PKEY_free(prov);
+}
+
+/* --- inverses of public numbers (modinv.c) and ECDSA checks on every kept curve ------------ */
+
+static const int kept_curves[] = {NID_X9_62_prime256v1, NID_secp384r1,       NID_secp521r1,
+                                  NID_secp256k1,        NID_brainpoolP256r1, NID_brainpoolP384r1,
+                                  NID_brainpoolP512r1};
+#define N_KEPT_CURVES (sizeof(kept_curves) / sizeof(kept_curves[0]))
+
+/* modinv_vartime_ agrees with BN_mod_inverse for the orders and field primes of every kept
+ * curve, at the edges (1, 2, small numbers, m-1, m-2, powers of two) and at random, and refuses
+ * 0, m and above, a negative a and an even or unit modulus. */
+static void test_modinv_matches_bn(void)
+{
+    BN_CTX *ctx = BN_CTX_new();
+    BIGNUM *a = BN_new(), *w = BN_new(), *want = BN_new(), *p = BN_new(), *m2 = BN_new();
+    int agreed = 0;
+    for (size_t c = 0; c < N_KEPT_CURVES; c++) {
+        EC_GROUP *g = EC_GROUP_new_by_curve_name(kept_curves[c]);
+        TEST_NOTNULL(g);
+        TEST_EQ(EC_GROUP_get_curve(g, p, NULL, NULL, ctx), 1);
+        for (int which = 0; which < 2; which++) {
+            const BIGNUM *m = which == 0 ? EC_GROUP_get0_order(g) : p;
+            int bits = BN_num_bits(m);
+            for (int i = 0; i < 3000; i++) {
+                if (i < 20)
+                    BN_set_word(a, (BN_ULONG)i + 1);
+                else if (i < 40)
+                    BN_sub(a, m, BN_value_one()), BN_sub_word(a, (BN_ULONG)(i - 20));
+                else if (i < 40 + bits - 1)
+                    BN_set_word(a, 0), BN_set_bit(a, i - 40);
+                else
+                    BN_rand_range(a, m);
+                if (BN_is_zero(a))
+                    continue;
+                int ok = modinv_vartime_(w, a, m, ctx);
+                TEST_NOTNULL(BN_mod_inverse(want, a, m, ctx));
+                if (ok != 1 || BN_cmp(w, want) != 0)
+                    fprintf(stderr, "curve %zu modulus %d input %d: %d\n", c, which, i, ok);
+                TEST_EQ(ok, 1);
+                TEST_EQ(BN_cmp(w, want), 0);
+                agreed++;
+            }
+            BN_zero(a);
+            TEST_EQ(modinv_vartime_(w, a, m, ctx), 0);
+            TEST_EQ(modinv_vartime_(w, m, m, ctx), 0);
+            BN_add(a, m, BN_value_one());
+            TEST_EQ(modinv_vartime_(w, a, m, ctx), 0);
+            BN_set_word(a, 5);
+            BN_set_negative(a, 1);
+            TEST_EQ(modinv_vartime_(w, a, m, ctx), 0);
+            BN_lshift1(m2, m);
+            BN_set_word(a, 5);
+            TEST_EQ(modinv_vartime_(w, a, m2, ctx), 0); /* even */
+        }
+        EC_GROUP_free(g);
+    }
+    TEST_EQ(modinv_vartime_(w, BN_value_one(), BN_value_one(), ctx), 0);
+    BN_set_word(m2, 3); /* the smallest modulus: one limb */
+    BN_set_word(a, 2);
+    TEST_EQ(modinv_vartime_(w, a, m2, ctx), 1);
+    TEST_TRUE(BN_is_word(w, 2));
+    BN_set_bit(m2, 700); /* more bits than the limbs hold */
+    TEST_EQ(modinv_vartime_(w, a, m2, ctx), 0);
+    TEST_TRUE(agreed > (int)N_KEPT_CURVES * 2 * 2900);
+    BN_free(a), BN_free(w), BN_free(want), BN_free(p), BN_free(m2);
+    BN_CTX_free(ctx);
+}
+
+/* The public point of prov (uncompressed octets) as the thread's lent key; NULL on failure. */
+static EVP_PKEY *ecfast_key_of(int nid, EVP_PKEY *prov)
+{
+    unsigned char pub[200];
+    size_t n = 0;
+    if (EVP_PKEY_get_octet_string_param(prov, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub), &n) != 1)
+        return NULL;
+    return ecfast_key_(nid, pub, n);
+}
+
+/* DER of the ECDSA signature (r, s). */
+static size_t ecdsa_der(uint8_t *out, size_t cap, const BIGNUM *r, const BIGNUM *s)
+{
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r2 = BN_dup(r), *s2 = BN_dup(s);
+    unsigned char *p = out;
+    int n = -1;
+    if (sig != NULL && r2 != NULL && s2 != NULL && ECDSA_SIG_set0(sig, r2, s2) == 1) {
+        r2 = s2 = NULL;
+        if (i2d_ECDSA_SIG(sig, NULL) <= (int)cap)
+            n = i2d_ECDSA_SIG(sig, &p);
+    }
+    BN_free(r2), BN_free(s2);
+    ECDSA_SIG_free(sig);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* The provider's verdict on sig over data with digest md. */
+static int provider_verifies_md(EVP_PKEY *prov, const EVP_MD *md, const uint8_t *sig, size_t siglen,
+                                const uint8_t *data, size_t len)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c != NULL && EVP_DigestVerifyInit(c, NULL, md, NULL, prov) == 1 &&
+             EVP_DigestVerify(c, sig, siglen, data, len) == 1;
+    EVP_MD_CTX_free(c);
+    ERR_clear_error();
+    return ok;
+}
+
+/* On every kept curve, with digests shorter and longer than the order (SHA-256, SHA-512: the
+ * digest's leftmost bits), ecfast_verify_ gives the provider's verdict on valid signatures and
+ * on altered ones (r or s one more or one less, s as n - s (also valid), r or s 0 or n, r and
+ * s swapped, another key, other data), and decides every one itself (no fallback). */
+static void test_ecfast_verify_curves(void)
+{
+    const uint8_t data[] = "the certificate request", other[] = "another request";
+    unsigned long fallbacks = ecfast_fallbacks_();
+    int tried = 0, valid = 0;
+    BN_CTX *ctx = BN_CTX_new();
+    for (size_t c = 0; c < N_KEPT_CURVES; c++) {
+        const char *name = OBJ_nid2sn(kept_curves[c]);
+        EVP_PKEY *prov = EVP_PKEY_Q_keygen(NULL, NULL, "EC", name);
+        EVP_PKEY *prov2 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", name);
+        EC_GROUP *g = EC_GROUP_new_by_curve_name(kept_curves[c]);
+        TEST_NOTNULL(prov);
+        TEST_NOTNULL(prov2);
+        TEST_NOTNULL(g);
+        const BIGNUM *n = EC_GROUP_get0_order(g);
+        for (int d = 0; d < 2; d++) {
+            const EVP_MD *md = d == 0 ? EVP_sha256() : EVP_sha512();
+            for (int round = 0; round < 4; round++) {
+                uint8_t sig[160], v[160];
+                size_t siglen = sizeof(sig);
+                EVP_MD_CTX *mc = EVP_MD_CTX_new();
+                TEST_TRUE(EVP_DigestSignInit(mc, NULL, md, NULL, prov) == 1 &&
+                          EVP_DigestSign(mc, sig, &siglen, data, sizeof(data)) == 1);
+                EVP_MD_CTX_free(mc);
+                const unsigned char *q = sig;
+                ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &q, (long)siglen);
+                TEST_NOTNULL(es);
+                const BIGNUM *r0 = ECDSA_SIG_get0_r(es), *s0 = ECDSA_SIG_get0_s(es);
+                BIGNUM *r = BN_new(), *s = BN_new();
+                for (int alt = 0; alt < 12; alt++) {
+                    BN_copy(r, r0), BN_copy(s, s0);
+                    switch (alt) {
+                    case 1:
+                        BN_add_word(r, 1);
+                        break;
+                    case 2:
+                        BN_sub_word(r, 1);
+                        break;
+                    case 3:
+                        BN_add_word(s, 1);
+                        break;
+                    case 4:
+                        BN_sub_word(s, 1);
+                        break;
+                    case 5:
+                        BN_sub(s, n, s0);
+                        break; /* n - s: valid too */
+                    case 6:
+                        BN_zero(r);
+                        break;
+                    case 7:
+                        BN_zero(s);
+                        break;
+                    case 8:
+                        BN_copy(r, n);
+                        break;
+                    case 9:
+                        BN_copy(s, n);
+                        break;
+                    case 10:
+                        BN_copy(r, s0), BN_copy(s, r0);
+                        break;
+                    case 11:
+                        BN_add(r, r0, n);
+                        break;
+                    }
+                    size_t vn = ecdsa_der(v, sizeof(v), r, s);
+                    TEST_TRUE(vn > 0);
+                    for (int who = 0; who < 3; who++) {
+                        EVP_PKEY *pk = who == 1 ? prov2 : prov;
+                        const uint8_t *dt = who == 2 ? other : data;
+                        size_t dl = who == 2 ? sizeof(other) : sizeof(data);
+                        EVP_PKEY *key = ecfast_key_of(kept_curves[c], pk);
+                        TEST_NOTNULL(key);
+                        int want = provider_verifies_md(pk, md, v, vn, dt, dl);
+                        int got = ecfast_verify_(key, md, v, vn, dt, dl);
+                        ecfast_key_free_(key);
+                        if (got != want)
+                            fprintf(stderr, "%s %s alt %d key/data %d: ecfast %d, provider %d\n",
+                                    name, EVP_MD_get0_name(md), alt, who, got, want);
+                        TEST_EQ(got, want);
+                        tried++;
+                        valid += want;
+                    }
+                }
+                BN_free(r), BN_free(s);
+                ECDSA_SIG_free(es);
+            }
+        }
+        EC_GROUP_free(g);
+        EVP_PKEY_free(prov);
+        EVP_PKEY_free(prov2);
+    }
+    /* each round: the signature and n - s are valid for their key and data, nothing else */
+    TEST_EQ(valid, (int)N_KEPT_CURVES * 2 * 4 * 2);
+    TEST_EQ(tried, (int)N_KEPT_CURVES * 2 * 4 * 12 * 3);
+    TEST_EQ(ecfast_fallbacks_(), fallbacks);
+    BN_CTX_free(ctx);
+}
+
+/* A valid signature whose point R has x(R) = r + n, on every kept curve (the field's prime is
+ * above the order, so x coordinates from n to p - 1 exist; a signer meets one about once in
+ * 2^32 signatures at P-256, never in practice at the others): built backwards, R chosen with
+ * x = n + k and the key Q = r^-1 (s R - e G) made to fit. ecfast_verify_ accepts it as the
+ * provider does, and refuses it with r one more. */
+static void test_ecfast_verify_high_x(void)
+{
+    const uint8_t data[] = "a request whose R lies past the order";
+    unsigned long fallbacks = ecfast_fallbacks_();
+    BN_CTX *ctx = BN_CTX_new();
+    BIGNUM *x = BN_new(), *p = BN_new(), *r = BN_new(), *s = BN_new(), *e = BN_new();
+    BIGNUM *ri = BN_new(), *a = BN_new(), *b = BN_new();
+    for (size_t c = 0; c < N_KEPT_CURVES; c++) {
+        EC_GROUP *g = EC_GROUP_new_by_curve_name(kept_curves[c]);
+        EC_POINT *R = EC_POINT_new(g), *Q = EC_POINT_new(g);
+        const BIGNUM *n = EC_GROUP_get0_order(g);
+        TEST_EQ(EC_GROUP_get_curve(g, p, NULL, NULL, ctx), 1);
+        TEST_TRUE(BN_cmp(n, p) < 0);
+        int k = 1;
+        for (; k < 200; k++) { /* about half of all x are on the curve */
+            BN_copy(x, n), BN_add_word(x, (BN_ULONG)k);
+            if (EC_POINT_set_compressed_coordinates(g, R, x, k & 1, ctx) == 1)
+                break;
+            ERR_clear_error();
+        }
+        TEST_TRUE(k < 200);
+        BN_set_word(r, (BN_ULONG)k); /* x(R) mod n */
+        BN_rand_range(s, n);
+        if (BN_is_zero(s))
+            BN_one(s);
+        uint8_t dg[32];
+        TEST_EQ(EVP_Digest(data, sizeof(data), dg, NULL, EVP_sha256(), NULL), 1);
+        BN_bin2bn(dg, 32, e); /* every kept order has 256 bits or more: e is the digest */
+        TEST_NOTNULL(BN_mod_inverse(ri, r, n, ctx));
+        BN_mod_mul(a, e, ri, n, ctx);
+        BN_sub(a, n, a); /* -e/r */
+        BN_mod_mul(b, s, ri, n, ctx);
+        TEST_EQ(EC_POINT_mul(g, Q, a, R, b, ctx), 1); /* Q = (s R - e G) / r */
+        unsigned char pub[200];
+        size_t pl = EC_POINT_point2oct(g, Q, POINT_CONVERSION_UNCOMPRESSED, pub, sizeof(pub), ctx);
+        TEST_TRUE(pl > 0);
+        OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, OBJ_nid2sn(kept_curves[c]),
+                                        0);
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, pl);
+        OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+        EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+        EVP_PKEY *prov = NULL;
+        TEST_TRUE(pc != NULL && EVP_PKEY_fromdata_init(pc) == 1 &&
+                  EVP_PKEY_fromdata(pc, &prov, EVP_PKEY_PUBLIC_KEY, params) == 1);
+        EVP_PKEY *key = ecfast_key_(kept_curves[c], pub, pl);
+        TEST_NOTNULL(key);
+        uint8_t v[160];
+        for (int alt = 0; alt < 2; alt++) {
+            if (alt == 1)
+                BN_add_word(r, 1);
+            size_t vn = ecdsa_der(v, sizeof(v), r, s);
+            int want = provider_verifies_md(prov, EVP_sha256(), v, vn, data, sizeof(data));
+            TEST_EQ(want, alt == 0);
+            TEST_EQ(ecfast_verify_(key, EVP_sha256(), v, vn, data, sizeof(data)), want);
+        }
+        ecfast_key_free_(key);
+        EVP_PKEY_free(prov);
+        EVP_PKEY_CTX_free(pc);
+        OSSL_PARAM_free(params);
+        OSSL_PARAM_BLD_free(bld);
+        EC_POINT_free(R), EC_POINT_free(Q);
+        EC_GROUP_free(g);
+    }
+    TEST_EQ(ecfast_fallbacks_(), fallbacks);
+    BN_free(x), BN_free(p), BN_free(r), BN_free(s), BN_free(e), BN_free(ri), BN_free(a);
+    BN_free(b);
+    BN_CTX_free(ctx);
 }
 
 /* The DER of a pkiConf message whose header sender is the given bytes (written as they are). */
@@ -6179,6 +6477,9 @@ CG_TESTS = {
     CG_TEST("core/verify_item", test_verify_item),
     CG_TEST("core/ecfast_verify", test_ecfast_verify),
     CG_TEST("core/ecfast_sig_der", test_ecfast_sig_der),
+    CG_TEST("core/modinv_matches_bn", test_modinv_matches_bn),
+    CG_TEST("core/ecfast_verify_curves", test_ecfast_verify_curves),
+    CG_TEST("core/ecfast_verify_high_x", test_ecfast_verify_high_x),
     CG_TEST("core/dn_der_view", test_dn_der_view),
     CG_TEST("core/dn_ber_subject", test_dn_ber_subject),
     CG_TEST("core/fastdec_matches_templates", test_fastdec_matches_templates),
