@@ -27,9 +27,9 @@
 #define LIMB_BITS 62
 #define LIMB_MASK ((((uint64_t)1) << LIMB_BITS) - 1)
 #define MAX_LIMBS 10 /* moduli to 10 * 62 - 6 = 614 bits (P-521's order has 521) */
-#define MAX_ROUNDS                                                                                 \
-    30 /* 256 bits take 9 or 10 rounds, 521 bits 17-19; after k rounds |d|, |e|                    \
-        * < (k+1) m, within the 5 spare bits of the top limb for k < 31 */
+/* 256 bits take 9 or 10 rounds, 521 bits 17-19; after k rounds |d|, |e| < (k+1) m, within the
+ * 5 spare bits of the top limb for k < 31 */
+#define MAX_ROUNDS 30
 
 #ifndef __SIZEOF_INT128__
 #error "modinv.c needs the 128-bit integers of gcc or clang on a 64-bit target"
