@@ -95,6 +95,8 @@ static void build_groups(void)
              EC_GROUP_get_curve(groups[i], primes[i], NULL, NULL, NULL) != 1)) {
             EC_GROUP_free(groups[i]);
             groups[i] = NULL;
+            BN_free(primes[i]);
+            primes[i] = NULL;
         }
     }
     lenders_ok = pthread_key_create(&lenders_key, lenders_free) == 0;

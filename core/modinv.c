@@ -169,8 +169,9 @@ int modinv_vartime_(BIGNUM *r, const BIGNUM *a, const BIGNUM *m, BN_CTX *ctx)
         return 0;
     int64_t f[MAX_LIMBS], g[MAX_LIMBS], d[MAX_LIMBS] = {0}, e[MAX_LIMBS] = {0}, mod[MAX_LIMBS];
     int64_t t[4], eta = -1; /* eta = -delta, delta 1 at the start */
-    if (!to_limbs(m, n, f) || !to_limbs(a, n, g) || !to_limbs(m, n, mod))
+    if (!to_limbs(m, n, mod) || !to_limbs(a, n, g))
         return 0;
+    memcpy(f, mod, (size_t)n * sizeof(*f));
     e[0] = 1;
     uint64_t minv = (uint64_t)mod[0]; /* m^-1 mod 2^64 by Newton: right to 3, 6, 12... bits */
     for (int i = 0; i < 5; i++)

@@ -3031,16 +3031,24 @@ static void test_fastdec_matches_templates(void)
     g_cap_n = 0;
 }
 
-/* provider's verdict on sig (OpenSSL's ECDSA_verify, which decodes and encodes again) */
-static int provider_verifies(EVP_PKEY *prov, const uint8_t *sig, size_t siglen, const uint8_t *data,
-                             size_t len)
+/* The provider's verdict on sig over data with digest md (OpenSSL's ECDSA_verify, which
+ * decodes and encodes again). */
+static int provider_verifies_md(EVP_PKEY *prov, const EVP_MD *md, const uint8_t *sig, size_t siglen,
+                                const uint8_t *data, size_t len)
 {
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c != NULL && EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, prov) == 1 &&
+    int ok = c != NULL && EVP_DigestVerifyInit(c, NULL, md, NULL, prov) == 1 &&
              EVP_DigestVerify(c, sig, siglen, data, len) == 1;
     EVP_MD_CTX_free(c);
     ERR_clear_error();
     return ok;
+}
+
+/* The provider's verdict with SHA-256. */
+static int provider_verifies(EVP_PKEY *prov, const uint8_t *sig, size_t siglen, const uint8_t *data,
+                             size_t len)
+{
+    return provider_verifies_md(prov, EVP_sha256(), sig, siglen, data, len);
 }
 
 /* out = SEQUENCE { INTEGER r, INTEGER s } from the contents given (written as they are, so
@@ -3208,16 +3216,6 @@ static void test_modinv_matches_bn(void)
     BN_CTX_free(ctx);
 }
 
-/* The public point of prov (uncompressed octets) as the thread's lent key; NULL on failure. */
-static EVP_PKEY *ecfast_key_of(int nid, EVP_PKEY *prov)
-{
-    unsigned char pub[200];
-    size_t n = 0;
-    if (EVP_PKEY_get_octet_string_param(prov, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub), &n) != 1)
-        return NULL;
-    return ecfast_key_(nid, pub, n);
-}
-
 /* DER of the ECDSA signature (r, s). */
 static size_t ecdsa_der(uint8_t *out, size_t cap, const BIGNUM *r, const BIGNUM *s)
 {
@@ -3235,18 +3233,6 @@ static size_t ecdsa_der(uint8_t *out, size_t cap, const BIGNUM *r, const BIGNUM 
     return n > 0 ? (size_t)n : 0;
 }
 
-/* The provider's verdict on sig over data with digest md. */
-static int provider_verifies_md(EVP_PKEY *prov, const EVP_MD *md, const uint8_t *sig, size_t siglen,
-                                const uint8_t *data, size_t len)
-{
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c != NULL && EVP_DigestVerifyInit(c, NULL, md, NULL, prov) == 1 &&
-             EVP_DigestVerify(c, sig, siglen, data, len) == 1;
-    EVP_MD_CTX_free(c);
-    ERR_clear_error();
-    return ok;
-}
-
 /* On every kept curve, with digests shorter and longer than the order (SHA-256, SHA-512: the
  * digest's leftmost bits), ecfast_verify_ gives the provider's verdict on valid signatures and
  * on altered ones (r or s one more or one less, s as n - s (also valid), r or s 0 or n, r and
@@ -3256,7 +3242,6 @@ static void test_ecfast_verify_curves(void)
     const uint8_t data[] = "the certificate request", other[] = "another request";
     unsigned long fallbacks = ecfast_fallbacks_();
     int tried = 0, valid = 0;
-    BN_CTX *ctx = BN_CTX_new();
     for (size_t c = 0; c < N_KEPT_CURVES; c++) {
         const char *name = OBJ_nid2sn(kept_curves[c]);
         EVP_PKEY *prov = EVP_PKEY_Q_keygen(NULL, NULL, "EC", name);
@@ -3323,11 +3308,13 @@ static void test_ecfast_verify_curves(void)
                         EVP_PKEY *pk = who == 1 ? prov2 : prov;
                         const uint8_t *dt = who == 2 ? other : data;
                         size_t dl = who == 2 ? sizeof(other) : sizeof(data);
-                        EVP_PKEY *key = ecfast_key_of(kept_curves[c], pk);
+                        CG_SPKI *spki = ca_spki_from_pkey_(pk);
+                        EVP_PKEY *key = ca_spki_key_(spki);
                         TEST_NOTNULL(key);
                         int want = provider_verifies_md(pk, md, v, vn, dt, dl);
                         int got = ecfast_verify_(key, md, v, vn, dt, dl);
                         ecfast_key_free_(key);
+                        CG_SPKI_free(spki);
                         if (got != want)
                             fprintf(stderr, "%s %s alt %d key/data %d: ecfast %d, provider %d\n",
                                     name, EVP_MD_get0_name(md), alt, who, got, want);
@@ -3348,7 +3335,6 @@ static void test_ecfast_verify_curves(void)
     TEST_EQ(valid, (int)N_KEPT_CURVES * 2 * 4 * 2);
     TEST_EQ(tried, (int)N_KEPT_CURVES * 2 * 4 * 12 * 3);
     TEST_EQ(ecfast_fallbacks_(), fallbacks);
-    BN_CTX_free(ctx);
 }
 
 /* A valid signature whose point R has x(R) = r + n, on every kept curve (the field's prime is
