@@ -25,6 +25,15 @@
  * it is still checked to be a GeneralName, by decoding it unless the same bytes were checked
  * recently (a table of the last names, which repeat: the RA's name, the CA's, NULL-DN), and
  * a name received in BER is kept in its DER re-encoding (a response echoes it).
+ *
+ * Releases: OpenSSL counts an X509's references with relaxed atomics, which order nothing, so
+ * the thread that drops a shared certificate's last reference and frees it would have no
+ * happens-before edge with another thread's earlier reads of it (a data race by C11's rules,
+ * reported by ThreadSanitizer; x86 hides it). Every reference the table or a message holds is
+ * therefore dropped under release_mu (core_cert_release_), which orders all such drops. Each
+ * thread's message reference is the last one it drops (other references it takes, such as
+ * kur's, go before the message is freed), so a drop outside the mutex never frees, and the
+ * one that frees comes after every other holder's last drop.
  */
 #include "cg_buf.h"
 #include "cg_err.h"
@@ -51,6 +60,16 @@ struct cert_slot {
 
 static struct cert_slot slots[CERT_SLOTS];
 static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t release_mu = PTHREAD_MUTEX_INITIALIZER; /* see Releases above */
+
+void core_cert_release_(X509 *x)
+{
+    if (x == NULL)
+        return;
+    pthread_mutex_lock(&release_mu);
+    X509_free(x);
+    pthread_mutex_unlock(&release_mu);
+}
 
 /* The certificate of der[0..len) (exactly), from the table or decoded; a new reference. */
 static X509 *cert_decode(const unsigned char *der, long len)
@@ -88,7 +107,7 @@ static X509 *cert_decode(const unsigned char *der, long len)
     s->verified = 0;
     memcpy(s->id, id, sizeof(id));
     pthread_mutex_unlock(&slots_mu);
-    X509_free(old);
+    core_cert_release_(old);
     return x;
 }
 
@@ -129,7 +148,7 @@ void core_cert_cache_clear_(void)
         X509 *x = slots[i].x;
         slots[i].x = NULL;
         pthread_mutex_unlock(&slots_mu);
-        X509_free(x);
+        core_cert_release_(x);
     }
 }
 
@@ -211,7 +230,7 @@ static int cert_new(ASN1_VALUE **pval, const ASN1_ITEM *it)
 static void cert_free(ASN1_VALUE **pval, const ASN1_ITEM *it)
 {
     (void)it;
-    X509_free((X509 *)*pval);
+    core_cert_release_((X509 *)*pval);
     *pval = NULL;
 }
 
@@ -251,7 +270,7 @@ static int cert_d2i(ASN1_VALUE **pval, const unsigned char **in, long len, const
     X509 *x = cert_decode(*in, total);
     if (x == NULL)
         return 0;
-    X509_free((X509 *)*pval);
+    core_cert_release_((X509 *)*pval);
     *pval = (ASN1_VALUE *)x;
     *in += total;
     return 1;

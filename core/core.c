@@ -1432,7 +1432,7 @@ static int handle_kur(struct msgctx *ctx)
     snprintf(ctx->res->outcome, sizeof(ctx->res->outcome), "accepted");
 out:
     enroll_clear(&en);
-    X509_free(old);
+    core_cert_release_(old); /* the signer's from extraCerts, or one decoded here */
     ca_cert_clear_(&cert);
     return rc;
 }

@@ -195,6 +195,10 @@ CG_PKIMESSAGE *core_msg_d2i_fast_(const unsigned char *der, size_t len);
 int core_cert_verify_(X509 *x, X509 *issuer);
 /** @brief Drop every certificate the extraCerts decoder keeps. */
 void core_cert_cache_clear_(void);
+/** @brief X509_free(x) for a reference to a certificate of a message's extraCerts, which
+ *  other threads may hold too: ordered with every other such release, so that the thread
+ *  that frees x has seen the others' last uses (certcache.c, Releases). NULL is ignored. */
+void core_cert_release_(X509 *x);
 /** @brief Encode x once and keep the DER with it (x must not change afterwards): CG_X509_CACHED
  *  then writes these bytes instead of encoding x again. @param[out] der, len the DER, owned
  *  by x. @return CG_OK, CG_ENOMEM, CG_ECRYPTO. */

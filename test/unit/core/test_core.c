@@ -37,10 +37,12 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -3847,6 +3849,105 @@ static void test_extracerts_cache(void)
     CG_PKIMESSAGE_free(m);
 }
 
+/* The extraCerts table hands one decoded X509 to every thread that meets its bytes, so the
+ * last reference may be dropped on a thread other than those that read it. Here thread A
+ * decodes certificate X (the table keeps it), reads it and drops its reference; thread B then
+ * decodes Y, which takes X's slot, and so frees X. The two threads are ordered only by a
+ * relaxed flag, which orders nothing: whatever happens-before edge there is between A's reads
+ * and B's free is the table's own. Under ThreadSanitizer this test failed (a data race
+ * report) while drops of references went through OpenSSL's relaxed reference count alone. */
+struct cert_release_run {
+    const unsigned char *x, *y; /* the DER of X and Y */
+    int xlen, ylen;
+    int a_done, b_done; /* relaxed atomics */
+    int a_ok, b_ok;
+};
+
+static void *cert_release_a(void *arg)
+{
+    struct cert_release_run *r = arg;
+    const unsigned char *p = r->x;
+    X509 *x = (X509 *)ASN1_item_d2i(NULL, &p, r->xlen, ASN1_ITEM_rptr(CG_X509_CACHED));
+    if (x != NULL) {
+        /* reads of X in this (instrumented) file, after the table took it */
+        const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+        volatile unsigned char first = ASN1_STRING_get0_data(sn)[0];
+        r->a_ok = ASN1_STRING_length(sn) > 0 && (first & 0x80) == 0; /* a positive serial */
+        ASN1_item_free((ASN1_VALUE *)x, ASN1_ITEM_rptr(CG_X509_CACHED));
+    }
+    __atomic_store_n(&r->a_done, 1, __ATOMIC_RELAXED);
+    /* alive until B is done: OpenSSL's handlers at a thread's end take global locks */
+    while (!__atomic_load_n(&r->b_done, __ATOMIC_RELAXED))
+        sched_yield();
+    return NULL;
+}
+
+static void *cert_release_b(void *arg)
+{
+    struct cert_release_run *r = arg;
+    /* OpenSSL's per-thread state made before waiting (its first use takes global locks) */
+    X509 *warm = d2i_X509(NULL, &(const unsigned char *){r->y}, r->ylen);
+    X509_free(warm);
+    while (!__atomic_load_n(&r->a_done, __ATOMIC_RELAXED))
+        sched_yield();
+    const unsigned char *p = r->y;
+    X509 *y = (X509 *)ASN1_item_d2i(NULL, &p, r->ylen, ASN1_ITEM_rptr(CG_X509_CACHED));
+    p = r->y;
+    X509 *again = (X509 *)ASN1_item_d2i(NULL, &p, r->ylen, ASN1_ITEM_rptr(CG_X509_CACHED));
+    r->b_ok = y != NULL && again == y; /* Y now holds the slot */
+    ASN1_item_free((ASN1_VALUE *)y, ASN1_ITEM_rptr(CG_X509_CACHED));
+    ASN1_item_free((ASN1_VALUE *)again, ASN1_ITEM_rptr(CG_X509_CACHED));
+    __atomic_store_n(&r->b_done, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* The slot of a certificate's DER in the table: the first byte of its SHA-256 (CERT_SLOTS). */
+static int cert_slot_of(const unsigned char *der, int len)
+{
+    unsigned char id[SHA256_DIGEST_LENGTH];
+    SHA256(der, (size_t)len, id);
+    return (id[0] | id[1] << 8) % 256;
+}
+
+static void test_extracerts_cross_thread_release(void)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *c = make_ca(key);
+    unsigned char *x = NULL, *y = NULL;
+    int xlen = i2d_X509(c, &x), ylen = 0;
+    TEST_TRUE(xlen > 0);
+    /* Y: the same certificate under other serial numbers until one lands in X's slot */
+    for (long serial = 1; serial < 100000 && y == NULL; serial++) {
+        TEST_EQ(ASN1_INTEGER_set(X509_get_serialNumber(c), serial), 1);
+        TEST_TRUE(X509_sign(c, key, EVP_sha256()) > 0);
+        unsigned char *d = NULL;
+        int n = i2d_X509(c, &d);
+        if (n > 0 && cert_slot_of(d, n) == cert_slot_of(x, xlen) &&
+            (n != xlen || memcmp(d, x, (size_t)n) != 0)) {
+            y = d;
+            ylen = n;
+        } else
+            OPENSSL_free(d);
+    }
+    TEST_NOTNULL(y);
+    for (int round = 0; y != NULL && round < 20; round++) {
+        core_cert_cache_clear_();
+        struct cert_release_run r = {.x = x, .y = y, .xlen = xlen, .ylen = ylen};
+        pthread_t a, b;
+        TEST_EQ(pthread_create(&b, NULL, cert_release_b, &r), 0);
+        TEST_EQ(pthread_create(&a, NULL, cert_release_a, &r), 0);
+        TEST_EQ(pthread_join(a, NULL), 0);
+        TEST_EQ(pthread_join(b, NULL), 0);
+        TEST_TRUE(r.a_ok);
+        TEST_TRUE(r.b_ok);
+    }
+    core_cert_cache_clear_();
+    OPENSSL_free(x);
+    OPENSSL_free(y);
+    X509_free(c);
+    EVP_PKEY_free(key);
+}
+
 /* EC public keys: only the uncompressed form of a point on the curve. The point at infinity
  * (with which any proof of possession verifies), compressed and hybrid forms are refused by
  * the template import, and an infinity key that reached ca_check_key_ another way is too. */
@@ -6485,6 +6586,7 @@ CG_TESTS = {
     CG_TEST("core/certreq_encoding_kept", test_certreq_encoding_kept),
     CG_TEST("core/pbm_param_forms", test_pbm_param_forms),
     CG_TEST("core/extracerts_cache", test_extracerts_cache),
+    CG_TEST("core/extracerts_cross_thread_release", test_extracerts_cross_thread_release),
     CG_TEST("core/ec_point_forms", test_ec_point_forms),
     CG_TEST("core/nested_ir", test_nested_ir),
     CG_TEST("core/alloc_failures_nested", test_alloc_failures_nested),
