@@ -1046,6 +1046,7 @@ static double self_cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/* utime + stime of /proc/PID/stat, in clock ticks; -1 when unreadable. */
 static long proc_cpu_ticks(long pid)
 {
     char path[64], buf[2048];
@@ -1062,6 +1063,19 @@ static long proc_cpu_ticks(long pid)
         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2)
         return -1;
     return utime + stime;
+}
+
+/* The CPU time (user + system, every thread, exited ones included) of process pid in
+ * seconds: from its CPU-time clock, which counts nanoseconds, or from /proc/PID/stat, which
+ * counts clock ticks (10 ms), when the clock cannot be read. -1 when neither can. */
+static double proc_cpu_s(long pid)
+{
+    clockid_t clk;
+    struct timespec ts;
+    if (clock_getcpuclockid((pid_t)pid, &clk) == 0 && clock_gettime(clk, &ts) == 0)
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    long t = proc_cpu_ticks(pid);
+    return t < 0 ? -1 : (double)t / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* A "Name:   1234 kB" line of /proc/PID/status, in kB; -1 when unreadable. */
@@ -1370,14 +1384,14 @@ int main(int argc, char **argv)
     event_add(b->tick, &one);
     if (o->server_pid)
         reset_peak_rss(o->server_pid);
-    long cpu0 = o->server_pid ? proc_cpu_ticks(o->server_pid) : -1;
+    double cpu0 = o->server_pid ? proc_cpu_s(o->server_pid) : -1;
     double self0 = self_cpu_s();
     b->start = now_s();
     b->end_at = b->start + o->duration;
     run(b);
     double secs = now_s() - b->start;
     double self_cpu = self_cpu_s() - self0;
-    long cpu1 = o->server_pid ? proc_cpu_ticks(o->server_pid) : -1;
+    double cpu1 = o->server_pid ? proc_cpu_s(o->server_pid) : -1;
     long hwm = o->server_pid ? proc_status_kb(o->server_pid, "VmHWM") : -1;
     long held_rss = -1;
     fprintf(stderr, "\n");
@@ -1415,8 +1429,7 @@ int main(int argc, char **argv)
             printf(",\"server_rss_kb_held\":%ld", held_rss);
     }
     if (cpu0 >= 0 && cpu1 >= 0 && b->done > 0)
-        printf(",\"server_cpu_ms_per_req\":%.3f",
-               (double)(cpu1 - cpu0) * 1000.0 / (double)sysconf(_SC_CLK_TCK) / (double)b->done);
+        printf(",\"server_cpu_ms_per_req\":%.4f", (cpu1 - cpu0) * 1000.0 / (double)b->done);
     printf("}\n");
     if (b->errors > 0)
         fprintf(stderr, "last error: %s\n", b->last_error);
