@@ -80,6 +80,12 @@ bench_ok pbm_p10cr "${RA[@]}" --cmd p10cr --subject-prefix /CN=bb-p10
 bench_ok pbm_genm "${RA[@]}" --cmd genm
 bench_ok pbm_rr "${RA[@]}" --cmd rr --subject-prefix /CN=bb-rr
 bench_ok pbm_ir_implicit_confirm "${RA[@]}" --cmd ir --implicit-confirm --subject-prefix /CN=bb-ic
+# --server-pid: the daemon's CPU per transaction from its CPU-time clock, above zero and below
+# a second (each transaction signs a certificate; nanoseconds, not 10 ms ticks, so a few
+# milliseconds of work show)
+bench_ok pbm_ir_server_cpu "${RA[@]}" --cmd ir --subject-prefix /CN=bb-cpu --server-pid "$DAEMON_PID"
+jq -e '.server_cpu_ms_per_req > 0 and .server_cpu_ms_per_req < 1000' pbm_ir_server_cpu.json >/dev/null &&
+    pass server_cpu_measured || fail server_cpu_measured "$(cat pbm_ir_server_cpu.json)"
 # implicitConfirm: no certConf reached the daemon for those transactions
 n=$(grep -c 'body=certConf .*username=bb-ic-' "$D/serve.err")
 [ "$n" = 0 ] && pass implicit_confirm_no_certconf || fail implicit_confirm_no_certconf "$n certConf logged"
