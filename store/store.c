@@ -108,12 +108,19 @@ static int commit_flat(struct cg_store *s, struct pending *group)
     if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
         return 0;
     reserve_space(s);
+    if (txnidx_follow_(s, txn) != CG_OK) { /* the index must hold every committed record */
+        mdb_txn_abort(txn);
+        return 0;
+    }
+    txnidx_write_begin_(s);
     for (struct pending *p = group; p != NULL; p = p->next)
         if (apply_batch_(s, txn, p->batch) != CG_OK) {
             mdb_txn_abort(txn);
             return 0;
         }
     int rc = map_mdb_err_(mdb_txn_commit(txn));
+    if (rc == CG_OK)
+        txnidx_write_committed_(s);
     for (struct pending *p = group; p != NULL; p = p->next)
         p->rc = rc;
     return 1;
@@ -129,13 +136,18 @@ static void commit_group(struct cg_store *s, struct pending *group)
     if (commit_flat(s, group))
         return;
     int mrc = mdb_txn_begin(s->env, NULL, 0, &parent);
-    if (mrc != 0) {
+    int rc = mrc != 0 ? map_mdb_err_(mrc) : txnidx_follow_(s, parent);
+    if (rc != CG_OK) {
         for (struct pending *p = group; p != NULL; p = p->next)
-            p->rc = map_mdb_err_(mrc);
+            p->rc = rc;
+        if (parent != NULL)
+            mdb_txn_abort(parent);
         goto out;
     }
+    txnidx_write_begin_(s);
     for (struct pending *p = group; p != NULL; p = p->next) {
         MDB_txn *child = NULL;
+        size_t mark = txnidx_write_mark_(s);
         mrc = mdb_txn_begin(s->env, parent, 0, &child);
         if (mrc != 0) {
             p->rc = map_mdb_err_(mrc);
@@ -144,11 +156,13 @@ static void commit_group(struct cg_store *s, struct pending *group)
         p->rc = apply_batch_(s, child, p->batch);
         if (p->rc != CG_OK) {
             mdb_txn_abort(child);
+            txnidx_write_undo_(s, mark);
             continue;
         }
         mrc = mdb_txn_commit(child);
         if (mrc != 0) {
             p->rc = map_mdb_err_(mrc);
+            txnidx_write_undo_(s, mark);
             continue;
         }
         applied++;
@@ -162,6 +176,8 @@ static void commit_group(struct cg_store *s, struct pending *group)
         for (struct pending *p = group; p != NULL; p = p->next)
             if (p->rc == CG_OK)
                 p->rc = map_mdb_err_(mrc);
+    } else {
+        txnidx_write_committed_(s);
     }
 out:
     return;
@@ -370,7 +386,6 @@ static int open_dbs(struct cg_store *s)
     if (mdb_dbi_open(txn, "entities", MDB_CREATE, &s->dbi_entities) != 0 ||
         mdb_dbi_open(txn, "certs", MDB_CREATE, &s->dbi_certs) != 0 ||
         mdb_dbi_open(txn, "certs_by_user", MDB_CREATE | MDB_DUPSORT, &s->dbi_by_user) != 0 ||
-        mdb_dbi_open(txn, "txn_ids", MDB_CREATE, &s->dbi_txn_ids) != 0 ||
         mdb_dbi_open(txn, "txn_log", MDB_CREATE, &s->dbi_txn_log) != 0 ||
         mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta) != 0)
         goto out;
@@ -378,18 +393,23 @@ static int open_dbs(struct cg_store *s)
     uint8_t old_ver = mrc == 0 && v.mv_size == sizeof(ver) && memcmp(v.mv_data, ver, 3) == 0
                           ? ((const uint8_t *)v.mv_data)[3]
                           : 0;
-    if (old_ver == 1 || old_ver == 2) {
+    if (old_ver >= 1 && old_ver <= 3) {
         /* One way: an older binary refuses the store afterwards instead of finding records
          * missing. Schema 1 → 2: drop the fingerprint → certificate index (a random-key insert
          * per certificate; lookups by issuer and serial replaced it). 2 → 3: transactions move
          * from one database keyed by their random transactionID to a log in the order they
-         * began plus a small txid → log key index, so that a group of commits rewrites a few
-         * log pages instead of a page per transaction (see docs/decisions.md). */
-        MDB_dbi old_fp;
-        if (old_ver == 1 && mdb_dbi_open(txn, "certs_by_fp", 0, &old_fp) == 0 &&
-            mdb_drop(txn, old_fp, 1) != 0)
+         * began, so that a group of commits rewrites a few log pages instead of a page per
+         * transaction. 3 → 4: the txid → log key index ("txn_ids", a page at a random place
+         * per transaction) is no longer stored: each process reads it from the log
+         * (txnidx.c; docs/decisions.md). */
+        MDB_dbi old_db;
+        if (old_ver == 1 && mdb_dbi_open(txn, "certs_by_fp", 0, &old_db) == 0 &&
+            mdb_drop(txn, old_db, 1) != 0)
             goto out;
-        if (migrate_txns_(s, txn) != CG_OK)
+        if (old_ver < 3 && migrate_txns_(s, txn) != CG_OK)
+            goto out;
+        if (old_ver == 3 && mdb_dbi_open(txn, "txn_ids", 0, &old_db) == 0 &&
+            mdb_drop(txn, old_db, 1) != 0)
             goto out;
         mrc = MDB_NOTFOUND; /* write the current schema below */
     }
@@ -460,6 +480,8 @@ int cg_store_open(const struct cg_store_opts *opts, struct cg_store **out)
         goto out;
     mdb_reader_check(s->env, &dead); /* clear slots of crashed processes */
     rc = open_dbs(s);
+    if (rc == CG_OK)
+        rc = txnidx_init_(&s->idx);
     if (rc != CG_OK)
         goto out;
     rc = CG_EINTERNAL;
@@ -512,6 +534,7 @@ void cg_store_close(struct cg_store *s)
                 free(w);
             }
         }
+    txnidx_free_(&s->idx);
     if (s->env != NULL)
         mdb_env_close(s->env); /* also closes the DBI handles */
     free(s);

@@ -449,17 +449,16 @@ out:
     return rc;
 }
 
-/* The log key of transaction txid: CG_OK, CG_ENOTFOUND, CG_ESTORE. */
+/* The log key of transaction txid, in the committer's write transaction: CG_OK,
+ * CG_ENOTFOUND, CG_ESTORE. */
 static int txn_seq_of(struct cg_store *s, MDB_txn *txn, const uint8_t *txid, size_t txid_len,
-                      uint8_t seq[CG_STORE_SEQ_LEN])
+                      uint8_t seq[CG_STORE_SEQ_LEN], MDB_val *rec)
 {
-    MDB_val k = {txid_len, (void *)txid};
+    uint64_t n = 0;
     MDB_val v;
-    int rc = map_write_err(mdb_get(txn, s->dbi_txn_ids, &k, &v));
-    if (rc == CG_OK && v.mv_size != CG_STORE_SEQ_LEN)
-        rc = CG_ESTORE;
+    int rc = txnidx_find_(s, txn, 1, txid, txid_len, &n, rec != NULL ? rec : &v);
     if (rc == CG_OK)
-        memcpy(seq, v.mv_data, CG_STORE_SEQ_LEN);
+        set_u64_be_(seq, n);
     return rc;
 }
 
@@ -470,18 +469,15 @@ static int apply_put_txn(struct cg_store *s, MDB_txn *txn, const struct op *o, s
     const struct cg_txn_rec *t = o->txn;
     uint8_t seq[CG_STORE_SEQ_LEN];
     unsigned flags = 0;
-    int rc = txn_seq_of(s, txn, t->txid, t->txid_len, seq);
+    int rc = txn_seq_of(s, txn, t->txid, t->txid_len, seq, NULL);
     if (rc == CG_OK && o->arg1) {
         rc = CG_EEXIST;
     } else if (rc == CG_ENOTFOUND) {
         uint64_t n = 0;
-        if ((rc = next_seq(s, txn, KEY_TXN_SEQ, &n)) != CG_OK)
+        if ((rc = next_seq(s, txn, KEY_TXN_SEQ, &n)) != CG_OK ||
+            (rc = txnidx_appended_(s, t->txid, t->txid_len, n)) != CG_OK)
             goto out;
         set_u64_be_(seq, n);
-        MDB_val k = {t->txid_len, (void *)t->txid};
-        MDB_val v = {sizeof(seq), seq};
-        if ((rc = map_write_err(mdb_put(txn, s->dbi_txn_ids, &k, &v, MDB_NOOVERWRITE))) != CG_OK)
-            goto out;
         flags = MDB_APPEND;
     }
     if (rc != CG_OK)
@@ -498,10 +494,10 @@ out:
 int txn_record_(struct cg_store *s, MDB_txn *txn, const uint8_t *txid, size_t txid_len,
                 uint8_t seq[CG_STORE_SEQ_LEN], MDB_val *rec)
 {
-    MDB_val k = {CG_STORE_SEQ_LEN, seq};
-    int rc = txn_seq_of(s, txn, txid, txid_len, seq);
-    if (rc == CG_OK && (rc = map_write_err(mdb_get(txn, s->dbi_txn_log, &k, rec))) == CG_ENOTFOUND)
-        rc = CG_ESTORE; /* an index entry without its record */
+    uint64_t n = 0;
+    int rc = txnidx_follow_(s, txn);
+    if (rc == CG_OK && (rc = txnidx_find_(s, txn, 0, txid, txid_len, &n, rec)) == CG_OK)
+        set_u64_be_(seq, n);
     return rc;
 }
 
@@ -511,7 +507,7 @@ static int load_txn(struct cg_store *s, MDB_txn *txn, const struct op *o, struct
 {
     MDB_val v;
     *t = NULL;
-    int rc = txn_record_(s, txn, o->key, o->key_len, seq, &v);
+    int rc = txn_seq_of(s, txn, o->key, o->key_len, seq, &v);
     return rc == CG_OK ? decode_txn_(v.mv_data, v.mv_size, t) : rc;
 }
 
@@ -546,7 +542,6 @@ out:
 /* A transaction that is still waiting for its certConf is never deleted. */
 static int apply_del_txn(struct cg_store *s, MDB_txn *txn, const struct op *o)
 {
-    MDB_val k = {o->key_len, (void *)o->key};
     struct cg_txn_rec *t = NULL;
     uint8_t seq[CG_STORE_SEQ_LEN];
     MDB_val sk = {sizeof(seq), seq};
@@ -557,9 +552,7 @@ static int apply_del_txn(struct cg_store *s, MDB_txn *txn, const struct op *o)
         rc = CG_ECONFLICT;
         goto out;
     }
-    rc = map_write_err(mdb_del(txn, s->dbi_txn_ids, &k, NULL));
-    if (rc == CG_OK)
-        rc = map_write_err(mdb_del(txn, s->dbi_txn_log, &sk, NULL));
+    rc = map_write_err(mdb_del(txn, s->dbi_txn_log, &sk, NULL));
 out:
     cg_txn_rec_free(t);
     return rc;
@@ -594,8 +587,7 @@ int migrate_txns_(struct cg_store *s, MDB_txn *txn)
             goto out;
         set_u64_be_(seq, n);
         rc = CG_ESTORE;
-        if (mdb_put(txn, s->dbi_txn_ids, &k, &sv, MDB_NOOVERWRITE) != 0 ||
-            mdb_put(txn, s->dbi_txn_log, &sv, &v, MDB_APPEND) != 0)
+        if (mdb_put(txn, s->dbi_txn_log, &sv, &v, MDB_APPEND) != 0)
             goto out;
     }
     if (mrc != MDB_NOTFOUND)

@@ -503,6 +503,20 @@ int encode_txn_(const struct cg_txn_rec *t, struct cg_buf *out)
     return w.rc;
 }
 
+int txn_txid_peek_(const void *data, size_t len, const uint8_t **txid, size_t *txid_len)
+{
+    struct reader r = {data, len, CG_OK};
+    if (get_u8(&r) != FMT_TXN)
+        return -1;
+    uint32_t n = get_u32(&r);
+    const uint8_t *p = take(&r, n);
+    if (p == NULL || n == 0 || n > sizeof(((struct cg_txn_rec *)0)->txid))
+        return -1;
+    *txid = p;
+    *txid_len = n;
+    return 0;
+}
+
 int decode_txn_(const void *data, size_t len, struct cg_txn_rec **out)
 {
     int rc = CG_EINTERNAL;

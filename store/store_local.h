@@ -21,7 +21,9 @@
 struct cg_buf;
 
 #define CG_STORE_STRIPES 1024
-#define CG_STORE_SCHEMA 3u /* 2: no certs_by_fp index; 3: transactions in a log by start order */
+#define CG_STORE_SCHEMA                                                                            \
+    4u /* 2: no certs_by_fp index; 3: transactions in a log by start order;                        \
+        * 4: no txn_ids database (the index is kept in memory, txnidx.c) */
 #define CG_STORE_CERT_KEY_MAX (32 + 32) /* issuer_key || serial */
 #define CG_STORE_SEQ_LEN 8              /* big-endian issue counter before a by-user value */
 #define CG_STORE_NAME_MAX 511           /* LMDB's default maximum key size */
@@ -55,14 +57,34 @@ struct stripe {
     struct stripe_waiter *park, *last; /* callbacks of cg_store_wait_entity(), FIFO */
 };
 
+/* One entry of the transactionID index (txnidx.c): a keyed hash of the txid (0: empty slot)
+ * and the log key of its record. */
+struct txnidx_ent {
+    uint64_t h;
+    uint64_t seq;
+};
+
+struct txnidx {
+    pthread_mutex_t mu; /* guards slots, cap, n, floor, next */
+    int mu_init;
+    struct txnidx_ent *slots; /* open addressing, linear probing; cap a power of two */
+    size_t cap, n;
+    uint64_t floor; /* entries below this log key were dropped (the log was swept past it) */
+    uint64_t next;  /* the first log key not read yet */
+    uint64_t k0, k1;
+    /* committer only: records appended by the write transaction in progress */
+    struct txnidx_ent *wnew;
+    size_t wn, wcap;
+};
+
 struct cg_store {
     MDB_env *env;
     MDB_dbi dbi_entities; /* username → entity record */
     MDB_dbi dbi_certs;    /* issuer_key || serial → cert record */
     MDB_dbi dbi_by_user;  /* username → seq(8, BE) || cert key, DUPSORT */
-    MDB_dbi dbi_txn_ids;  /* txid → seq(8, BE): the transaction's key in the log */
     MDB_dbi dbi_txn_log;  /* seq(8, BE) → txn record, in the order transactions began */
     MDB_dbi dbi_meta;     /* "schema", "cert_seq", "txn_seq", "health" */
+    struct txnidx idx;    /* txid → log key, read from the log (txnidx.c) */
 
     pthread_mutex_t mu; /* guards head, tail, stopping, backlog, backlog_arg, wait_*, growing,
                          * blocked */
@@ -99,6 +121,9 @@ int encode_cert_(const struct cg_cert_rec *c, struct cg_buf *out);
 int decode_cert_(const void *data, size_t len, struct cg_cert_rec **out);
 int encode_txn_(const struct cg_txn_rec *t, struct cg_buf *out);
 int decode_txn_(const void *data, size_t len, struct cg_txn_rec **out);
+/** @brief The txid of an encoded transaction record, pointing into data. @return 0, -1 when
+ *  data is no transaction record. */
+int txn_txid_peek_(const void *data, size_t len, const uint8_t **txid, size_t *txid_len);
 struct cg_cert_rec *cert_rec_dup_(const struct cg_cert_rec *c);
 struct cg_txn_rec *txn_rec_dup_(const struct cg_txn_rec *t);
 /** @brief Build issuer_key || serial into key (CG_STORE_CERT_KEY_MAX bytes). @return length. */
@@ -120,17 +145,42 @@ static inline uint64_t get_u64_be_(const uint8_t *p)
     return v;
 }
 
+/* --- txnidx.c: the transactionID index, in memory, read from the log --- */
+int txnidx_init_(struct txnidx *x);
+void txnidx_free_(struct txnidx *x);
+/** @brief SipHash-2-4 of in[0..n) under the key (k0, k1). */
+uint64_t txnidx_siphash_(uint64_t k0, uint64_t k1, const uint8_t *in, size_t n);
+/** @brief Index every log record committed since the last call, as txn sees them (a read
+ *  transaction, or a write transaction before it appends anything). @return CG_OK,
+ *  CG_ENOMEM, CG_ESTORE. */
+int txnidx_follow_(struct cg_store *s, MDB_txn *txn);
+/** @brief The log key and record of transaction txid in txn, from the table (and, writing:
+ *  txn is the committer's write transaction, from the records it appended). @return CG_OK,
+ *  CG_ENOTFOUND, CG_ESTORE. */
+int txnidx_find_(struct cg_store *s, MDB_txn *txn, int writing, const uint8_t *txid, size_t len,
+                 uint64_t *seq, MDB_val *rec);
+/** @brief Committer: a write transaction begins (its appended records are forgotten). */
+void txnidx_write_begin_(struct cg_store *s);
+/** @brief Committer: the write transaction appended txid's record at log key seq. */
+int txnidx_appended_(struct cg_store *s, const uint8_t *txid, size_t len, uint64_t seq);
+/** @brief Committer: how many records the write transaction has appended, to undo a nested
+ *  transaction's with txnidx_write_undo_ when it aborts. */
+size_t txnidx_write_mark_(struct cg_store *s);
+void txnidx_write_undo_(struct cg_store *s, size_t mark);
+/** @brief Committer: the write transaction committed; its records join the table. */
+void txnidx_write_committed_(struct cg_store *s);
+
 /* --- store_batch.c --- */
 /** @brief Apply every operation of b, in order, inside txn. @return CG_OK or the first
  *  failing operation's code; on failure the caller aborts txn. */
 int apply_batch_(struct cg_store *s, MDB_txn *txn, const struct cg_store_batch *b);
-/** @brief Schema 2 → 3, inside txn: move every record of the "txns" database (txid → record)
- *  into the transaction log and its index, in txid order, then drop "txns". CG_OK when there is
- *  none; CG_ESTORE (the caller aborts txn). */
+/** @brief Schema 2 → 4, inside txn: move every record of the "txns" database (txid → record)
+ *  into the transaction log, in txid order, then drop "txns". CG_OK when there is none;
+ *  CG_ESTORE (the caller aborts txn). */
 int migrate_txns_(struct cg_store *s, MDB_txn *txn);
-/** @brief The record of transaction txid, read in txn (read or write): its log key into seq and
- *  its encoding into *rec (valid while txn lives). @return CG_OK, CG_ENOTFOUND, CG_ESTORE (an
- *  index entry that is not a log key, or has no record). */
+/** @brief The record of transaction txid, read in txn (a read transaction): its log key into
+ *  seq and its encoding into *rec (valid while txn lives). @return CG_OK, CG_ENOTFOUND,
+ *  CG_ESTORE. */
 int txn_record_(struct cg_store *s, MDB_txn *txn, const uint8_t *txid, size_t txid_len,
                 uint8_t seq[CG_STORE_SEQ_LEN], MDB_val *rec);
 /** @brief Append an internal "touch the health key" operation (cg_store_check_writable). */

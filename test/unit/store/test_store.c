@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static char g_dir[64];
 static char g_path[96];
@@ -919,6 +921,8 @@ static void raw_put(MDB_txn *txn, const char *db, const void *key, size_t klen, 
     TEST_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
 }
 
+#define SCHEMA_NOW 4 /* store_local.h's CG_STORE_SCHEMA */
+
 /* The schema version the raw environment's meta records. */
 static void expect_schema(MDB_txn *txn, uint8_t version)
 {
@@ -931,8 +935,8 @@ static void expect_schema(MDB_txn *txn, uint8_t version)
 }
 
 /* A schema-1 store (with the certs_by_fp index): opening drops the index, keeps every
- * certificate (found by issuer, serial and fingerprint) and records schema 3; a schema this
- * version does not know is refused. */
+ * certificate (found by issuer, serial and fingerprint) and records the current schema; a
+ * schema this version does not know is refused. */
 static void test_old_fp_index_dropped(void)
 {
     struct cg_cert_rec *c = make_cert(1, 7, "olduser"), *got = NULL;
@@ -957,15 +961,15 @@ static void test_old_fp_index_dropped(void)
     g_store = NULL;
     raw_open(&env, &txn);
     TEST_EQ(mdb_dbi_open(txn, "certs_by_fp", 0, &dbi), MDB_NOTFOUND);
-    expect_schema(txn, 3);
-    raw_put(txn, "meta", "schema", 6, "\0\0\0\4", 4);
+    expect_schema(txn, SCHEMA_NOW);
+    raw_put(txn, "meta", "schema", 6, "\0\0\0\5", 4);
     TEST_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     TEST_RC(open_store(0), CG_ESTORE);
     g_store = NULL;
-    /* back to 3 so that tear_down finds a store it can open and remove */
+    /* back to the current schema so that tear_down finds a store it can open and remove */
     raw_open(&env, &txn);
-    raw_put(txn, "meta", "schema", 6, "\0\0\0\3", 4);
+    raw_put(txn, "meta", "schema", 6, "\0\0\0\4", 4);
     TEST_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     TEST_OK(open_store(0));
@@ -974,8 +978,33 @@ static void test_old_fp_index_dropped(void)
 
 #define TRUNC_MAX 256
 
+/* In a raw environment: the log record of transaction t (a record starts with its format byte
+ * and its txid as a blob), its log key into key (8 bytes, when not NULL). @return 1 if found. */
+static int raw_txn_record(MDB_txn *txn, const struct cg_txn_rec *t, uint8_t *key, MDB_val *rec)
+{
+    MDB_dbi dbi;
+    MDB_cursor *cur = NULL;
+    MDB_val k;
+    int found = 0;
+    TEST_EQ(mdb_dbi_open(txn, "txn_log", 0, &dbi), 0);
+    TEST_EQ(mdb_cursor_open(txn, dbi, &cur), 0);
+    for (int mrc = mdb_cursor_get(cur, &k, rec, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, rec, MDB_NEXT)) {
+        const uint8_t *r = rec->mv_data;
+        found = rec->mv_size >= 5 + t->txid_len && r[1] == 0 && r[2] == 0 && r[3] == 0 &&
+                r[4] == t->txid_len && memcmp(r + 5, t->txid, t->txid_len) == 0;
+        if (found) {
+            if (key != NULL)
+                memcpy(key, k.mv_data, 8);
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return found;
+}
+
 /* Rewrite the closed store's environment as schema 2 wrote it: the encoded records of the
- * transactions t[0..n) under their txids in "txns", no log, no index, no counter. */
+ * transactions t[0..n) under their txids in "txns", no log, no counter. */
 static void to_schema2(struct cg_txn_rec *const *t, int n)
 {
     uint8_t rec[4][TRUNC_MAX];
@@ -986,17 +1015,12 @@ static void to_schema2(struct cg_txn_rec *const *t, int n)
     TEST_TRUE(n <= 4);
     raw_open(&env, &txn);
     for (int i = 0; i < n; i++) {
-        MDB_val k = {t[i]->txid_len, t[i]->txid}, v;
-        TEST_EQ(mdb_dbi_open(txn, "txn_ids", 0, &dbi), 0);
-        TEST_EQ(mdb_get(txn, dbi, &k, &v), 0);
-        TEST_EQ(mdb_dbi_open(txn, "txn_log", 0, &dbi), 0);
-        TEST_EQ(mdb_get(txn, dbi, &v, &v), 0);
+        MDB_val v;
+        TEST_TRUE(raw_txn_record(txn, t[i], NULL, &v));
         TEST_TRUE(v.mv_size < TRUNC_MAX);
         rec_len[i] = v.mv_size;
         memcpy(rec[i], v.mv_data, v.mv_size);
     }
-    TEST_EQ(mdb_dbi_open(txn, "txn_ids", 0, &dbi), 0);
-    TEST_EQ(mdb_drop(txn, dbi, 1), 0);
     TEST_EQ(mdb_dbi_open(txn, "txn_log", 0, &dbi), 0);
     TEST_EQ(mdb_drop(txn, dbi, 1), 0);
     TEST_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
@@ -1013,7 +1037,7 @@ static void to_schema2(struct cg_txn_rec *const *t, int n)
 }
 
 /* A schema-2 store kept its transactions in "txns", keyed by transactionID. Opening it moves
- * them into the log (in txid order) and its index, drops "txns" and records schema 3: every
+ * them into the log (in txid order), drops "txns" and records the current schema: every
  * transaction is found, listed and updated as before, its transactionID stays taken, and a new
  * one is logged after them. */
 static void test_txns_migrated(void)
@@ -1059,7 +1083,8 @@ static void test_txns_migrated(void)
     g_store = NULL;
     raw_open(&env, &txn);
     TEST_EQ(mdb_dbi_open(txn, "txns", 0, &dbi), MDB_NOTFOUND);
-    expect_schema(txn, 3);
+    TEST_EQ(mdb_dbi_open(txn, "txn_ids", 0, &dbi), MDB_NOTFOUND);
+    expect_schema(txn, SCHEMA_NOW);
     mdb_txn_abort(txn);
     mdb_env_close(env);
     TEST_OK(open_store(0));
@@ -1119,17 +1144,11 @@ static void test_corrupt_records(void)
     memcpy(ckey + 32, c->serial, c->serial_len);
     raw_put(txn, "certs", ckey, ckey_len, garbage, sizeof(garbage));
     {
-        /* t's log record, a log key of the wrong length, a log key with no record */
-        MDB_val tk = {t->txid_len, t->txid}, sv;
-        uint8_t bad[16], orphan[16], none[8] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1};
-        TEST_EQ(mdb_dbi_open(txn, "txn_ids", 0, &dbi), 0);
-        TEST_EQ(mdb_get(txn, dbi, &tk, &sv), 0);
-        TEST_EQ(sv.mv_size, 8);
-        raw_put(txn, "txn_log", sv.mv_data, sv.mv_size, garbage, 3);
-        memset(bad, 0xb1, sizeof(bad));
-        memset(orphan, 0xb2, sizeof(orphan));
-        raw_put(txn, "txn_ids", bad, sizeof(bad), none, 7);
-        raw_put(txn, "txn_ids", orphan, sizeof(orphan), none, sizeof(none));
+        /* t's log record overwritten: its txid can no longer be read */
+        uint8_t seq[8];
+        MDB_val rec;
+        TEST_TRUE(raw_txn_record(txn, t, seq, &rec));
+        raw_put(txn, "txn_log", seq, sizeof(seq), garbage, 3);
     }
     TEST_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
@@ -1170,23 +1189,20 @@ static void test_corrupt_records(void)
     TEST_RC(cg_store_list_certs(g_store, "good", collect_cert, &col), CG_ESTORE);
     TEST_RC(cg_store_list_certs(g_store, NULL, collect_cert, &col), CG_ESTORE);
     TEST_RC(revoke_cert(c, 1, 1), CG_ESTORE);
-    TEST_RC(cg_store_get_txn(g_store, t->txid, t->txid_len, &gt), CG_ESTORE);
-    TEST_RC(set_txn_state(t, CG_TXN_OPEN, CG_TXN_CLOSED, 1), CG_ESTORE);
-    for (uint8_t b = 0xb1; b <= 0xb2; b++) {
-        struct cg_txn_rec *broken = make_txn(b);
-        TEST_RC(cg_store_get_txn(g_store, broken->txid, broken->txid_len, &gt), CG_ESTORE);
-        TEST_TRUE(gt == NULL);
-        TEST_RC(set_txn_state(broken, CG_TXN_OPEN, CG_TXN_CLOSED, 1), CG_ESTORE);
-        TEST_RC(put_txn(broken, 1), b == 0xb1 ? CG_ESTORE : CG_EEXIST);
-        /* a whole record written over the orphan's log key makes it whole again */
-        TEST_RC(put_txn(broken, 0), b == 0xb1 ? CG_ESTORE : CG_OK);
-        if (b == 0xb2) {
-            TEST_OK(cg_store_get_txn(g_store, broken->txid, broken->txid_len, &gt));
-            TEST_EQ(gt->cert_req_id, 7);
-            cg_txn_rec_free(gt);
-            gt = NULL;
-        }
-        cg_txn_rec_free(broken);
+    /* a transaction whose record is damaged is unknown; the others are not affected: a new
+     * one is logged after it and found */
+    TEST_RC(cg_store_get_txn(g_store, t->txid, t->txid_len, &gt), CG_ENOTFOUND);
+    TEST_TRUE(gt == NULL);
+    TEST_RC(set_txn_state(t, CG_TXN_OPEN, CG_TXN_CLOSED, 1), CG_ENOTFOUND);
+    {
+        struct cg_txn_rec *after = make_txn(0xb2);
+        TEST_OK(put_txn(after, 1));
+        TEST_OK(cg_store_get_txn(g_store, after->txid, after->txid_len, &gt));
+        TEST_EQ(gt->cert_req_id, 7);
+        cg_txn_rec_free(gt);
+        gt = NULL;
+        TEST_RC(put_txn(after, 1), CG_EEXIST);
+        cg_txn_rec_free(after);
     }
     TEST_OK(cg_store_check_writable(g_store)); /* the store itself still works */
     cg_entity_free(e);
@@ -2087,6 +2103,128 @@ static void test_alloc_failures_reads(void)
     TEST_TRUE(tally.refused > 0);
 }
 
+/* --- the transactionID index (store/txnidx.c) ------------------------------------------- */
+
+uint64_t txnidx_siphash_(uint64_t k0, uint64_t k1, const uint8_t *in, size_t n); /* store_local.h */
+
+/* SipHash-2-4 against the reference vectors of its paper (key 00..0f, inputs 00..n-1). */
+static void test_txnidx_siphash(void)
+{
+    uint8_t in[64];
+    uint64_t k0 = 0, k1 = 0;
+    for (int i = 0; i < 64; i++)
+        in[i] = (uint8_t)i;
+    for (int i = 7; i >= 0; i--) {
+        k0 = k0 << 8 | (uint64_t)i;
+        k1 = k1 << 8 | (uint64_t)(8 + i);
+    }
+    TEST_TRUE(txnidx_siphash_(k0, k1, in, 0) == 0x726fdb47dd0e0e31ULL);
+    TEST_TRUE(txnidx_siphash_(k0, k1, in, 1) == 0x74f839c593dc67fdULL);
+    TEST_TRUE(txnidx_siphash_(k0, k1, in, 8) == 0x93f5f5799a932462ULL);
+    TEST_TRUE(txnidx_siphash_(k0, k1, in, 15) == 0xa129ca6149be45e5ULL);
+    TEST_TRUE(txnidx_siphash_(k0, k1, in, 63) == 0x958a324ceb064572ULL);
+}
+
+/* In a child process: open the store, put transaction id (new), close. @return its status:
+ * 0 written, 3 CG_EEXIST, 1 another failure, -1 the child did not end normally. */
+static int put_txn_elsewhere(uint8_t id)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct cg_store *other = NULL;
+        struct cg_store_opts o = {g_path, 64, 1, 0};
+        struct cg_txn_rec *t = make_txn(id);
+        struct cg_store_batch *b = cg_store_batch_new();
+        int rc = cg_store_open(&o, &other);
+        if (rc == CG_OK && (rc = cg_store_batch_put_txn(b, t, 1)) == CG_OK)
+            rc = cg_store_commit(other, b);
+        cg_store_close(other);
+        _exit(rc == CG_OK ? 0 : rc == CG_EEXIST ? 3 : 1);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+/* Several processes share one store: each keeps the transactionID index in memory, read from
+ * the log. A transaction another process logged after this one last read the log is found by
+ * a reader, and its transactionID is in use for the committer; one this process logged is in
+ * use for the other; and after a reopen every one is found again (the log is the truth). */
+static void test_txn_index_processes(void)
+{
+    struct cg_txn_rec *got = NULL, *a = make_txn(0xa1), *b = make_txn(0xb1), *c = make_txn(0xc1);
+    TEST_OK(put_txn(a, 1));
+    TEST_OK(cg_store_get_txn(g_store, a->txid, a->txid_len, &got)); /* the log read up to a */
+    cg_txn_rec_free(got);
+    got = NULL;
+    TEST_EQ(put_txn_elsewhere(0xb1), 0);
+    TEST_OK(cg_store_get_txn(g_store, b->txid, b->txid_len, &got));
+    TEST_EQ(got->cert_req_id, 7);
+    cg_txn_rec_free(got);
+    got = NULL;
+    TEST_EQ(put_txn_elsewhere(0xc1), 0);
+    TEST_RC(put_txn(c, 1), CG_EEXIST); /* the committer's check reads the log first */
+    TEST_EQ(put_txn_elsewhere(0xa1), 3);
+    TEST_OK(set_txn_state(b, CG_TXN_OPEN, CG_TXN_CONFIRMED, 4000));
+    reopen();
+    struct cg_txn_rec *all[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        TEST_OK(cg_store_get_txn(g_store, all[i]->txid, all[i]->txid_len, &got));
+        TEST_EQ(got->state, i == 1 ? CG_TXN_CONFIRMED : CG_TXN_OPEN);
+        cg_txn_rec_free(got);
+        got = NULL;
+    }
+    cg_txn_rec_free(a);
+    cg_txn_rec_free(b);
+    cg_txn_rec_free(c);
+}
+
+/* One group, committed transaction by transaction (a batch fails): the third batch logs a new
+ * transaction X, then fails on a duplicate, so its nested transaction aborts and the log key X
+ * had is given to the fourth batch's; each transactionID then finds its own record and X none. */
+static void test_txn_index_group_undo(void)
+{
+    static struct written w[4];
+    struct cg_txn_rec *got = NULL, *x = make_txn(0xde);
+    uint8_t ids[4] = {0xd1, 0xd2, 0xd1, 0xd3}; /* the third is the first's duplicate */
+    reopen_with_delay(10 * 1000000L);          /* the group waits while the backlog lasts */
+    g_backlog = 1;
+    cg_store_set_backlog(g_store, backlog_fn, &g_backlog);
+    for (int i = 0; i < 4; i++) {
+        struct cg_txn_rec *t = make_txn(ids[i]);
+        t->cert_req_id = 10 + i;
+        TEST_EQ(sem_init(&w[i].sem, 0, 0), 0);
+        w[i].batch = cg_store_batch_new();
+        if (i == 2)
+            TEST_OK(cg_store_batch_put_txn(w[i].batch, x, 1));
+        TEST_OK(cg_store_batch_put_txn(w[i].batch, t, 1));
+        cg_txn_rec_free(t);
+        TEST_OK(cg_store_commit_async(g_store, w[i].batch, on_written, &w[i]));
+    }
+    __atomic_store_n(&g_backlog, 0, __ATOMIC_RELAXED);
+    cg_store_backlog_drained(g_store);
+    for (int i = 0; i < 4; i++) {
+        TEST_EQ(sem_wait(&w[i].sem), 0);
+        TEST_RC(w[i].rc, i == 2 ? CG_EEXIST : CG_OK);
+        sem_destroy(&w[i].sem);
+    }
+    cg_store_set_backlog(g_store, NULL, NULL);
+    for (int i = 0; i < 4; i++) {
+        if (i == 2)
+            continue;
+        struct cg_txn_rec *t = make_txn(ids[i]);
+        TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &got));
+        TEST_EQ(got->cert_req_id, 10 + i);
+        cg_txn_rec_free(got);
+        got = NULL;
+        cg_txn_rec_free(t);
+    }
+    TEST_RC(cg_store_get_txn(g_store, x->txid, x->txid_len, &got), CG_ENOTFOUND);
+    TEST_OK(put_txn(x, 1)); /* its transactionID is free */
+    cg_txn_rec_free(x);
+}
+
 CG_TESTS = {
     CG_TEST("store/open_reopen", test_open_reopen),
     CG_TEST("store/open_errors", test_open_errors),
@@ -2111,6 +2249,9 @@ CG_TESTS = {
     CG_TEST("store/corrupt_records", test_corrupt_records),
     CG_TEST("store/lock_entity_stress", test_lock_entity_stress),
     CG_TEST("store/commit_async", test_commit_async),
+    CG_TEST("store/txnidx_siphash", test_txnidx_siphash),
+    CG_TEST("store/txn_index_processes", test_txn_index_processes),
+    CG_TEST("store/txn_index_group_undo", test_txn_index_group_undo),
     CG_TEST("store/group_grows", test_group_grows),
     CG_TEST("store/group_with_failure", test_group_with_failure),
     CG_TEST("store/group_growth_ends", test_group_growth_ends),

@@ -1,0 +1,307 @@
+/*
+ * txnidx.c - the transactionID → log key index, kept in memory and read from the log.
+ *
+ * DESIGN: a transaction's record lives in txn_log under the key it got when it began; a
+ * certConf and the transactionIdInUse check find it by its transactionID, which the client
+ * chose at random. As an LMDB database (schema 3) that index cost a page at a random place
+ * per transaction, about half of the pages a group commit wrote, and more as the store grew
+ * (docs/decisions.md). The log itself is the durable truth, so the index is derived: each
+ * process keeps a hash table of (SipHash-2-4 of the txid under a key of its own, log key) and
+ * follows the log: txnidx_follow_ reads every record committed since it last looked (by any
+ * process sharing the environment: log keys come from one counter and only grow), so a
+ * reader's snapshot finds every transaction it can see. A match in the table is only a
+ * candidate: the record it names is read and its txid compared, so a collision or an entry
+ * whose record was deleted since costs a read, never a wrong answer (a sweep deletes from the
+ * log's start: entries below its first key are dropped once there are enough of them).
+ *
+ * The committer follows the log when a write transaction begins (no record of its own yet,
+ * and no other writer can commit while it holds LMDB's write lock), then notes each record it
+ * appends (txnidx_appended_), so that a second transaction with the same txid in the same
+ * group is found; an aborted nested transaction drops its notes (txnidx_write_undo_), and a
+ * committed group adds them to the table. A process starts with an empty table and reads the
+ * whole log at its first lookup. Memory: 16 bytes per slot, at most half of the slots in use.
+ */
+#include "store_local.h"
+
+#include "cg_err.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define MIN_SLOTS 1024
+
+static uint64_t rotl(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = rotl(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = rotl(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = rotl(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = rotl(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = rotl(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = rotl(v2, 32);                                                                         \
+    } while (0)
+
+static uint64_t load_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* SipHash-2-4 of in[0..n) under key (k0, k1) (Aumasson and Bernstein, 2012). */
+uint64_t txnidx_siphash_(uint64_t k0, uint64_t k1, const uint8_t *in, size_t n)
+{
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m = load_le64(in + i);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)n << 56;
+    for (size_t j = 0; i + j < n; j++)
+        b |= (uint64_t)in[i + j] << (8 * j);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* The table's hash of a txid: never 0, which marks an empty slot. */
+static uint64_t hash_of(const struct txnidx *x, const uint8_t *txid, size_t len)
+{
+    return txnidx_siphash_(x->k0, x->k1, txid, len) | 1;
+}
+
+int txnidx_init_(struct txnidx *x)
+{
+    uint8_t key[16];
+    memset(x, 0, sizeof(*x));
+    if (pthread_mutex_init(&x->mu, NULL) != 0)
+        return CG_EINTERNAL;
+    x->mu_init = 1;
+    if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key))
+        return CG_EINTERNAL;
+    x->k0 = load_le64(key);
+    x->k1 = load_le64(key + 8);
+    return CG_OK;
+}
+
+void txnidx_free_(struct txnidx *x)
+{
+    if (x->mu_init)
+        pthread_mutex_destroy(&x->mu);
+    free(x->slots);
+    free(x->wnew);
+    memset(x, 0, sizeof(*x));
+}
+
+/* Under mu: put (h, seq) in its probe run (the table has a free slot). */
+static void put_slot(struct txnidx_ent *slots, size_t cap, uint64_t h, uint64_t seq)
+{
+    size_t i = (size_t)h & (cap - 1);
+    while (slots[i].h != 0)
+        i = (i + 1) & (cap - 1);
+    slots[i].h = h;
+    slots[i].seq = seq;
+}
+
+/* Under mu: a table of cap slots holding the entries at or above log key floor. */
+static int rebuild(struct txnidx *x, size_t cap, uint64_t floor)
+{
+    struct txnidx_ent *slots = calloc(cap, sizeof(*slots));
+    size_t n = 0;
+    if (slots == NULL)
+        return CG_ENOMEM;
+    for (size_t i = 0; i < x->cap; i++)
+        if (x->slots[i].h != 0 && x->slots[i].seq >= floor) {
+            put_slot(slots, cap, x->slots[i].h, x->slots[i].seq);
+            n++;
+        }
+    free(x->slots);
+    x->slots = slots;
+    x->cap = cap;
+    x->n = n;
+    x->floor = floor;
+    return CG_OK;
+}
+
+/* Under mu: add (h, seq), growing the table past half full. */
+static int add(struct txnidx *x, uint64_t h, uint64_t seq)
+{
+    if (2 * (x->n + 1) > x->cap) {
+        int rc = rebuild(x, x->cap ? 2 * x->cap : MIN_SLOTS, x->floor);
+        if (rc != CG_OK)
+            return rc;
+    }
+    put_slot(x->slots, x->cap, h, seq);
+    x->n++;
+    return CG_OK;
+}
+
+int txnidx_follow_(struct cg_store *s, MDB_txn *txn)
+{
+    struct txnidx *x = &s->idx;
+    MDB_cursor *cur = NULL;
+    uint8_t from[CG_STORE_SEQ_LEN];
+    MDB_val k = {sizeof(from), from}, v;
+    int rc = CG_ESTORE, mrc;
+    if (mdb_cursor_open(txn, s->dbi_txn_log, &cur) != 0)
+        return CG_ESTORE;
+    pthread_mutex_lock(&x->mu);
+    /* the log was swept past the table's floor: drop what lies below its first key */
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (mrc == 0 && k.mv_size == CG_STORE_SEQ_LEN) {
+        uint64_t first = get_u64_be_(k.mv_data);
+        if (first > x->floor && first - x->floor > 1024 + x->n / 8 &&
+            (rc = rebuild(x, x->cap ? x->cap : MIN_SLOTS, first)) != CG_OK)
+            goto out;
+    }
+    set_u64_be_(from, x->next);
+    k.mv_size = sizeof(from);
+    k.mv_data = from;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *txid;
+        size_t len;
+        if (k.mv_size != CG_STORE_SEQ_LEN)
+            continue; /* no log key: damage, left to the readers of the log */
+        uint64_t seq = get_u64_be_(k.mv_data);
+        /* a record too damaged to name its txid cannot be found: its transaction is unknown,
+         * the others are not affected */
+        if (txn_txid_peek_(v.mv_data, v.mv_size, &txid, &len) == 0 &&
+            (rc = add(x, hash_of(x, txid, len), seq)) != CG_OK)
+            goto out;
+        x->next = seq + 1;
+    }
+    rc = mrc == MDB_NOTFOUND ? CG_OK : CG_ESTORE;
+out:
+    pthread_mutex_unlock(&x->mu);
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* The record at log key seq in txn if it is txid's: 1 (into *rec), 0 another's or none (an
+ * entry whose record a sweep deleted; the table keeps it until the log's first key passes it:
+ * a reader cannot tell a deleted record from one its snapshot is too old to see), -1 on a
+ * damaged store. */
+static int record_of(struct cg_store *s, MDB_txn *txn, uint64_t seq, const uint8_t *txid,
+                     size_t len, MDB_val *rec)
+{
+    uint8_t key[CG_STORE_SEQ_LEN];
+    MDB_val k = {sizeof(key), key};
+    const uint8_t *got;
+    size_t got_len;
+    set_u64_be_(key, seq);
+    int mrc = mdb_get(txn, s->dbi_txn_log, &k, rec);
+    if (mrc != 0)
+        return mrc == MDB_NOTFOUND ? 0 : -1;
+    if (txn_txid_peek_(rec->mv_data, rec->mv_size, &got, &got_len) != 0)
+        return -1;
+    return got_len == len && memcmp(got, txid, len) == 0;
+}
+
+#define MAX_CANDIDATES 16
+
+int txnidx_find_(struct cg_store *s, MDB_txn *txn, int writing, const uint8_t *txid, size_t len,
+                 uint64_t *seq, MDB_val *rec)
+{
+    struct txnidx *x = &s->idx;
+    uint64_t cand[MAX_CANDIDATES];
+    size_t nc = 0;
+    uint64_t h = hash_of(x, txid, len);
+    if (writing) /* the group's own records first: the table does not hold them yet */
+        for (size_t i = 0; i < x->wn && nc < MAX_CANDIDATES; i++)
+            if (x->wnew[i].h == h)
+                cand[nc++] = x->wnew[i].seq;
+    pthread_mutex_lock(&x->mu);
+    if (x->cap != 0)
+        for (size_t i = (size_t)h & (x->cap - 1); x->slots[i].h != 0 && nc < MAX_CANDIDATES;
+             i = (i + 1) & (x->cap - 1))
+            if (x->slots[i].h == h)
+                cand[nc++] = x->slots[i].seq;
+    pthread_mutex_unlock(&x->mu);
+    for (size_t i = 0; i < nc; i++) {
+        int r = record_of(s, txn, cand[i], txid, len, rec);
+        if (r < 0)
+            return CG_ESTORE;
+        if (r == 1) {
+            *seq = cand[i];
+            return CG_OK;
+        }
+    }
+    /* sixteen entries of one hash under a secret key are not chance: refuse to guess */
+    return nc == MAX_CANDIDATES ? CG_ESTORE : CG_ENOTFOUND;
+}
+
+void txnidx_write_begin_(struct cg_store *s)
+{
+    s->idx.wn = 0;
+}
+
+int txnidx_appended_(struct cg_store *s, const uint8_t *txid, size_t len, uint64_t seq)
+{
+    struct txnidx *x = &s->idx;
+    if (x->wn == x->wcap) {
+        size_t cap = x->wcap ? 2 * x->wcap : 64;
+        struct txnidx_ent *w = realloc(x->wnew, cap * sizeof(*w));
+        if (w == NULL)
+            return CG_ENOMEM;
+        x->wnew = w;
+        x->wcap = cap;
+    }
+    x->wnew[x->wn].h = hash_of(x, txid, len);
+    x->wnew[x->wn].seq = seq;
+    x->wn++;
+    return CG_OK;
+}
+
+size_t txnidx_write_mark_(struct cg_store *s)
+{
+    return s->idx.wn;
+}
+
+void txnidx_write_undo_(struct cg_store *s, size_t mark)
+{
+    s->idx.wn = mark;
+}
+
+void txnidx_write_committed_(struct cg_store *s)
+{
+    struct txnidx *x = &s->idx;
+    pthread_mutex_lock(&x->mu);
+    /* in log key order; the follow when the transaction began read every record below them,
+     * and a reader may have followed the log past some of them since the commit */
+    for (size_t i = 0; i < x->wn; i++) {
+        if (x->wnew[i].seq < x->next)
+            continue;
+        if (add(x, x->wnew[i].h, x->wnew[i].seq) != CG_OK)
+            break; /* no memory: the next follow reads the rest from the log */
+        x->next = x->wnew[i].seq + 1;
+    }
+    pthread_mutex_unlock(&x->mu);
+    x->wn = 0;
+}
