@@ -2,13 +2,14 @@
  * store.c - the LMDB environment, the group-commit thread, the entity lock stripes and the
  * read side of the store (gets, lookups, iterations).
  *
- * DESIGN: one MDB_env with six named databases (entities, certs, certs_by_user, txn_ids,
- * txn_log, meta; see store_local.h), opened MDB_NOTLS so a read transaction is not tied to a
- * thread slot and any number of threads (maxreaders 256) read in parallel; several processes
- * may share the environment (LMDB's lock file arbitrates, no MDB_NOLOCK / MDB_WRITEMAP). A
- * transaction is found by its transactionID in txn_ids, whose value is its key in txn_log,
- * where records follow the order transactions began. Every read runs in its own short
- * MDB_RDONLY transaction and copies the record out of the map before ending it.
+ * DESIGN: one MDB_env with five named databases (entities, certs, certs_by_user, txn_log,
+ * meta; see store_local.h), opened MDB_NOTLS so a read transaction is not tied to a thread
+ * slot and any number of threads (maxreaders 256) read in parallel; several processes may
+ * share the environment (LMDB's lock file arbitrates, no MDB_NOLOCK / MDB_WRITEMAP).
+ * Transaction records follow, in txn_log, the order transactions began; a transaction is found
+ * by its transactionID through an index each process keeps in memory and reads from the log
+ * (txnidx.c). Every read runs in its own short MDB_RDONLY transaction and copies the record
+ * out of the map before ending it.
  *
  * Writes: cg_store_commit() puts a `struct pending` (on the caller's stack) on a FIFO guarded
  * by `mu`, signals `work_cv` and waits on its own semaphore until the committer posts it;
@@ -484,6 +485,13 @@ int cg_store_open(const struct cg_store_opts *opts, struct cg_store **out)
         rc = txnidx_init_(&s->idx);
     if (rc != CG_OK)
         goto out;
+    /* the transactionID index read from the whole log now, not under the committer's write
+     * lock at the first commit (a failure leaves it to the next follow) */
+    MDB_txn *rtxn = NULL;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rtxn) == 0) {
+        txnidx_follow_(s, rtxn);
+        mdb_txn_abort(rtxn);
+    }
     rc = CG_EINTERNAL;
     for (int i = 0; i < CG_STORE_STRIPES; i++) {
         pthread_mutex_init(&s->stripes[i].mu, NULL);

@@ -553,6 +553,8 @@ static int apply_del_txn(struct cg_store *s, MDB_txn *txn, const struct op *o)
         goto out;
     }
     rc = map_write_err(mdb_del(txn, s->dbi_txn_log, &sk, NULL));
+    if (rc == CG_OK)
+        rc = txnidx_deleted_(s, o->key, o->key_len, get_u64_be_(seq));
 out:
     cg_txn_rec_free(t);
     return rc;

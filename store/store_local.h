@@ -64,6 +64,13 @@ struct txnidx_ent {
     uint64_t seq;
 };
 
+/* A record the committer's write transaction appended or deleted (txnidx.c). */
+struct txnidx_note {
+    uint64_t h;
+    uint64_t seq;
+    int deleted;
+};
+
 struct txnidx {
     pthread_mutex_t mu; /* guards slots, cap, n, floor, next */
     int mu_init;
@@ -72,8 +79,8 @@ struct txnidx {
     uint64_t floor; /* entries below this log key were dropped (the log was swept past it) */
     uint64_t next;  /* the first log key not read yet */
     uint64_t k0, k1;
-    /* committer only: records appended by the write transaction in progress */
-    struct txnidx_ent *wnew;
+    /* committer only: records appended or deleted by the write transaction in progress */
+    struct txnidx_note *wnew;
     size_t wn, wcap;
 };
 
@@ -163,11 +170,14 @@ int txnidx_find_(struct cg_store *s, MDB_txn *txn, int writing, const uint8_t *t
 void txnidx_write_begin_(struct cg_store *s);
 /** @brief Committer: the write transaction appended txid's record at log key seq. */
 int txnidx_appended_(struct cg_store *s, const uint8_t *txid, size_t len, uint64_t seq);
+/** @brief Committer: the write transaction deleted txid's record at log key seq. */
+int txnidx_deleted_(struct cg_store *s, const uint8_t *txid, size_t len, uint64_t seq);
 /** @brief Committer: how many records the write transaction has appended, to undo a nested
  *  transaction's with txnidx_write_undo_ when it aborts. */
 size_t txnidx_write_mark_(struct cg_store *s);
 void txnidx_write_undo_(struct cg_store *s, size_t mark);
-/** @brief Committer: the write transaction committed; its records join the table. */
+/** @brief Committer: the write transaction committed; the table takes its appended records in
+ *  and drops its deleted ones. */
 void txnidx_write_committed_(struct cg_store *s);
 
 /* --- store_batch.c --- */

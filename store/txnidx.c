@@ -11,15 +11,17 @@
  * process sharing the environment: log keys come from one counter and only grow), so a
  * reader's snapshot finds every transaction it can see. A match in the table is only a
  * candidate: the record it names is read and its txid compared, so a collision or an entry
- * whose record was deleted since costs a read, never a wrong answer (a sweep deletes from the
- * log's start: entries below its first key are dropped once there are enough of them).
+ * whose record was deleted since costs a read, never a wrong answer. The committer drops the
+ * entries of the records it deletes once the deletion is committed; entries of records another
+ * process deleted stay until the log's first key has moved well past them (a sweep deletes
+ * from the log's start), when the table is rebuilt without what lies below it.
  *
  * The committer follows the log when a write transaction begins (no record of its own yet,
  * and no other writer can commit while it holds LMDB's write lock), then notes each record it
- * appends (txnidx_appended_), so that a second transaction with the same txid in the same
- * group is found; an aborted nested transaction drops its notes (txnidx_write_undo_), and a
- * committed group adds them to the table. A process starts with an empty table and reads the
- * whole log at its first lookup. Memory: 16 bytes per slot, at most half of the slots in use.
+ * appends or deletes (txnidx_appended_, txnidx_deleted_), so that a second transaction with the
+ * same txid in the same group is found; an aborted nested transaction drops its notes
+ * (txnidx_write_undo_), and a committed group applies them to the table. cg_store_open reads
+ * the whole log once. Memory: 16 bytes per slot, at most half of the slots in use.
  */
 #include "store_local.h"
 
@@ -162,6 +164,30 @@ static int add(struct txnidx *x, uint64_t h, uint64_t seq)
     return CG_OK;
 }
 
+/* Under mu: remove the entry (h, seq) if present; the entries of its probe run that follow it
+ * move up into the hole unless their home slot lies cyclically after the hole. */
+static void remove_ent(struct txnidx *x, uint64_t h, uint64_t seq)
+{
+    size_t mask = x->cap - 1, i;
+    if (x->cap == 0)
+        return;
+    for (i = (size_t)h & mask; x->slots[i].h != 0; i = (i + 1) & mask)
+        if (x->slots[i].h == h && x->slots[i].seq == seq)
+            break;
+    if (x->slots[i].h == 0)
+        return;
+    x->slots[i].h = 0;
+    x->n--;
+    for (size_t j = (i + 1) & mask; x->slots[j].h != 0; j = (j + 1) & mask) {
+        size_t home = (size_t)x->slots[j].h & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            x->slots[i] = x->slots[j];
+            x->slots[j].h = 0;
+            i = j;
+        }
+    }
+}
+
 int txnidx_follow_(struct cg_store *s, MDB_txn *txn)
 {
     struct txnidx *x = &s->idx;
@@ -205,9 +231,8 @@ out:
 }
 
 /* The record at log key seq in txn if it is txid's: 1 (into *rec), 0 another's or none (an
- * entry whose record a sweep deleted; the table keeps it until the log's first key passes it:
- * a reader cannot tell a deleted record from one its snapshot is too old to see), -1 on a
- * damaged store. */
+ * entry whose record was deleted: a reader cannot tell that from a record its snapshot is too
+ * old to see, so it leaves the entry), -1 a damaged record or a failed read. */
 static int record_of(struct cg_store *s, MDB_txn *txn, uint64_t seq, const uint8_t *txid,
                      size_t len, MDB_val *rec)
 {
@@ -224,37 +249,49 @@ static int record_of(struct cg_store *s, MDB_txn *txn, uint64_t seq, const uint8
     return got_len == len && memcmp(got, txid, len) == 0;
 }
 
-#define MAX_CANDIDATES 16
+#define STACK_CANDIDATES 16
 
 int txnidx_find_(struct cg_store *s, MDB_txn *txn, int writing, const uint8_t *txid, size_t len,
                  uint64_t *seq, MDB_val *rec)
 {
     struct txnidx *x = &s->idx;
-    uint64_t cand[MAX_CANDIDATES];
-    size_t nc = 0;
+    uint64_t stack[STACK_CANDIDATES], *cand = stack;
+    size_t nc = 0, want = 0;
     uint64_t h = hash_of(x, txid, len);
-    if (writing) /* the group's own records first: the table does not hold them yet */
-        for (size_t i = 0; i < x->wn && nc < MAX_CANDIDATES; i++)
-            if (x->wnew[i].h == h)
-                cand[nc++] = x->wnew[i].seq;
+    int rc = CG_ENOTFOUND;
+    /* the group's own records (writing), then the table's; more than a few entries of one hash
+     * are a txid used again and again after its records were deleted elsewhere */
+    for (size_t i = 0; writing && i < x->wn; i++)
+        want += x->wnew[i].h == h && !x->wnew[i].deleted;
     pthread_mutex_lock(&x->mu);
-    if (x->cap != 0)
-        for (size_t i = (size_t)h & (x->cap - 1); x->slots[i].h != 0 && nc < MAX_CANDIDATES;
-             i = (i + 1) & (x->cap - 1))
-            if (x->slots[i].h == h)
-                cand[nc++] = x->slots[i].seq;
+    for (size_t i = (size_t)h & (x->cap - 1); x->cap != 0 && x->slots[i].h != 0;
+         i = (i + 1) & (x->cap - 1))
+        want += x->slots[i].h == h;
+    if (want > STACK_CANDIDATES && (cand = malloc(want * sizeof(*cand))) == NULL) {
+        pthread_mutex_unlock(&x->mu);
+        return CG_ENOMEM;
+    }
+    for (size_t i = 0; writing && i < x->wn; i++)
+        if (x->wnew[i].h == h && !x->wnew[i].deleted)
+            cand[nc++] = x->wnew[i].seq;
+    for (size_t i = (size_t)h & (x->cap - 1); x->cap != 0 && x->slots[i].h != 0;
+         i = (i + 1) & (x->cap - 1))
+        if (x->slots[i].h == h)
+            cand[nc++] = x->slots[i].seq;
     pthread_mutex_unlock(&x->mu);
     for (size_t i = 0; i < nc; i++) {
         int r = record_of(s, txn, cand[i], txid, len, rec);
-        if (r < 0)
-            return CG_ESTORE;
         if (r == 1) {
             *seq = cand[i];
-            return CG_OK;
+            rc = CG_OK;
+            break;
         }
+        if (r < 0) /* unless another candidate is the one */
+            rc = CG_ESTORE;
     }
-    /* sixteen entries of one hash under a secret key are not chance: refuse to guess */
-    return nc == MAX_CANDIDATES ? CG_ESTORE : CG_ENOTFOUND;
+    if (cand != stack)
+        free(cand);
+    return rc;
 }
 
 void txnidx_write_begin_(struct cg_store *s)
@@ -262,12 +299,13 @@ void txnidx_write_begin_(struct cg_store *s)
     s->idx.wn = 0;
 }
 
-int txnidx_appended_(struct cg_store *s, const uint8_t *txid, size_t len, uint64_t seq)
+/* Committer: note a record of the write transaction (appended, or deleted). */
+static int note(struct cg_store *s, const uint8_t *txid, size_t len, uint64_t seq, int deleted)
 {
     struct txnidx *x = &s->idx;
     if (x->wn == x->wcap) {
         size_t cap = x->wcap ? 2 * x->wcap : 64;
-        struct txnidx_ent *w = realloc(x->wnew, cap * sizeof(*w));
+        struct txnidx_note *w = realloc(x->wnew, cap * sizeof(*w));
         if (w == NULL)
             return CG_ENOMEM;
         x->wnew = w;
@@ -275,8 +313,19 @@ int txnidx_appended_(struct cg_store *s, const uint8_t *txid, size_t len, uint64
     }
     x->wnew[x->wn].h = hash_of(x, txid, len);
     x->wnew[x->wn].seq = seq;
+    x->wnew[x->wn].deleted = deleted;
     x->wn++;
     return CG_OK;
+}
+
+int txnidx_appended_(struct cg_store *s, const uint8_t *txid, size_t len, uint64_t seq)
+{
+    return note(s, txid, len, seq, 0);
+}
+
+int txnidx_deleted_(struct cg_store *s, const uint8_t *txid, size_t len, uint64_t seq)
+{
+    return note(s, txid, len, seq, 1);
 }
 
 size_t txnidx_write_mark_(struct cg_store *s)
@@ -293,9 +342,13 @@ void txnidx_write_committed_(struct cg_store *s)
 {
     struct txnidx *x = &s->idx;
     pthread_mutex_lock(&x->mu);
-    /* in log key order; the follow when the transaction began read every record below them,
-     * and a reader may have followed the log past some of them since the commit */
+    /* appended ones in log key order: the follow when the transaction began read every record
+     * below them, and a reader may have followed the log past some of them since the commit */
     for (size_t i = 0; i < x->wn; i++) {
+        if (x->wnew[i].deleted) {
+            remove_ent(x, x->wnew[i].h, x->wnew[i].seq);
+            continue;
+        }
         if (x->wnew[i].seq < x->next)
             continue;
         if (add(x, x->wnew[i].h, x->wnew[i].seq) != CG_OK)

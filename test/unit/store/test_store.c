@@ -2186,6 +2186,66 @@ static void test_txn_index_processes(void)
     cg_txn_rec_free(c);
 }
 
+/* Delete transaction t's record (finished) in store st. */
+static int del_txn_in(struct cg_store *st, const struct cg_txn_rec *t)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    int rc = cg_store_batch_del_txn(b, t->txid, t->txid_len);
+    if (rc == CG_OK)
+        rc = cg_store_commit(st, b);
+    cg_store_batch_free(b);
+    return rc;
+}
+
+/* In a child process: delete transaction id's record. @return 0 deleted, else not. */
+static int del_txn_elsewhere(uint8_t id)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct cg_store *other = NULL;
+        struct cg_store_opts o = {g_path, 64, 1, 0};
+        struct cg_txn_rec *t = make_txn(id);
+        int rc = cg_store_open(&o, &other);
+        if (rc == CG_OK)
+            rc = del_txn_in(other, t);
+        cg_store_close(other);
+        _exit(rc == CG_OK ? 0 : 1);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+/* A client may use one transactionID again once its record is gone: twenty rounds of a
+ * transaction logged, finished and deleted, here and (outside ThreadSanitizer) by another
+ * process, whose deletions this process's table only learns of when the log's start moves on.
+ * Every round's transaction is logged, found, and in use while it lasts. */
+static void test_txn_index_reused(void)
+{
+    struct cg_txn_rec *t = make_txn(0xe1), *got = NULL;
+    for (int round = 0; round < 40; round++) {
+        int elsewhere = round >= 20;
+#ifdef __SANITIZE_THREAD__
+        elsewhere = 0; /* no fork of a threaded process under ThreadSanitizer */
+#endif
+        t->cert_req_id = 100 + round;
+        TEST_OK(put_txn(t, 1));
+        TEST_RC(put_txn(t, 1), CG_EEXIST);
+        TEST_OK(cg_store_get_txn(g_store, t->txid, t->txid_len, &got));
+        TEST_EQ(got->cert_req_id, 100 + round);
+        cg_txn_rec_free(got);
+        got = NULL;
+        TEST_OK(set_txn_state(t, CG_TXN_OPEN, CG_TXN_CLOSED, 5000));
+        if (elsewhere)
+            TEST_EQ(del_txn_elsewhere(0xe1), 0);
+        else
+            TEST_OK(del_txn_in(g_store, t));
+        TEST_RC(cg_store_get_txn(g_store, t->txid, t->txid_len, &got), CG_ENOTFOUND);
+    }
+    cg_txn_rec_free(t);
+}
+
 /* One group, committed transaction by transaction (a batch fails): the third batch logs a new
  * transaction X, then fails on a duplicate, so its nested transaction aborts and the log key X
  * had is given to the fourth batch's; each transactionID then finds its own record and X none. */
@@ -2258,6 +2318,7 @@ CG_TESTS = {
     CG_TEST("store/txnidx_siphash", test_txnidx_siphash),
     CG_TEST("store/txn_index_processes", test_txn_index_processes),
     CG_TEST("store/txn_index_group_undo", test_txn_index_group_undo),
+    CG_TEST("store/txn_index_reused", test_txn_index_reused),
     CG_TEST("store/group_grows", test_group_grows),
     CG_TEST("store/group_with_failure", test_group_with_failure),
     CG_TEST("store/group_growth_ends", test_group_growth_ends),
