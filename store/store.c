@@ -109,11 +109,10 @@ static int commit_flat(struct cg_store *s, struct pending *group)
     if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
         return 0;
     reserve_space(s);
-    if (txnidx_follow_(s, txn) != CG_OK) { /* the index must hold every committed record */
+    if (txnidx_write_begin_(s, txn) != CG_OK) {
         mdb_txn_abort(txn);
         return 0;
     }
-    txnidx_write_begin_(s);
     for (struct pending *p = group; p != NULL; p = p->next)
         if (apply_batch_(s, txn, p->batch) != CG_OK) {
             mdb_txn_abort(txn);
@@ -137,7 +136,7 @@ static void commit_group(struct cg_store *s, struct pending *group)
     if (commit_flat(s, group))
         return;
     int mrc = mdb_txn_begin(s->env, NULL, 0, &parent);
-    int rc = mrc != 0 ? map_mdb_err_(mrc) : txnidx_follow_(s, parent);
+    int rc = mrc != 0 ? map_mdb_err_(mrc) : txnidx_write_begin_(s, parent);
     if (rc != CG_OK) {
         for (struct pending *p = group; p != NULL; p = p->next)
             p->rc = rc;
@@ -145,7 +144,6 @@ static void commit_group(struct cg_store *s, struct pending *group)
             mdb_txn_abort(parent);
         goto out;
     }
-    txnidx_write_begin_(s);
     for (struct pending *p = group; p != NULL; p = p->next) {
         MDB_txn *child = NULL;
         size_t mark = txnidx_write_mark_(s);

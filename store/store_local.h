@@ -80,8 +80,8 @@ struct txnidx {
     uint64_t next;  /* the first log key not read yet */
     uint64_t k0, k1;
     /* committer only: records appended or deleted by the write transaction in progress */
-    struct txnidx_note *wnew;
-    size_t wn, wcap;
+    struct txnidx_note *notes;
+    size_t nnotes, notes_cap;
 };
 
 struct cg_store {
@@ -166,8 +166,11 @@ int txnidx_follow_(struct cg_store *s, MDB_txn *txn);
  *  CG_ENOTFOUND, CG_ESTORE. */
 int txnidx_find_(struct cg_store *s, MDB_txn *txn, int writing, const uint8_t *txid, size_t len,
                  uint64_t *seq, MDB_val *rec);
-/** @brief Committer: a write transaction begins (its appended records are forgotten). */
-void txnidx_write_begin_(struct cg_store *s);
+/** @brief Committer: write transaction txn begins, before it changes anything: the notes of
+ *  the last one are forgotten and the log is followed, so that the table holds every committed
+ *  record (no other writer can commit while txn holds LMDB's write lock). @return as
+ *  txnidx_follow_; on failure txn must not apply transaction records. */
+int txnidx_write_begin_(struct cg_store *s, MDB_txn *txn);
 /** @brief Committer: the write transaction appended txid's record at log key seq. */
 int txnidx_appended_(struct cg_store *s, const uint8_t *txid, size_t len, uint64_t seq);
 /** @brief Committer: the write transaction deleted txid's record at log key seq. */

@@ -117,7 +117,7 @@ void txnidx_free_(struct txnidx *x)
     if (x->mu_init)
         pthread_mutex_destroy(&x->mu);
     free(x->slots);
-    free(x->wnew);
+    free(x->notes);
     memset(x, 0, sizeof(*x));
 }
 
@@ -261,8 +261,8 @@ int txnidx_find_(struct cg_store *s, MDB_txn *txn, int writing, const uint8_t *t
     int rc = CG_ENOTFOUND;
     /* the group's own records (writing), then the table's; more than a few entries of one hash
      * are a txid used again and again after its records were deleted elsewhere */
-    for (size_t i = 0; writing && i < x->wn; i++)
-        want += x->wnew[i].h == h && !x->wnew[i].deleted;
+    for (size_t i = 0; writing && i < x->nnotes; i++)
+        want += x->notes[i].h == h && !x->notes[i].deleted;
     pthread_mutex_lock(&x->mu);
     for (size_t i = (size_t)h & (x->cap - 1); x->cap != 0 && x->slots[i].h != 0;
          i = (i + 1) & (x->cap - 1))
@@ -271,9 +271,9 @@ int txnidx_find_(struct cg_store *s, MDB_txn *txn, int writing, const uint8_t *t
         pthread_mutex_unlock(&x->mu);
         return CG_ENOMEM;
     }
-    for (size_t i = 0; writing && i < x->wn; i++)
-        if (x->wnew[i].h == h && !x->wnew[i].deleted)
-            cand[nc++] = x->wnew[i].seq;
+    for (size_t i = 0; writing && i < x->nnotes; i++)
+        if (x->notes[i].h == h && !x->notes[i].deleted)
+            cand[nc++] = x->notes[i].seq;
     for (size_t i = (size_t)h & (x->cap - 1); x->cap != 0 && x->slots[i].h != 0;
          i = (i + 1) & (x->cap - 1))
         if (x->slots[i].h == h)
@@ -294,27 +294,28 @@ int txnidx_find_(struct cg_store *s, MDB_txn *txn, int writing, const uint8_t *t
     return rc;
 }
 
-void txnidx_write_begin_(struct cg_store *s)
+int txnidx_write_begin_(struct cg_store *s, MDB_txn *txn)
 {
-    s->idx.wn = 0;
+    s->idx.nnotes = 0;
+    return txnidx_follow_(s, txn);
 }
 
 /* Committer: note a record of the write transaction (appended, or deleted). */
 static int note(struct cg_store *s, const uint8_t *txid, size_t len, uint64_t seq, int deleted)
 {
     struct txnidx *x = &s->idx;
-    if (x->wn == x->wcap) {
-        size_t cap = x->wcap ? 2 * x->wcap : 64;
-        struct txnidx_note *w = realloc(x->wnew, cap * sizeof(*w));
+    if (x->nnotes == x->notes_cap) {
+        size_t cap = x->notes_cap ? 2 * x->notes_cap : 64;
+        struct txnidx_note *w = realloc(x->notes, cap * sizeof(*w));
         if (w == NULL)
             return CG_ENOMEM;
-        x->wnew = w;
-        x->wcap = cap;
+        x->notes = w;
+        x->notes_cap = cap;
     }
-    x->wnew[x->wn].h = hash_of(x, txid, len);
-    x->wnew[x->wn].seq = seq;
-    x->wnew[x->wn].deleted = deleted;
-    x->wn++;
+    x->notes[x->nnotes].h = hash_of(x, txid, len);
+    x->notes[x->nnotes].seq = seq;
+    x->notes[x->nnotes].deleted = deleted;
+    x->nnotes++;
     return CG_OK;
 }
 
@@ -330,12 +331,12 @@ int txnidx_deleted_(struct cg_store *s, const uint8_t *txid, size_t len, uint64_
 
 size_t txnidx_write_mark_(struct cg_store *s)
 {
-    return s->idx.wn;
+    return s->idx.nnotes;
 }
 
 void txnidx_write_undo_(struct cg_store *s, size_t mark)
 {
-    s->idx.wn = mark;
+    s->idx.nnotes = mark;
 }
 
 void txnidx_write_committed_(struct cg_store *s)
@@ -344,17 +345,17 @@ void txnidx_write_committed_(struct cg_store *s)
     pthread_mutex_lock(&x->mu);
     /* appended ones in log key order: the follow when the transaction began read every record
      * below them, and a reader may have followed the log past some of them since the commit */
-    for (size_t i = 0; i < x->wn; i++) {
-        if (x->wnew[i].deleted) {
-            remove_ent(x, x->wnew[i].h, x->wnew[i].seq);
+    for (size_t i = 0; i < x->nnotes; i++) {
+        if (x->notes[i].deleted) {
+            remove_ent(x, x->notes[i].h, x->notes[i].seq);
             continue;
         }
-        if (x->wnew[i].seq < x->next)
+        if (x->notes[i].seq < x->next)
             continue;
-        if (add(x, x->wnew[i].h, x->wnew[i].seq) != CG_OK)
+        if (add(x, x->notes[i].h, x->notes[i].seq) != CG_OK)
             break; /* no memory: the next follow reads the rest from the log */
-        x->next = x->wnew[i].seq + 1;
+        x->next = x->notes[i].seq + 1;
     }
     pthread_mutex_unlock(&x->mu);
-    x->wn = 0;
+    x->nnotes = 0;
 }

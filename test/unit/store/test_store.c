@@ -189,14 +189,19 @@ static int revoke_cert(const struct cg_cert_rec *c, int reason, int64_t when)
     return rc;
 }
 
-static int put_txn(const struct cg_txn_rec *t, int must_be_new)
+static int put_txn_in(struct cg_store *st, const struct cg_txn_rec *t, int must_be_new)
 {
     struct cg_store_batch *b = cg_store_batch_new();
     int rc = cg_store_batch_put_txn(b, t, must_be_new);
     if (rc == CG_OK)
-        rc = cg_store_commit(g_store, b);
+        rc = cg_store_commit(st, b);
     cg_store_batch_free(b);
     return rc;
+}
+
+static int put_txn(const struct cg_txn_rec *t, int must_be_new)
+{
+    return put_txn_in(g_store, t, must_be_new);
 }
 
 static int set_txn_state(const struct cg_txn_rec *t, int from, int to, int64_t when)
@@ -2125,19 +2130,35 @@ static void test_txnidx_siphash(void)
     TEST_TRUE(txnidx_siphash_(k0, k1, in, 63) == 0x958a324ceb064572ULL);
 }
 
-/* In a child process: open the store, put transaction id (new), close. @return its status:
- * 0 written, 3 CG_EEXIST, 1 another failure, -1 the child did not end normally. */
-static int put_txn_elsewhere(uint8_t id)
+/* Put transaction t in store st (new). */
+static int put_new_txn_in(struct cg_store *st, const struct cg_txn_rec *t)
+{
+    return put_txn_in(st, t, 1);
+}
+
+/* Delete transaction t's record (finished) in store st. */
+static int del_txn_in(struct cg_store *st, const struct cg_txn_rec *t)
+{
+    struct cg_store_batch *b = cg_store_batch_new();
+    int rc = cg_store_batch_del_txn(b, t->txid, t->txid_len);
+    if (rc == CG_OK)
+        rc = cg_store_commit(st, b);
+    cg_store_batch_free(b);
+    return rc;
+}
+
+/* In a child process with a store of its own: op on transaction id. @return the child's
+ * status: 0 done, 3 CG_EEXIST, 1 another failure, -1 the child did not end normally. */
+static int in_other_process(int (*op)(struct cg_store *, const struct cg_txn_rec *), uint8_t id)
 {
     pid_t pid = fork();
     if (pid == 0) {
         struct cg_store *other = NULL;
         struct cg_store_opts o = {g_path, 64, 1, 0};
         struct cg_txn_rec *t = make_txn(id);
-        struct cg_store_batch *b = cg_store_batch_new();
         int rc = cg_store_open(&o, &other);
-        if (rc == CG_OK && (rc = cg_store_batch_put_txn(b, t, 1)) == CG_OK)
-            rc = cg_store_commit(other, b);
+        if (rc == CG_OK)
+            rc = op(other, t);
         cg_store_close(other);
         _exit(rc == CG_OK ? 0 : rc == CG_EEXIST ? 3 : 1);
     }
@@ -2164,14 +2185,14 @@ static void test_txn_index_processes(void)
     TEST_OK(cg_store_get_txn(g_store, a->txid, a->txid_len, &got)); /* the log read up to a */
     cg_txn_rec_free(got);
     got = NULL;
-    TEST_EQ(put_txn_elsewhere(0xb1), 0);
+    TEST_EQ(in_other_process(put_new_txn_in, 0xb1), 0);
     TEST_OK(cg_store_get_txn(g_store, b->txid, b->txid_len, &got));
     TEST_EQ(got->cert_req_id, 7);
     cg_txn_rec_free(got);
     got = NULL;
-    TEST_EQ(put_txn_elsewhere(0xc1), 0);
+    TEST_EQ(in_other_process(put_new_txn_in, 0xc1), 0);
     TEST_RC(put_txn(c, 1), CG_EEXIST); /* the committer's check reads the log first */
-    TEST_EQ(put_txn_elsewhere(0xa1), 3);
+    TEST_EQ(in_other_process(put_new_txn_in, 0xa1), 3);
     TEST_OK(set_txn_state(b, CG_TXN_OPEN, CG_TXN_CONFIRMED, 4000));
     reopen();
     struct cg_txn_rec *all[3] = {a, b, c};
@@ -2184,37 +2205,6 @@ static void test_txn_index_processes(void)
     cg_txn_rec_free(a);
     cg_txn_rec_free(b);
     cg_txn_rec_free(c);
-}
-
-/* Delete transaction t's record (finished) in store st. */
-static int del_txn_in(struct cg_store *st, const struct cg_txn_rec *t)
-{
-    struct cg_store_batch *b = cg_store_batch_new();
-    int rc = cg_store_batch_del_txn(b, t->txid, t->txid_len);
-    if (rc == CG_OK)
-        rc = cg_store_commit(st, b);
-    cg_store_batch_free(b);
-    return rc;
-}
-
-/* In a child process: delete transaction id's record. @return 0 deleted, else not. */
-static int del_txn_elsewhere(uint8_t id)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        struct cg_store *other = NULL;
-        struct cg_store_opts o = {g_path, 64, 1, 0};
-        struct cg_txn_rec *t = make_txn(id);
-        int rc = cg_store_open(&o, &other);
-        if (rc == CG_OK)
-            rc = del_txn_in(other, t);
-        cg_store_close(other);
-        _exit(rc == CG_OK ? 0 : 1);
-    }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-        return -1;
-    return WEXITSTATUS(status);
 }
 
 /* A client may use one transactionID again once its record is gone: twenty rounds of a
@@ -2238,7 +2228,7 @@ static void test_txn_index_reused(void)
         got = NULL;
         TEST_OK(set_txn_state(t, CG_TXN_OPEN, CG_TXN_CLOSED, 5000));
         if (elsewhere)
-            TEST_EQ(del_txn_elsewhere(0xe1), 0);
+            TEST_EQ(in_other_process(del_txn_in, 0xe1), 0);
         else
             TEST_OK(del_txn_in(g_store, t));
         TEST_RC(cg_store_get_txn(g_store, t->txid, t->txid_len, &got), CG_ENOTFOUND);
